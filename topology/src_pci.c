@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PCI functions through libpci (ids, class, names, BARs, capabilities), with
+ * sysfs for what libpci does not give: the upstream chain and host bridge
+ * (the device's sysfs path), driver, IOMMU group, link speeds, CPU affinity,
+ * SR-IOV parent.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pci/pci.h>
+
+#include "cpuset.h"
+#include "source.h"
+#include "sysfs_util.h"
+
+#define MAX_CHAIN 16
+
+/* Links resolved once every function is known: ancestors from the sysfs path. */
+struct pending_link {
+	char chain[MAX_CHAIN][TOPO_BDF_MAX];
+	int nchain;
+	char physfn[TOPO_BDF_MAX];
+};
+
+/* libpci's default error handler exit()s and its callers assume it never
+ * returns: ours records the message and jumps back to discover_pci(). */
+static _Thread_local jmp_buf *pci_jmp;
+static _Thread_local char pci_errmsg[256];
+
+__attribute__((format(printf, 1, 2), noreturn)) static void pci_error(char *msg, ...)
+{
+	va_list ap;
+
+	va_start(ap, msg);
+	vsnprintf(pci_errmsg, sizeof(pci_errmsg), msg, ap);
+	va_end(ap);
+	longjmp(*pci_jmp, 1);
+}
+
+__attribute__((format(printf, 1, 2))) static void pci_quiet(char *msg, ...)
+{
+	(void)msg;
+}
+
+#define IORESOURCE_MEM 0x00000200
+#define IORESOURCE_PREFETCH 0x00002000
+#define IORESOURCE_MEM_64 0x00100000
+
+static void read_bars(struct pci_dev *d, struct topo_pci *p)
+{
+	for (int i = 0; i < 6 && p->nbars < TOPO_MAX_BARS; i++) {
+		pciaddr_t fl = d->flags[i];
+
+		if (!d->size[i] || !(fl & IORESOURCE_MEM))
+			continue;
+		p->bars[p->nbars++] = (struct topo_bar){
+			.index = (uint8_t)i,
+			.size = d->size[i],
+			.prefetch = !!(fl & IORESOURCE_PREFETCH),
+			.is64 = !!(fl & IORESOURCE_MEM_64),
+		};
+	}
+}
+
+/*
+ * Port type and ACS control need config space past the first 64 bytes, which
+ * only root (or a full capture) can read. Returns the readable length.
+ */
+static void read_caps(struct topo_ctx *ctx, struct pci_dev *d, struct topo_pci *p)
+{
+	static const enum topo_port_type exp_types[16] = {
+		[PCI_EXP_TYPE_ROOT_PORT] = TOPO_PORT_ROOT,
+		[PCI_EXP_TYPE_UPSTREAM] = TOPO_PORT_SWITCH_UP,
+		[PCI_EXP_TYPE_DOWNSTREAM] = TOPO_PORT_SWITCH_DOWN,
+		[PCI_EXP_TYPE_PCI_BRIDGE] = TOPO_PORT_PCI_BRIDGE,
+		[PCI_EXP_TYPE_PCIE_BRIDGE] = TOPO_PORT_PCI_BRIDGE,
+	};
+	unsigned char cfg[4096];
+	char path[4096];
+	struct pci_cap *exp, *acs;
+	long len;
+
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/config", p->bdf);
+	len = sysfs_read_bin(path, cfg, sizeof(cfg));
+	if (len <= 64)
+		return;
+	pci_fill_info(d, PCI_FILL_CAPS | PCI_FILL_EXT_CAPS);
+	exp = pci_find_cap(d, PCI_CAP_ID_EXP, PCI_CAP_NORMAL);
+	if (exp) {
+		unsigned type = (pci_read_word(d, exp->addr + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4;
+
+		if (exp_types[type & 15] && topo_pci_kind(p) == TOPO_DEV_BRIDGE) {
+			p->port = exp_types[type & 15];
+			p->port_from_caps = true;
+		}
+	}
+	if (len >= 4096) {
+		acs = pci_find_cap(d, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED);
+		p->acs_ctrl = acs ? pci_read_word(d, acs->addr + PCI_ACS_CTRL) : 0;
+	} else if (len >= 256 && !exp) {
+		p->acs_ctrl = 0; /* conventional PCI: no extended space, no ACS */
+	}
+}
+
+static int parse_bdf(const char *s, uint32_t *dom, uint8_t *bus, uint8_t *dev, uint8_t *fn)
+{
+	unsigned a, b, c, e;
+
+	if (sscanf(s, "%x:%x:%x.%x", &a, &b, &c, &e) != 4 || b > 0xff || c > 0x1f || e > 7)
+		return -EINVAL;
+	*dom = a;
+	*bus = (uint8_t)b;
+	*dev = (uint8_t)c;
+	*fn = (uint8_t)e;
+	return 0;
+}
+
+/*
+ * The device's sysfs path, "../../../devices/pci0000:17/0000:17:00.0/0000:18:00.0",
+ * names its host bridge (the "pciDDDD:BB" component) and its ancestors, nearest
+ * last. All are kept: captures can lack a bridge that the path still names
+ * (hwloc then hangs the device below the next bridge up, and so do we).
+ */
+static int read_chain(struct topo_ctx *ctx, const char *bdf, char *hb, size_t hblen,
+		      struct pending_link *pl)
+{
+	char path[4096], target[4096], *tok, *save = NULL;
+	ssize_t n;
+
+	hb[0] = '\0';
+	pl->nchain = 0;
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s", bdf);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0 && errno == EINVAL) {
+		/* A plain directory (some captures): no chain; like hwloc, give
+		 * the function a host bridge of its own bus. */
+		unsigned dom, bus;
+
+		if (sscanf(bdf, "%x:%x:", &dom, &bus) != 2)
+			return -EINVAL;
+		snprintf(hb, hblen, "pci%04x:%02x", dom, bus);
+		return 0;
+	}
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	for (tok = strtok_r(target, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		uint32_t dom;
+		uint8_t b, dv, f;
+
+		if (!strncmp(tok, "pci", 3) && strchr(tok, ':'))
+			snprintf(hb, hblen, "%s", tok);
+		else if (!parse_bdf(tok, &dom, &b, &dv, &f) && strcmp(tok, bdf) &&
+			 pl->nchain < MAX_CHAIN)
+			snprintf(pl->chain[pl->nchain++], TOPO_BDF_MAX, "%s", tok);
+	}
+	return hb[0] ? 0 : -ENOENT;
+}
+
+static int find_or_add_hostbridge(struct topo_graph *g, const char *name)
+{
+	struct topo_hostbridge hb = { .numa = -1 };
+	unsigned dom, bus;
+
+	for (size_t i = 0; i < g->n_hostbridges; i++)
+		if (!strcmp(g->hostbridges[i].name, name))
+			return (int)i;
+	if (sscanf(name, "pci%x:%x", &dom, &bus) != 2)
+		return -EINVAL;
+	snprintf(hb.name, sizeof(hb.name), "%s", name);
+	hb.domain = dom;
+	hb.bus = (uint8_t)bus;
+	return topo_graph_add_hostbridge(g, &hb);
+}
+
+static void read_sysfs_extras(struct topo_ctx *ctx, struct topo_pci *p)
+{
+	char path[4096], buf[128];
+	long v;
+
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/driver", p->bdf);
+	sysfs_link_basename(path, p->driver, sizeof(p->driver));
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/iommu_group", p->bdf);
+	if (sysfs_link_basename(path, buf, sizeof(buf)) == 0)
+		p->iommu_group = atoi(buf);
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/numa_node", p->bdf);
+	if (sysfs_read_long(path, &v) == 0)
+		p->numa = (int)v;
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/current_link_speed",
+		   p->bdf);
+	if (sysfs_read_str(path, buf, sizeof(buf)) > 0)
+		p->cur_speed = topo_parse_link_speed(buf);
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/max_link_speed", p->bdf);
+	if (sysfs_read_str(path, buf, sizeof(buf)) > 0)
+		p->max_speed = topo_parse_link_speed(buf);
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/current_link_width",
+		   p->bdf);
+	if (sysfs_read_long(path, &v) == 0 && v > 0 && v <= 32)
+		p->cur_width = (int)v;
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/max_link_width", p->bdf);
+	if (sysfs_read_long(path, &v) == 0 && v > 0 && v <= 32)
+		p->max_width = (int)v;
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/local_cpulist", p->bdf);
+	if (sysfs_read_str(path, p->local_cpus, sizeof(p->local_cpus)) < 0) {
+		/* Older kernels and some captures have only the mask. */
+		char mask[1200];
+		struct cpuset cs;
+
+		sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/local_cpus",
+			   p->bdf);
+		if (sysfs_read_str(path, mask, sizeof(mask)) > 0 && cpuset_parse_mask(mask, &cs) == 0)
+			cpuset_format_list(&cs, p->local_cpus, sizeof(p->local_cpus));
+	}
+}
+
+
+static void lookup_names(struct pci_access *acc, struct topo_pci *p)
+{
+	pci_lookup_name(acc, p->vendor_name, sizeof(p->vendor_name), PCI_LOOKUP_VENDOR, p->vendor);
+	pci_lookup_name(acc, p->device_name, sizeof(p->device_name), PCI_LOOKUP_DEVICE, p->vendor,
+			p->device);
+}
+
+static void fill_from_libpci(struct topo_ctx *ctx, struct pci_access *acc, struct pci_dev *d,
+			     struct topo_pci *p)
+{
+	pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS |
+				 PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS);
+	p->domain = (uint32_t)d->domain;
+	p->bus = d->bus;
+	p->dev = d->dev;
+	p->fn = d->func;
+	snprintf(p->bdf, sizeof(p->bdf), "%04x:%02x:%02x.%x", p->domain, p->bus, p->dev, p->fn);
+	p->vendor = d->vendor_id;
+	p->device = d->device_id;
+	p->subvendor = d->subsys_vendor_id;
+	p->subdevice = d->subsys_id;
+	p->class_code = ((uint32_t)d->device_class << 8) | d->prog_if;
+	lookup_names(acc, p);
+	read_bars(d, p);
+	read_caps(ctx, d, p);
+}
+
+/*
+ * A function whose sysfs directory lacks what libpci insists on (partial
+ * captures keep only `class` and `local_cpus`, say): take what is there.
+ */
+static int fill_from_sysfs(struct topo_ctx *ctx, struct pci_access *acc, const char *bdf,
+			   struct topo_pci *p)
+{
+	static const char *const attrs[] = { "class", "vendor", "device", "subsystem_vendor",
+					     "subsystem_device" };
+	long v[5] = { 0, 0, 0, 0, 0 };
+	char path[4096];
+
+	if (parse_bdf(bdf, &p->domain, &p->bus, &p->dev, &p->fn) < 0)
+		return -EINVAL;
+	snprintf(p->bdf, sizeof(p->bdf), "%04x:%02x:%02x.%x", p->domain, p->bus, p->dev, p->fn);
+	for (size_t i = 0; i < 5; i++) {
+		sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/%s", bdf, attrs[i]);
+		sysfs_read_long(path, &v[i]);
+	}
+	p->class_code = (uint32_t)v[0] & 0xffffff;
+	p->vendor = (uint16_t)v[1];
+	p->device = (uint16_t)v[2];
+	p->subvendor = (uint16_t)v[3];
+	p->subdevice = (uint16_t)v[4];
+	if (p->vendor)
+		lookup_names(acc, p);
+	return 0;
+}
+
+static int add_function(struct topo_ctx *ctx, struct topo_graph *g, struct topo_pci *p,
+			struct pending_link *pl)
+{
+	char hbname[TOPO_NAME_MAX], path[4096];
+	int hb, r;
+
+	read_sysfs_extras(ctx, p);
+	r = read_chain(ctx, p->bdf, hbname, sizeof(hbname), pl);
+	if (r < 0)
+		return topo_ctx_error(ctx, r, "%s: cannot resolve its sysfs path", p->bdf);
+	hb = find_or_add_hostbridge(g, hbname);
+	if (hb < 0)
+		return topo_ctx_error(ctx, hb, "%s: bad host bridge name '%s'", p->bdf, hbname);
+	p->hostbridge = hb;
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/physfn", p->bdf);
+	if (sysfs_link_last_bdf(path, pl->physfn, sizeof(pl->physfn)) < 0)
+		pl->physfn[0] = '\0';
+	r = topo_graph_add_pci(g, p);
+	return r == -EEXIST ? 0 : r;
+}
+
+struct sort_item {
+	struct topo_pci pci;
+	struct pending_link pl;
+};
+
+static int cmp_item(const void *a, const void *b)
+{
+	const struct topo_pci *x = &((const struct sort_item *)a)->pci;
+	const struct topo_pci *y = &((const struct sort_item *)b)->pci;
+
+	if (x->domain != y->domain)
+		return x->domain < y->domain ? -1 : 1;
+	return (x->bus << 8 | x->dev << 3 | x->fn) - (y->bus << 8 | y->dev << 3 | y->fn);
+}
+
+/* libpci lists functions in directory order, and functions read from sysfs
+ * alone come last: restore lspci's order. */
+static int sort_functions(struct topo_graph *g, struct pending_link *pl)
+{
+	struct sort_item *items = malloc((g->n_pci ? g->n_pci : 1) * sizeof(*items));
+
+	if (!items)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n_pci; i++) {
+		items[i].pci = g->pci[i];
+		items[i].pl = pl[i];
+	}
+	qsort(items, g->n_pci, sizeof(*items), cmp_item);
+	for (size_t i = 0; i < g->n_pci; i++) {
+		g->pci[i] = items[i].pci;
+		pl[i] = items[i].pl;
+	}
+	free(items);
+	return 0;
+}
+
+static int link_functions(struct topo_ctx *ctx, struct topo_graph *g, struct pending_link *pl)
+{
+	int r = sort_functions(g, pl);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < g->n_pci; i++) {
+		struct topo_pci *p = &g->pci[i];
+
+		for (int k = pl[i].nchain - 1; k >= 0 && p->parent < 0; k--)
+			p->parent = topo_graph_find_pci_bdf(g, pl[i].chain[k]);
+		if (p->parent < 0)
+			p->parent = -1;
+		if (pl[i].physfn[0])
+			p->physfn = topo_graph_find_pci_bdf(g, pl[i].physfn);
+	}
+	return 0;
+}
+
+/* Lives on the heap: what scan() changes survives a longjmp out of libpci. */
+struct scan_state {
+	struct pci_dev **devs;
+	struct pending_link *pl;
+	char (*partial)[TOPO_BDF_MAX]; /* functions libpci would choke on */
+	size_t npartial;
+	char shadow[64];               /* libpci's view without them, "" if not needed */
+};
+
+static bool complete(const char *dir)
+{
+	static const char *const need[] = { "vendor", "device", "class" };
+	char path[4096];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, need[i]);
+		if (access(path, R_OK))
+			return false;
+	}
+	return true;
+}
+
+static void remove_shadow(struct scan_state *st)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	if (!st->shadow[0])
+		return;
+	snprintf(path, sizeof(path), "%s/devices", st->shadow);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
+	rmdir(path);
+	rmdir(st->shadow);
+	st->shadow[0] = '\0';
+}
+
+/*
+ * libpci's sysfs method gives up on the whole bus when one function lacks
+ * vendor, device or class. Live trees always have them; captures may not.
+ * When one does not, libpci gets a shadow tree of links to the complete
+ * functions only, and the others are read from sysfs directly.
+ */
+static int prepare_view(struct topo_ctx *ctx, struct scan_state *st, char *pcipath, size_t len)
+{
+	char devdir[4096], entry[4096], real[4096];
+	size_t cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	sysfs_path(pcipath, len, ctx->root, "/sys/bus/pci");
+	snprintf(devdir, sizeof(devdir), "%s/devices", pcipath);
+	d = opendir(devdir);
+	if (!d)
+		return topo_ctx_error(ctx, -errno, "%s: %s", devdir, strerror(errno));
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= TOPO_BDF_MAX)
+			continue;
+		snprintf(entry, sizeof(entry), "%s/%s", devdir, de->d_name);
+		if (complete(entry))
+			continue;
+		if (st->npartial == cap) {
+			void *grown = realloc(st->partial, (cap = cap ? 2 * cap : 8) * TOPO_BDF_MAX);
+
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			st->partial = grown;
+		}
+		snprintf(st->partial[st->npartial++], TOPO_BDF_MAX, "%s", de->d_name);
+	}
+	if (r < 0 || !st->npartial) {
+		closedir(d);
+		return r;
+	}
+	snprintf(st->shadow, sizeof(st->shadow), "/tmp/pmtopo-pci-XXXXXX");
+	if (!mkdtemp(st->shadow)) {
+		st->shadow[0] = '\0';
+		closedir(d);
+		return topo_ctx_error(ctx, -errno, "cannot create a scratch directory: %s",
+				      strerror(errno));
+	}
+	snprintf(entry, sizeof(entry), "%s/devices", st->shadow);
+	if (mkdir(entry, 0700) < 0)
+		r = -errno;
+	rewinddir(d);
+	while (r == 0 && (de = readdir(d))) {
+		char link[4096];
+
+		snprintf(entry, sizeof(entry), "%s/%s", devdir, de->d_name);
+		if (de->d_name[0] == '.' || !complete(entry) || !realpath(entry, real))
+			continue;
+		snprintf(link, sizeof(link), "%s/devices/%s", st->shadow, de->d_name);
+		if (symlink(real, link) < 0)
+			r = -errno;
+	}
+	closedir(d);
+	snprintf(pcipath, len, "%s", st->shadow);
+	return r;
+}
+
+static int scan(struct topo_ctx *ctx, struct topo_graph *g, struct pci_access *acc,
+		struct scan_state *st)
+{
+	size_t n = 0;
+	int r;
+
+	pci_scan_bus(acc);
+	for (struct pci_dev *d = acc->devices; d; d = d->next)
+		n++;
+	st->devs = calloc(n ? n : 1, sizeof(*st->devs));
+	st->pl = calloc(n + st->npartial + 1, sizeof(*st->pl));
+	if (!st->devs || !st->pl)
+		return -ENOMEM;
+	n = 0;
+	for (struct pci_dev *d = acc->devices; d; d = d->next)
+		st->devs[n++] = d;
+	for (size_t i = 0; i < n; i++) {
+		struct topo_pci p;
+
+		topo_pci_init(&p);
+		fill_from_libpci(ctx, acc, st->devs[i], &p);
+		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < st->npartial; i++) {
+		struct topo_pci p;
+
+		topo_pci_init(&p);
+		if (fill_from_sysfs(ctx, acc, st->partial[i], &p) < 0)
+			continue;
+		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
+		if (r < 0)
+			return r;
+	}
+	return link_functions(ctx, g, st->pl);
+}
+
+static int discover_pci(struct topo_ctx *ctx, struct topo_graph *g)
+{
+	struct scan_state *st = calloc(1, sizeof(*st));
+	struct pci_access *acc = pci_alloc();
+	char path[4096];
+	jmp_buf jb;
+	int r;
+
+	if (!st || !acc) {
+		free(st);
+		if (acc)
+			pci_cleanup(acc);
+		return -ENOMEM;
+	}
+	acc->error = pci_error;
+	acc->warning = pci_quiet;
+	acc->debug = pci_quiet;
+	acc->method = PCI_ACCESS_SYS_BUS_PCI;
+	r = prepare_view(ctx, st, path, sizeof(path));
+	pci_jmp = &jb;
+	if (r < 0) {
+		/* error already recorded */
+	} else if (setjmp(jb)) {
+		r = topo_ctx_error(ctx, -EIO, "libpci: %s", pci_errmsg);
+	} else {
+		pci_set_param(acc, "sysfs.path", path);
+		pci_init(acc);
+		r = scan(ctx, g, acc, st);
+	}
+	pci_jmp = NULL;
+	remove_shadow(st);
+	free(st->devs);
+	free(st->pl);
+	free(st->partial);
+	free(st);
+	pci_cleanup(acc);
+	return r;
+}
+
+const struct topo_source topo_source_pci = { "pci", discover_pci };
