@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* pmbench: benchmarks printing JSON; each subcommand measures its baseline in the same run. */
+#ifndef PAGEMAP_PMBENCH_H
+#define PAGEMAP_PMBENCH_H
+#include <stddef.h>
+
+struct bench_stats {
+	double median, p5, p95, min; /* seconds */
+	int samples;
+};
+
+double bench_now(void);
+/* Sorts samples in place and fills stats. */
+void bench_stats(double *samples, int n, struct bench_stats *out);
+int pmbench_topo(int argc, char **argv);
+#endif
