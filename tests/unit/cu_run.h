@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* Runs a CUnit registry with the basic interface; the exit status says how it went. */
+#ifndef PAGEMAP_CU_RUN_H
+#define PAGEMAP_CU_RUN_H
+#include <CUnit/CUnit.h>
+
+struct cu_test {
+	const char *name;
+	CU_TestFunc fn;
+};
+
+/* Registers one suite of tests (NULL-terminated) and runs it. Returns the exit
+ * status for main(): 0 all passed, 1 a failure, 77 when skip is set. */
+int cu_run(const char *suite, const struct cu_test *tests);
+
+/* $PAGEMAP_SOURCE_ROOT/rel, or rel from the working directory. */
+const char *cu_source_path(const char *rel);
+#endif
