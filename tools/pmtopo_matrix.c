@@ -32,6 +32,7 @@ int pmtopo_print_matrix(const struct pmtopo_view *v)
 {
 	const struct topo_graph *g = v->g;
 	struct topo_path *p = malloc(sizeof(*p));
+	struct topo_pos *pos = NULL;
 	int *sel, n, w = 6, cw = 16;
 
 	if (!p)
@@ -41,11 +42,21 @@ int pmtopo_print_matrix(const struct pmtopo_view *v)
 		free(p);
 		return n;
 	}
+	pos = calloc(n ? (size_t)n : 1, sizeof(*pos));
+	for (int i = 0; pos && i < n; i++)
+		if (topo_device_pos(g, sel[i], &pos[i]) < 0)
+			pos[i].dev = -1;
+	if (!pos) {
+		free(sel);
+		free(p);
+		return -ENOMEM;
+	}
 	if (g->emulated)
 		fprintf(v->out, "EMULATED topology (%s): no path below is real.\n\n", g->source);
 	if (n == 0) {
 		fprintf(v->out, "No devices of the selected kinds (try --filter all).\n");
 		free(sel);
+		free(pos);
 		free(p);
 		return 0;
 	}
@@ -71,12 +82,12 @@ int pmtopo_print_matrix(const struct pmtopo_view *v)
 
 		fprintf(v->out, "%-*s", w, d->alias);
 		for (int j = 0; j < n; j++) {
-			int r = topo_classify_quick(g, sel[i], sel[j], p);
-
-			if (r < 0)
+			if (pos[i].dev < 0 || pos[j].dev < 0) {
 				snprintf(cell, sizeof(cell), "?");
-			else
+			} else {
+				topo_classify_pos(g, &pos[i], &pos[j], p);
 				topo_class_cell(p, cell, sizeof(cell));
+			}
 			fprintf(v->out, "%-*s", w, cell);
 		}
 		fprintf(v->out, "%-*s", cw, cpus_of(g, d));
@@ -98,6 +109,7 @@ int pmtopo_print_matrix(const struct pmtopo_view *v)
 		fputc('\n', v->out);
 	}
 	free(sel);
+	free(pos);
 	free(p);
 	return 0;
 }

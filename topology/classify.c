@@ -65,10 +65,13 @@ static void push(struct topo_path *p, enum topo_hop_kind k, int index)
 		p->hops[p->nhops++] = (struct topo_hop){ k, index };
 }
 
-static void limit(struct topo_path *p, double gbps)
+static double min_gbps(double a, double b)
 {
-	if (gbps > 0 && (p->gbps <= 0 || gbps < p->gbps))
-		p->gbps = gbps;
+	if (a <= 0)
+		return b;
+	if (b <= 0)
+		return a;
+	return a < b ? a : b;
 }
 
 /* The switch a bridge belongs to, identified by its upstream port; -1 for none. */
@@ -87,35 +90,41 @@ static int switch_of(const struct topo_graph *g, int i)
 	}
 }
 
-static int chain(const struct topo_graph *g, int pci, int *out, int max)
+int topo_device_pos(const struct topo_graph *g, int dev, struct topo_pos *out)
 {
-	int n = 0;
+	const struct topo_device *d;
+	int up[TOPO_MAX_DEPTH], n = 0;
+	double bw = 0;
 
-	for (int i = pci; i >= 0 && n < max; i = g->pci[i].parent)
-		out[n++] = i;
-	return n;
-}
-
-/* Walks pci up to (not including) stop, adding hops and link limits. */
-static void walk_up(const struct topo_graph *g, int pci, int stop, struct topo_path *p)
-{
-	for (int i = pci; i >= 0 && i != stop; i = g->pci[i].parent) {
-		push(p, TOPO_HOP_PCI, i);
-		limit(p, topo_pci_uplink_gbps(g, i));
+	if (dev < 0 || (size_t)dev >= g->n_devices)
+		return -EINVAL;
+	d = &g->devices[dev];
+	out->dev = dev;
+	out->pci = d->pci;
+	out->kind = d->kind;
+	out->numa = d->numa;
+	out->depth = 0;
+	out->root_gbps = 0;
+	out->hostbridge = d->pci >= 0 ? g->pci[d->pci].hostbridge : -1;
+	if (d->pci < 0)
+		return 0;
+	for (int i = d->pci; i >= 0; i = g->pci[i].parent) {
+		if (n == TOPO_MAX_DEPTH)
+			return -ELOOP;
+		up[n++] = i;
 	}
-}
+	/* up[] runs from the function to the root bus; chain[] the other way. */
+	for (int k = 0; k < n; k++) {
+		int i = up[k];
 
-/* Same, downwards: hops from just below stop to pci, in order. */
-static void walk_down(const struct topo_graph *g, int pci, int stop, struct topo_path *p)
-{
-	int c[TOPO_MAX_HOPS], n = 0;
-
-	for (int i = pci; i >= 0 && i != stop && n < TOPO_MAX_HOPS; i = g->pci[i].parent)
-		c[n++] = i;
-	while (n--) {
-		push(p, TOPO_HOP_PCI, c[n]);
-		limit(p, topo_pci_uplink_gbps(g, c[n]));
+		out->chain[n - 1 - k] = i;
+		out->sw[n - 1 - k] = switch_of(g, i);
+		out->up_gbps[n - 1 - k] = bw; /* links below chain[k] only */
+		bw = min_gbps(bw, topo_pci_uplink_gbps(g, i));
 	}
+	out->depth = n;
+	out->root_gbps = bw;
+	return 0;
 }
 
 static int fabric_between(const struct topo_graph *g, int a, int b)
@@ -127,156 +136,151 @@ static int fabric_between(const struct topo_graph *g, int a, int b)
 	return -1;
 }
 
-static void classify_pci(const struct topo_graph *g, int a, int b, struct topo_path *p)
+/* Distinct switches among the bridges of a path through chain[common]. */
+static int count_switches(const struct topo_pos *a, const struct topo_pos *b, int common)
 {
-	int ca[TOPO_MAX_HOPS], cb[TOPO_MAX_HOPS], na, nb, common = -1, sw[TOPO_MAX_HOPS], nsw = 0;
-	int ha = g->pci[a].hostbridge, hb = g->pci[b].hostbridge;
-	int numa_a = topo_pci_numa(g, a), numa_b = topo_pci_numa(g, b);
-	int f;
+	int seen[2 * TOPO_MAX_DEPTH], n = 0;
+	const struct topo_pos *side[2] = { a, b };
 
-	na = chain(g, a, ca, TOPO_MAX_HOPS);
-	nb = chain(g, b, cb, TOPO_MAX_HOPS);
-	for (int i = 0; i < na && common < 0; i++)
-		for (int j = 0; j < nb; j++)
-			if (ca[i] == cb[j]) {
-				common = ca[i];
-				break;
-			}
+	for (int s = 0; s < 2; s++)
+		for (int k = common + s; k < side[s]->depth; k++) {
+			int id = side[s]->sw[k], j;
 
-	if (common >= 0) {
-		walk_up(g, a, common, p);
-		push(p, TOPO_HOP_PCI, common);
-		walk_down(g, b, common, p);
-		/* Count distinct switches among the bridges on the path. */
-		for (int h = 0; h < p->nhops; h++) {
-			int s = switch_of(g, p->hops[h].index), k;
-
-			for (k = 0; k < nsw && sw[k] != s; k++)
+			for (j = 0; j < n && seen[j] != id; j++)
 				;
-			if (s >= 0 && k == nsw)
-				sw[nsw++] = s;
+			if (id >= 0 && j == n)
+				seen[n++] = id;
 		}
-		p->cls = nsw <= 1 ? TOPO_CLASS_PIX : TOPO_CLASS_PXB;
+	return n;
+}
+
+static void classify_pci_pos(const struct topo_graph *g, const struct topo_pos *a,
+			     const struct topo_pos *b, struct topo_path *p)
+{
+	int common = -1, f;
+
+	/* Chains start on their host bridge's root bus: the common ancestor is
+	 * the last entry of their common prefix. */
+	if (a->hostbridge == b->hostbridge)
+		for (int k = 0; k < a->depth && k < b->depth && a->chain[k] == b->chain[k]; k++)
+			common = k;
+	if (common >= 0) {
+		p->cls = count_switches(a, b, common) <= 1 ? TOPO_CLASS_PIX : TOPO_CLASS_PXB;
+		p->gbps = min_gbps(a->up_gbps[common], b->up_gbps[common]);
 	} else {
-		walk_up(g, a, -1, p);
-		push(p, TOPO_HOP_HOSTBRIDGE, ha);
-		if (ha == hb) {
+		p->gbps = min_gbps(a->root_gbps, b->root_gbps);
+		if (a->hostbridge == b->hostbridge) {
 			p->cls = TOPO_CLASS_PHB;
-		} else if (numa_a >= 0 && numa_a == numa_b) {
+		} else if (a->numa >= 0 && a->numa == b->numa) {
 			p->cls = TOPO_CLASS_NODE;
-			push(p, TOPO_HOP_NUMA, numa_a);
-			push(p, TOPO_HOP_HOSTBRIDGE, hb);
 		} else {
 			/* Unknown locality on a multi-node machine is not assumed local. */
 			p->cls = TOPO_CLASS_SYS;
-			if (numa_a >= 0)
-				push(p, TOPO_HOP_NUMA, numa_a);
-			if (numa_b >= 0 && numa_b != numa_a)
-				push(p, TOPO_HOP_NUMA, numa_b);
-			push(p, TOPO_HOP_HOSTBRIDGE, hb);
-			limit(p, g->socket_link_gbps);
+			p->gbps = min_gbps(p->gbps, g->socket_link_gbps);
 		}
-		walk_down(g, b, -1, p);
 	}
-	f = fabric_between(g, a, b);
+	f = g->n_fabric ? fabric_between(g, a->pci, b->pci) : -1;
 	if (f >= 0) {
 		/* A fabric link beats any PCIe path; the PCIe verdict stays for reference. */
 		p->cls = TOPO_CLASS_NV;
 		p->fabric_links = g->fabric[f].count;
 		p->fabric_type = g->fabric[f].type;
 		p->gbps = g->fabric[f].gbps;
-		p->nhops = 0;
-		push(p, TOPO_HOP_PCI, a);
-		push(p, TOPO_HOP_FABRIC, f);
-		push(p, TOPO_HOP_PCI, b);
 	}
 }
 
-/* A device and a NUMA node: PHB when the device is local to it, else SYS. */
-static void classify_numa(const struct topo_graph *g, int pci, int node, struct topo_path *p)
+void topo_classify_pos(const struct topo_graph *g, const struct topo_pos *a,
+		       const struct topo_pos *b, struct topo_path *out)
 {
-	int local = topo_pci_numa(g, pci);
-
-	walk_up(g, pci, -1, p);
-	push(p, TOPO_HOP_HOSTBRIDGE, g->pci[pci].hostbridge);
-	if (local >= 0)
-		push(p, TOPO_HOP_NUMA, local);
-	if (local == node) {
-		p->cls = TOPO_CLASS_PHB;
-	} else {
-		p->cls = TOPO_CLASS_SYS;
-		push(p, TOPO_HOP_NUMA, node);
-		limit(p, g->socket_link_gbps);
-	}
-}
-
-/* Matrices classify millions of pairs: no memset of the hop and reason
- * buffers, and the p2pdma walk only when asked for. */
-static int classify(const struct topo_graph *g, int da, int db, struct topo_path *out,
-		    bool with_p2p)
-{
-	const struct topo_device *a, *b;
-
-	if (!g || !out || da < 0 || db < 0 || (size_t)da >= g->n_devices ||
-	    (size_t)db >= g->n_devices)
-		return -EINVAL;
-	a = &g->devices[da];
-	b = &g->devices[db];
 	out->cls = TOPO_CLASS_X;
 	out->fabric_links = 0;
 	out->fabric_type = 0;
 	out->gbps = 0;
+	if (a->dev == b->dev || (a->pci >= 0 && a->pci == b->pci)) {
+		/* One function seen as two devices (a NIC and its RDMA device) is self too. */
+		return;
+	}
+	if (a->kind == TOPO_DEV_NUMA && b->kind == TOPO_DEV_NUMA) {
+		out->cls = TOPO_CLASS_SYS;
+		out->gbps = g->socket_link_gbps;
+	} else if (a->kind == TOPO_DEV_NUMA || b->kind == TOPO_DEV_NUMA) {
+		/* A device and a NUMA node: PHB when the device is local to it. */
+		const struct topo_pos *dev = a->kind == TOPO_DEV_NUMA ? b : a;
+		const struct topo_pos *node = a->kind == TOPO_DEV_NUMA ? a : b;
+
+		out->gbps = dev->root_gbps;
+		if (dev->pci >= 0 && dev->numa >= 0 && dev->numa == node->numa) {
+			out->cls = TOPO_CLASS_PHB;
+		} else {
+			out->cls = TOPO_CLASS_SYS;
+			out->gbps = min_gbps(out->gbps, g->socket_link_gbps);
+		}
+	} else if (a->pci < 0 || b->pci < 0) {
+		out->cls = TOPO_CLASS_SYS;
+	} else {
+		classify_pci_pos(g, a, b, out);
+	}
+}
+
+/* The hop list of a classified pair: up one chain, across, down the other. */
+static void add_hops(const struct topo_graph *g, const struct topo_pos *a,
+		     const struct topo_pos *b, struct topo_path *p)
+{
+	int common = -1;
+
+	if (p->cls == TOPO_CLASS_X) {
+		if (a->pci >= 0)
+			push(p, TOPO_HOP_PCI, a->pci);
+		else
+			push(p, TOPO_HOP_NUMA, a->numa);
+		return;
+	}
+	if (p->cls == TOPO_CLASS_NV) {
+		push(p, TOPO_HOP_PCI, a->pci);
+		push(p, TOPO_HOP_FABRIC, fabric_between(g, a->pci, b->pci));
+		push(p, TOPO_HOP_PCI, b->pci);
+		return;
+	}
+	if (a->hostbridge == b->hostbridge && a->pci >= 0 && b->pci >= 0)
+		for (int k = 0; k < a->depth && k < b->depth && a->chain[k] == b->chain[k]; k++)
+			common = k;
+	for (int k = a->depth - 1; k >= (common >= 0 ? common : 0); k--)
+		push(p, TOPO_HOP_PCI, a->chain[k]);
+	if (common < 0) {
+		if (a->pci >= 0)
+			push(p, TOPO_HOP_HOSTBRIDGE, a->hostbridge);
+		if (a->numa >= 0 && (a->kind == TOPO_DEV_NUMA || p->cls != TOPO_CLASS_PHB ||
+				     b->kind == TOPO_DEV_NUMA))
+			push(p, TOPO_HOP_NUMA, a->numa);
+		if (b->numa >= 0 && b->numa != a->numa)
+			push(p, TOPO_HOP_NUMA, b->numa);
+		if (b->pci >= 0 && (p->cls != TOPO_CLASS_PHB || a->kind == TOPO_DEV_NUMA))
+			push(p, TOPO_HOP_HOSTBRIDGE, b->hostbridge);
+	}
+	for (int k = common >= 0 ? common + 1 : 0; k < b->depth; k++)
+		push(p, TOPO_HOP_PCI, b->chain[k]);
+}
+
+int topo_classify(const struct topo_graph *g, int da, int db, struct topo_path *out)
+{
+	struct topo_pos a, b;
+	int r;
+
+	if (!g || !out)
+		return -EINVAL;
+	if ((r = topo_device_pos(g, da, &a)) < 0 || (r = topo_device_pos(g, db, &b)) < 0)
+		return r;
+	topo_classify_pos(g, &a, &b, out);
 	out->nhops = 0;
 	out->reason[0] = '\0';
 	out->p2p_acs_unknown = false;
 	out->p2p = TOPO_P2P_NOT_APPLICABLE;
 	out->p2p_distance = -1;
-
-	if (da == db || (a->pci >= 0 && a->pci == b->pci)) {
-		/* One function seen as two devices (a NIC and its RDMA device) is self too. */
-		out->cls = TOPO_CLASS_X;
-		if (a->pci >= 0) {
-			push(out, TOPO_HOP_PCI, a->pci);
-			return with_p2p ? topo_p2pdma(g, a->pci, b->pci, out) : 0;
-		}
-		push(out, TOPO_HOP_NUMA, a->numa);
-		return 0;
-	}
-	if (a->kind == TOPO_DEV_NUMA && b->kind == TOPO_DEV_NUMA) {
-		out->cls = TOPO_CLASS_SYS;
-		push(out, TOPO_HOP_NUMA, a->numa);
-		push(out, TOPO_HOP_NUMA, b->numa);
-		limit(out, g->socket_link_gbps);
-		return 0;
-	}
-	if (a->kind == TOPO_DEV_NUMA || b->kind == TOPO_DEV_NUMA) {
-		const struct topo_device *dev = a->kind == TOPO_DEV_NUMA ? b : a;
-		const struct topo_device *node = a->kind == TOPO_DEV_NUMA ? a : b;
-
-		if (dev->pci < 0) {
-			out->cls = TOPO_CLASS_SYS;
-			snprintf(out->reason, sizeof(out->reason), "%s has no PCI function", dev->name);
-			return 0;
-		}
-		classify_numa(g, dev->pci, node->numa, out);
-		return 0;
-	}
-	if (a->pci < 0 || b->pci < 0) {
-		out->cls = TOPO_CLASS_SYS;
+	add_hops(g, &a, &b, out);
+	if (a.pci >= 0 && b.pci >= 0)
+		return topo_p2pdma(g, a.pci, b.pci, out);
+	if (a.kind != TOPO_DEV_NUMA && b.kind != TOPO_DEV_NUMA)
 		snprintf(out->reason, sizeof(out->reason), "%s has no PCI function",
-			 a->pci < 0 ? a->name : b->name);
-		return 0;
-	}
-	classify_pci(g, a->pci, b->pci, out);
-	return with_p2p ? topo_p2pdma(g, a->pci, b->pci, out) : 0;
-}
-
-int topo_classify(const struct topo_graph *g, int da, int db, struct topo_path *out)
-{
-	return classify(g, da, db, out, true);
-}
-
-int topo_classify_quick(const struct topo_graph *g, int da, int db, struct topo_path *out)
-{
-	return classify(g, da, db, out, false);
+			 g->devices[a.pci < 0 ? da : db].name);
+	return 0;
 }

@@ -6,6 +6,7 @@
  * SR-IOV parent.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <pci/pci.h>
 
 #include "cpuset.h"
+#include "pci_names.h"
 #include "source.h"
 #include "sysfs_util.h"
 
@@ -72,9 +74,28 @@ static void read_bars(struct pci_dev *d, struct topo_pci *p)
 }
 
 /*
- * Port type and ACS control need config space past the first 64 bytes, which
- * only root (or a full capture) can read. Returns the readable length.
+ * How much config space can be read: 64 bytes unprivileged (and in hwloc
+ * captures), 256 for conventional PCI, 4096 with PCIe extended space. Probed
+ * with two one-byte reads: under a hypervisor every config dword is a trap,
+ * and reading all 4096 bytes of a function costs milliseconds.
  */
+static int config_len(struct topo_ctx *ctx, const char *bdf)
+{
+	char path[4096];
+	unsigned char b;
+	int fd, len = 64;
+
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &b, 1, 0x40) == 1)
+		len = pread(fd, &b, 1, 0x100) == 1 ? 4096 : 256;
+	close(fd);
+	return len;
+}
+
+/* Port type and ACS control live past the first 64 bytes of config space. */
 static void read_caps(struct topo_ctx *ctx, struct pci_dev *d, struct topo_pci *p)
 {
 	static const enum topo_port_type exp_types[16] = {
@@ -84,16 +105,12 @@ static void read_caps(struct topo_ctx *ctx, struct pci_dev *d, struct topo_pci *
 		[PCI_EXP_TYPE_PCI_BRIDGE] = TOPO_PORT_PCI_BRIDGE,
 		[PCI_EXP_TYPE_PCIE_BRIDGE] = TOPO_PORT_PCI_BRIDGE,
 	};
-	unsigned char cfg[4096];
-	char path[4096];
 	struct pci_cap *exp, *acs;
-	long len;
+	int len = config_len(ctx, p->bdf);
 
-	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/config", p->bdf);
-	len = sysfs_read_bin(path, cfg, sizeof(cfg));
 	if (len <= 64)
 		return;
-	pci_fill_info(d, PCI_FILL_CAPS | PCI_FILL_EXT_CAPS);
+	pci_fill_info(d, PCI_FILL_CAPS | (len >= 4096 ? PCI_FILL_EXT_CAPS : 0));
 	exp = pci_find_cap(d, PCI_CAP_ID_EXP, PCI_CAP_NORMAL);
 	if (exp) {
 		unsigned type = (pci_read_word(d, exp->addr + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4;
@@ -106,7 +123,7 @@ static void read_caps(struct topo_ctx *ctx, struct pci_dev *d, struct topo_pci *
 	if (len >= 4096) {
 		acs = pci_find_cap(d, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED);
 		p->acs_ctrl = acs ? pci_read_word(d, acs->addr + PCI_ACS_CTRL) : 0;
-	} else if (len >= 256 && !exp) {
+	} else if (!exp) {
 		p->acs_ctrl = 0; /* conventional PCI: no extended space, no ACS */
 	}
 }
@@ -223,14 +240,7 @@ static void read_sysfs_extras(struct topo_ctx *ctx, struct topo_pci *p)
 }
 
 
-static void lookup_names(struct pci_access *acc, struct topo_pci *p)
-{
-	pci_lookup_name(acc, p->vendor_name, sizeof(p->vendor_name), PCI_LOOKUP_VENDOR, p->vendor);
-	pci_lookup_name(acc, p->device_name, sizeof(p->device_name), PCI_LOOKUP_DEVICE, p->vendor,
-			p->device);
-}
-
-static void fill_from_libpci(struct topo_ctx *ctx, struct pci_access *acc, struct pci_dev *d,
+static void fill_from_libpci(struct topo_ctx *ctx, struct pci_names *names, struct pci_dev *d,
 			     struct topo_pci *p)
 {
 	pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS |
@@ -245,7 +255,7 @@ static void fill_from_libpci(struct topo_ctx *ctx, struct pci_access *acc, struc
 	p->subvendor = d->subsys_vendor_id;
 	p->subdevice = d->subsys_id;
 	p->class_code = ((uint32_t)d->device_class << 8) | d->prog_if;
-	lookup_names(acc, p);
+	pci_names_lookup(names, p);
 	read_bars(d, p);
 	read_caps(ctx, d, p);
 }
@@ -254,7 +264,7 @@ static void fill_from_libpci(struct topo_ctx *ctx, struct pci_access *acc, struc
  * A function whose sysfs directory lacks what libpci insists on (partial
  * captures keep only `class` and `local_cpus`, say): take what is there.
  */
-static int fill_from_sysfs(struct topo_ctx *ctx, struct pci_access *acc, const char *bdf,
+static int fill_from_sysfs(struct topo_ctx *ctx, struct pci_names *names, const char *bdf,
 			   struct topo_pci *p)
 {
 	static const char *const attrs[] = { "class", "vendor", "device", "subsystem_vendor",
@@ -275,7 +285,7 @@ static int fill_from_sysfs(struct topo_ctx *ctx, struct pci_access *acc, const c
 	p->subvendor = (uint16_t)v[3];
 	p->subdevice = (uint16_t)v[4];
 	if (p->vendor)
-		lookup_names(acc, p);
+		pci_names_lookup(names, p);
 	return 0;
 }
 
@@ -362,6 +372,7 @@ struct scan_state {
 	char (*partial)[TOPO_BDF_MAX]; /* functions libpci would choke on */
 	size_t npartial;
 	char shadow[64];               /* libpci's view without them, "" if not needed */
+	struct pci_names *names;
 };
 
 static bool complete(const char *dir)
@@ -469,6 +480,9 @@ static int scan(struct topo_ctx *ctx, struct topo_graph *g, struct pci_access *a
 	size_t n = 0;
 	int r;
 
+	st->names = pci_names_new(acc);
+	if (!st->names)
+		return -ENOMEM;
 	pci_scan_bus(acc);
 	for (struct pci_dev *d = acc->devices; d; d = d->next)
 		n++;
@@ -483,7 +497,7 @@ static int scan(struct topo_ctx *ctx, struct topo_graph *g, struct pci_access *a
 		struct topo_pci p;
 
 		topo_pci_init(&p);
-		fill_from_libpci(ctx, acc, st->devs[i], &p);
+		fill_from_libpci(ctx, st->names, st->devs[i], &p);
 		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
 		if (r < 0)
 			return r;
@@ -492,7 +506,7 @@ static int scan(struct topo_ctx *ctx, struct topo_graph *g, struct pci_access *a
 		struct topo_pci p;
 
 		topo_pci_init(&p);
-		if (fill_from_sysfs(ctx, acc, st->partial[i], &p) < 0)
+		if (fill_from_sysfs(ctx, st->names, st->partial[i], &p) < 0)
 			continue;
 		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
 		if (r < 0)
@@ -532,6 +546,7 @@ static int discover_pci(struct topo_ctx *ctx, struct topo_graph *g)
 	}
 	pci_jmp = NULL;
 	remove_shadow(st);
+	pci_names_free(st->names);
 	free(st->devs);
 	free(st->pl);
 	free(st->partial);

@@ -274,8 +274,25 @@ struct topo_path {
 };
 
 int topo_classify(const struct topo_graph *g, int dev_a, int dev_b, struct topo_path *out);
-/* Class, hops and bandwidth only: no p2pdma verdict (for matrices). */
-int topo_classify_quick(const struct topo_graph *g, int dev_a, int dev_b, struct topo_path *out);
+
+/*
+ * Matrices classify millions of pairs: a device's place in the tree is
+ * computed once (topo_device_pos), then each pair costs a prefix compare.
+ * topo_classify_pos fills cls, fabric_*, gbps only: no hops, no p2pdma.
+ * topo_classify uses the same two functions, so both agree by construction.
+ */
+#define TOPO_MAX_DEPTH 16
+struct topo_pos {
+	int dev, pci, hostbridge, numa, kind;
+	int depth;                      /* entries in chain[] */
+	int chain[TOPO_MAX_DEPTH];      /* the function and its bridges, root bus first */
+	int sw[TOPO_MAX_DEPTH];         /* switch of each chain entry, -1 for none */
+	double up_gbps[TOPO_MAX_DEPTH]; /* bottleneck from the function up to chain[k] */
+	double root_gbps;               /* bottleneck up to the host bridge */
+};
+int topo_device_pos(const struct topo_graph *g, int dev, struct topo_pos *out);
+void topo_classify_pos(const struct topo_graph *g, const struct topo_pos *a,
+		       const struct topo_pos *b, struct topo_path *out);
 const char *topo_class_name(enum topo_class c);
 const char *topo_p2p_verdict_name(enum topo_p2p_verdict v);
 /* Formats the class as a matrix cell: "PIX", "NV4", "X". */
