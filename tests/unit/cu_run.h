@@ -10,7 +10,8 @@ struct cu_test {
 };
 
 /* Registers one suite of tests (NULL-terminated) and runs it. Returns the exit
- * status for main(): 0 all passed, 1 a failure, 77 when skip is set. */
+ * status for main(): 0 all passed, 1 a failure. Tests that cannot run return
+ * 77 from main() themselves, before calling this. */
 int cu_run(const char *suite, const struct cu_test *tests);
 
 /* $PAGEMAP_SOURCE_ROOT/rel, or rel from the working directory. */

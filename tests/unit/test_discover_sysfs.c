@@ -389,12 +389,20 @@ static const char *fixture_dir(void)
 	return buf;
 }
 
+static int make_scratch_in(const char *base, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/pagemap-discover-XXXXXX", base);
+	if (mkdtemp(buf))
+		return 0;
+	buf[0] = '\0';
+	return -errno;
+}
+
 static int make_scratch(char *buf, size_t len)
 {
 	const char *tmp = getenv("TMPDIR");
 
-	snprintf(buf, len, "%s/pagemap-discover-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	return mkdtemp(buf) ? 0 : -errno;
+	return make_scratch_in(tmp && tmp[0] ? tmp : "/tmp", buf, len);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -415,24 +423,25 @@ static int run_tar(const char *tarball, const char *dest)
 {
 	char *argv[] = { "tar", "-xjf", (char *)tarball, "-C", (char *)dest, NULL };
 	pid_t pid;
-	int st;
+	int st, e;
 
-	if (posix_spawnp(&pid, "tar", NULL, NULL, argv, environ))
-		return -ECHILD;
+	if ((e = posix_spawnp(&pid, "tar", NULL, NULL, argv, environ)))
+		return -e;
 	if (waitpid(pid, &st, 0) < 0)
 		return -errno;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
-/* Extracts the tarball into a fresh directory; root gets <tmp>/<top dir>,
- * which need not match the fixture's name. */
-static int extract(const char *tarball, char *tmp, size_t tmplen, char *root, size_t rootlen)
+/* Extracts the tarball into a fresh directory under base; root gets
+ * <tmp>/<top dir>, which need not match the fixture's name. */
+static int extract_in(const char *base, const char *tarball, char *tmp, size_t tmplen,
+		      char *root, size_t rootlen)
 {
 	struct dirent *de;
 	int r, n = 0;
 	DIR *d;
 
-	if ((r = make_scratch(tmp, tmplen)) < 0)
+	if ((r = make_scratch_in(base, tmp, tmplen)) < 0)
 		return r;
 	if ((r = run_tar(tarball, tmp)) < 0)
 		return r;
@@ -444,6 +453,29 @@ static int extract(const char *tarball, char *tmp, size_t tmplen, char *root, si
 			snprintf(root, rootlen, "%s/%s", tmp, de->d_name);
 	closedir(d);
 	return n == 1 ? 0 : -EINVAL;
+}
+
+/*
+ * A capture is some 10,000 small files: tmpfs takes them in well under a
+ * second where a busy disk can take ten. So TMPDIR when set, else /dev/shm;
+ * that may be small (64 MiB in containers, the largest capture needs 25), so
+ * a failed extraction moves on to the next place.
+ */
+static int extract(const char *tarball, char *tmp, size_t tmplen, char *root, size_t rootlen)
+{
+	const char *env = getenv("TMPDIR");
+	const char *bases[] = { env && env[0] ? env : NULL, "/dev/shm", "/tmp" };
+	int r = -ENOENT;
+
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		if (!bases[i] || access(bases[i], W_OK))
+			continue;
+		if ((r = extract_in(bases[i], tarball, tmp, tmplen, root, rootlen)) == 0)
+			return 0;
+		rm_tree(tmp);
+		tmp[0] = '\0';
+	}
+	return r;
 }
 
 static bool have_program(const char *prog)
@@ -493,6 +525,7 @@ static void check_pci(const char *fx, const struct hw_tree *t, const struct topo
 		const struct hw_obj *o = &t->o[i];
 		char hw_chain[16][TOPO_BDF_MAX], our_chain[16][TOPO_BDF_MAX], a[512], b[512];
 		int n_hw = 0, n_ours = 0, k, hb, want;
+		bool same;
 
 		if (!hw_is_pci(o))
 			continue;
@@ -516,8 +549,7 @@ static void check_pci(const char *fx, const struct hw_tree *t, const struct topo
 		for (int p = g->pci[k].parent; p >= 0 && n_ours < 16; p = g->pci[p].parent)
 			if (hw_find_busid(t, g->pci[p].bdf) >= 0)
 				snprintf(our_chain[n_ours++], TOPO_BDF_MAX, "%s", g->pci[p].bdf);
-		bool same = n_hw == n_ours;
-
+		same = n_hw == n_ours;
 		for (int j = 0; same && j < n_hw; j++)
 			same = !strcasecmp(hw_chain[j], our_chain[j]);
 		chain_str(a, sizeof(a), hw_chain, n_hw);
