@@ -340,30 +340,6 @@ static void put_pci_edge(const struct dot *d, int i)
 	fprintf(f, "\"%s];\n", down ? ", style=dashed, color=\"#cc0000\", fontcolor=\"#cc0000\"" : "");
 }
 
-/* NVLink counts of one GPU to its peers that add up to more links than any
- * GPU has mean the links go into NVSwitches: nvidia-smi shows NV18 between
- * every pair of an 8-GPU H100 board. */
-#define NVLINK_MAX_PER_GPU 18
-
-static bool nvswitched(const struct topo_graph *g, int pci)
-{
-	int sum = 0;
-
-	if (topo_pci_kind(&g->pci[pci]) != TOPO_DEV_GPU)
-		return false;
-	for (size_t i = 0; i < g->n_fabric; i++) {
-		const struct topo_fabric *l = &g->fabric[i];
-		int peer = l->a == pci ? l->b : l->b == pci ? l->a : -1;
-
-		if (peer < 0 || l->type != TOPO_FABRIC_NVLINK || g->pci[peer].removed)
-			continue;
-		if (topo_pci_kind(&g->pci[peer]) != TOPO_DEV_GPU)
-			return false;
-		sum += l->count > 0 ? l->count : 1;
-	}
-	return sum > NVLINK_MAX_PER_GPU;
-}
-
 static int find_root(int *up, int i)
 {
 	while (up[i] != i)
@@ -387,7 +363,7 @@ static void put_fabric_label(FILE *f, const struct topo_fabric *l, int count, do
  * Fabric links as bold edges. Labels are xlabels: dot gives an ordinary
  * label of an edge within one rank a node of its own, and a clique of GPUs
  * then pushes every GPU away from its switch. NVSwitch-connected GPUs
- * (see nvswitched()) hang off one "NVSwitch" node per connected group
+ * (see topo_fabric_nvswitched()) hang off one "NVSwitch" node per connected group
  * instead of a clique of n*(n-1)/2 edges. None of these edges constrains
  * the ranks, so the PCIe trees keep their shape.
  */
@@ -408,7 +384,7 @@ static int put_fabric_edges(const struct dot *d)
 	}
 	for (size_t i = 0; i < g->n_pci; i++) {
 		up[i] = (int)i;
-		sw[i] = d->pci_drawn[i] && nvswitched(g, (int)i);
+		sw[i] = d->pci_drawn[i] && topo_fabric_nvswitched(g, (int)i);
 	}
 	for (size_t i = 0; i < g->n_fabric; i++) {
 		const struct topo_fabric *l = &g->fabric[i];

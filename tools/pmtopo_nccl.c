@@ -44,8 +44,6 @@
 #include "cpuset.h"
 #include "pmtopo.h"
 
-/* The most NVLinks one GPU has (Hopper, Blackwell): NCCL's maxNvLinks. */
-#define NVLINK_MAX_PER_GPU 18
 /* NCCL's MAX_STR_LEN: a longer attribute value fails its parse. */
 #define NCCL_MAX_VALUE 255
 
@@ -269,15 +267,6 @@ static void put_cpu_open(const struct nccl *x, int numa, int indent)
 
 /* ---- pci, gpu, nic ---- */
 
-static int min_known(int a, int b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
 static void put_fabric_link(const struct nccl *x, const char *tag, const struct topo_pci *peer,
 			    int count, int indent)
 {
@@ -290,8 +279,7 @@ static void put_fabric_link(const struct nccl *x, const char *tag, const struct 
 static void put_gpu(const struct nccl *x, int pci, int indent)
 {
 	const struct topo_graph *g = x->v->g;
-	int nv_sum = 0, nv_max = 0, nv_links = 0, xgmi_links = 0;
-	bool nv_peers_gpus = true;
+	int nv_max = 0, nv_links = 0, xgmi_links = 0;
 
 	for (size_t i = 0; i < g->n_fabric; i++) {
 		const struct topo_fabric *l = &g->fabric[i];
@@ -304,22 +292,19 @@ static void put_gpu(const struct nccl *x, int pci, int indent)
 			continue;
 		}
 		nv_links++;
-		nv_sum += l->count > 0 ? l->count : 1;
 		if (l->count > nv_max)
 			nv_max = l->count;
-		if (topo_pci_kind(&g->pci[peer]) != TOPO_DEV_GPU)
-			nv_peers_gpus = false;
 	}
 	if (!nv_links && !xgmi_links) {
 		fprintf(x->f, "%*s<gpu/>\n", indent, "");
 		return;
 	}
 	fprintf(x->f, "%*s<gpu>\n", indent, "");
-	if (nv_links && nv_peers_gpus && nv_sum > NVLINK_MAX_PER_GPU) {
+	if (nv_links && topo_fabric_nvswitched(g, pci)) {
 		/* Every peer at the full count: the links go into NVSwitches. */
 		fprintf(x->f, "%*s<nvlink target=\"fffffff:ffff:ff\" count=\"%d\" "
 			      "tclass=\"0x068000\"/>\n",
-			indent + 2, "", nv_max > 0 ? nv_max : NVLINK_MAX_PER_GPU);
+			indent + 2, "", nv_max > 0 ? nv_max : TOPO_NVLINK_MAX_PER_GPU);
 		nv_links = 0;
 	}
 	for (size_t i = 0; i < g->n_fabric; i++) {
@@ -382,12 +367,12 @@ static void put_nic_on_pci(struct nccl *x, int pci, int indent)
 static void put_pci(struct nccl *x, int pci, int indent)
 {
 	const struct topo_graph *g = x->v->g;
-	const struct topo_pci *p = &g->pci[pci], *up = p->parent >= 0 ? &g->pci[p->parent] : NULL;
+	const struct topo_pci *p = &g->pci[pci];
 	/* NCCL: the lower of this function's and its upstream port's maximum. */
-	int speed = min_known(p->max_speed, up ? up->max_speed : 0);
-	int width = min_known(p->max_width, up ? up->max_width : 0);
+	int speed, width;
 	bool children = false;
 
+	topo_pci_uplink_caps(g, pci, &speed, &width);
 	fprintf(x->f, "%*s<pci busid=\"", indent, "");
 	put_busid(x->f, p->bdf);
 	fprintf(x->f, "\" class=\"0x%06x\" vendor=\"0x%04x\" device=\"0x%04x\" "

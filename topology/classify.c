@@ -127,15 +127,6 @@ int topo_device_pos(const struct topo_graph *g, int dev, struct topo_pos *out)
 	return 0;
 }
 
-static int fabric_between(const struct topo_graph *g, int a, int b)
-{
-	for (size_t i = 0; i < g->n_fabric; i++)
-		if ((g->fabric[i].a == a && g->fabric[i].b == b) ||
-		    (g->fabric[i].a == b && g->fabric[i].b == a))
-			return (int)i;
-	return -1;
-}
-
 /* Distinct switches among the bridges of a path through chain[common]. */
 static int count_switches(const struct topo_pos *a, const struct topo_pos *b, int common)
 {
@@ -179,7 +170,7 @@ static void classify_pci_pos(const struct topo_graph *g, const struct topo_pos *
 			p->gbps = min_gbps(p->gbps, g->socket_link_gbps);
 		}
 	}
-	f = g->n_fabric ? fabric_between(g, a->pci, b->pci) : -1;
+	f = g->n_fabric ? topo_fabric_between(g, a->pci, b->pci) : -1;
 	if (f >= 0) {
 		/* A fabric link beats any PCIe path; the PCIe verdict stays for reference. */
 		p->cls = TOPO_CLASS_NV;
@@ -237,7 +228,7 @@ static void add_hops(const struct topo_graph *g, const struct topo_pos *a,
 	}
 	if (p->cls == TOPO_CLASS_NV) {
 		push(p, TOPO_HOP_PCI, a->pci);
-		push(p, TOPO_HOP_FABRIC, fabric_between(g, a->pci, b->pci));
+		push(p, TOPO_HOP_FABRIC, topo_fabric_between(g, a->pci, b->pci));
 		push(p, TOPO_HOP_PCI, b->pci);
 		return;
 	}

@@ -63,15 +63,24 @@ static int min_known(int a, int b)
  * root port's hop into its host bridge are not links and do not limit.
  * Use the lower of both ends' maximum: current values drop at idle (ASPM).
  */
+void topo_pci_uplink_caps(const struct topo_graph *g, int pci, int *speed, int *width)
+{
+	const struct topo_pci *p = &g->pci[pci];
+	const struct topo_pci *up = p->parent >= 0 ? &g->pci[p->parent] : NULL;
+
+	*speed = min_known(p->max_speed, up ? up->max_speed : 0);
+	*width = min_known(p->max_width, up ? up->max_width : 0);
+}
+
 double topo_pci_uplink_gbps(const struct topo_graph *g, int pci)
 {
-	const struct topo_pci *p = &g->pci[pci], *up;
+	const struct topo_pci *p = &g->pci[pci];
+	int speed, width;
 
 	if (p->port == TOPO_PORT_ROOT || p->port == TOPO_PORT_SWITCH_DOWN || p->parent < 0)
 		return 0;
-	up = &g->pci[p->parent];
-	return topo_pcie_gbps(min_known(p->max_speed, up->max_speed),
-			      min_known(p->max_width, up->max_width));
+	topo_pci_uplink_caps(g, pci, &speed, &width);
+	return topo_pcie_gbps(speed, width);
 }
 
 bool topo_pci_downtrained(const struct topo_pci *p)

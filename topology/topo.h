@@ -213,6 +213,9 @@ int topo_pci_numa(const struct topo_graph *g, int pci);
 /* ---- pcie_link.c ---- */
 int topo_parse_link_speed(const char *s); /* "8.0 GT/s PCIe" -> 80; unknown -> 0 */
 double topo_pcie_gbps(int speed, int width); /* GB/s after encoding, NCCL's table */
+/* Speed and width of the link above pci: the lower of its and its parent's
+ * maximum (current values drop at idle), 0 where unknown. */
+void topo_pci_uplink_caps(const struct topo_graph *g, int pci, int *speed, int *width);
 /* Bandwidth of the link from pci to its parent: min of both ends' max. 0 = none/unknown. */
 double topo_pci_uplink_gbps(const struct topo_graph *g, int pci);
 bool topo_pci_downtrained(const struct topo_pci *p);
@@ -303,6 +306,15 @@ int topo_hop_name(const struct topo_graph *g, const struct topo_hop *h, char *bu
 int topo_p2pdma(const struct topo_graph *g, int provider_pci, int client_pci,
 		struct topo_path *out);
 bool topo_hostbridge_whitelisted(uint16_t vendor, uint16_t device, bool same_host_bridge);
+
+/* ---- fabric.c ---- */
+/* Index in g->fabric of the link between two PCI functions, or -1. */
+int topo_fabric_between(const struct topo_graph *g, int pci_a, int pci_b);
+/* A GPU whose NVLink counts to its GPU peers add up to more links than any
+ * GPU has (18): the links go into NVSwitches (nvidia-smi shows NV18 between
+ * every pair of an 8-GPU H100 board). */
+#define TOPO_NVLINK_MAX_PER_GPU 18
+bool topo_fabric_nvswitched(const struct topo_graph *g, int pci);
 
 /* ---- peer_groups.c ---- */
 /* Groups devices (PCI-backed, not removed) into cliques of direct paths.
