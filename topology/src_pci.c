@@ -174,9 +174,12 @@ static int read_chain(struct topo_ctx *ctx, const char *bdf, char *hb, size_t hb
 		uint32_t dom;
 		uint8_t b, dv, f;
 
-		if (!strncmp(tok, "pci", 3) && strchr(tok, ':'))
+		if (!strncmp(tok, "pci", 3) && strchr(tok, ':')) {
+			/* A root bus below a device (Intel VMD, some NTBs) starts
+			 * a new hierarchy: what came before is not upstream. */
 			snprintf(hb, hblen, "%s", tok);
-		else if (!parse_bdf(tok, &dom, &b, &dv, &f) && strcmp(tok, bdf) &&
+			pl->nchain = 0;
+		} else if (!parse_bdf(tok, &dom, &b, &dv, &f) && strcmp(tok, bdf) &&
 			 pl->nchain < MAX_CHAIN)
 			snprintf(pl->chain[pl->nchain++], TOPO_BDF_MAX, "%s", tok);
 	}
@@ -377,10 +380,11 @@ struct scan_state {
 
 static bool complete(const char *dir)
 {
-	static const char *const need[] = { "vendor", "device", "class" };
+	/* libpci opens each of these, and gives up on the whole bus without one */
+	static const char *const need[] = { "vendor", "device", "class", "resource" };
 	char path[4096];
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, need[i]);
 		if (access(path, R_OK))
 			return false;
@@ -410,13 +414,14 @@ static void remove_shadow(struct scan_state *st)
 
 /*
  * libpci's sysfs method gives up on the whole bus when one function lacks
- * vendor, device or class. Live trees always have them; captures may not.
+ * vendor, device, class or resource. Live trees always have them; captures may not.
  * When one does not, libpci gets a shadow tree of links to the complete
  * functions only, and the others are read from sysfs directly.
  */
 static int prepare_view(struct topo_ctx *ctx, struct scan_state *st, char *pcipath, size_t len)
 {
 	char devdir[4096], entry[4096], real[4096];
+	const char *tmpdir;
 	size_t cap = 0;
 	struct dirent *de;
 	DIR *d;
@@ -448,7 +453,9 @@ static int prepare_view(struct topo_ctx *ctx, struct scan_state *st, char *pcipa
 		closedir(d);
 		return r;
 	}
-	snprintf(st->shadow, sizeof(st->shadow), "/tmp/pmtopo-pci-XXXXXX");
+	tmpdir = getenv("TMPDIR");
+	snprintf(st->shadow, sizeof(st->shadow), "%s/pmtopo-pci-XXXXXX",
+		 tmpdir && *tmpdir && strlen(tmpdir) < sizeof(st->shadow) - 20 ? tmpdir : "/tmp");
 	if (!mkdtemp(st->shadow)) {
 		st->shadow[0] = '\0';
 		closedir(d);
