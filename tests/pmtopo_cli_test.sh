@@ -97,6 +97,37 @@ else
 	echo "skip hwloc fixtures: $fx absent"
 fi
 
+# --- machines we captured ourselves (tests/vm/capture-sysfs): this build
+# machine and the QEMU rig's guests, replayed; hwloc must agree on the functions
+for d in "$src"/tests/fixtures/*/; do
+	name=$(basename "$d")
+	views "fixture:$name" --sysfs-root "$d"
+	want=$(find "$d/sys/bus/pci/devices" -mindepth 1 -maxdepth 1 | wc -l)
+	got=$("$pmtopo" --sysfs-root "$d" --json | jq '.pci | length')
+	[[ "$want" == "$got" ]] && ok "fixture:$name all $want functions" || bad "fixture:$name functions $got != $want"
+	if command -v lstopo-no-graphics >/dev/null; then
+		HWLOC_COMPONENTS=linux,stop lstopo-no-graphics --input "$d" --whole-io --of xml - 2>/dev/null |
+			grep -o 'pci_busid="[^"]*"' | cut -d'"' -f2 | sort >"$tmp/hw.$name"
+		"$pmtopo" --sysfs-root "$d" --json | jq -r '.pci[].bdf' | sort >"$tmp/ours.$name"
+		# hwloc hides bridges with nothing below them; every function it lists must be ours
+		if [[ -s "$tmp/hw.$name" ]] && comm -23 "$tmp/hw.$name" "$tmp/ours.$name" | grep -q .; then
+			bad "fixture:$name functions lstopo lists that we do not: $(comm -23 "$tmp/hw.$name" "$tmp/ours.$name" | tr '\n' ' ')"
+		else
+			ok "fixture:$name every function lstopo lists ($(wc -l <"$tmp/hw.$name"))"
+		fi
+	fi
+done
+for d in "$src"/tests/fixtures/qemu-pcie "$src"/tests/fixtures/qemu-rdma; do
+	[[ -d $d ]] || continue
+	name=$(basename "$d")
+	[[ $("$pmtopo" --sysfs-root "$d" --pair 03:00.0 04:00.0 | head -1) == PIX ]] && ok "$name ivshmem pair PIX" || bad "$name ivshmem pair not PIX"
+	[[ $("$pmtopo" --sysfs-root "$d" --pair 03:00.0 eth0 | head -1) == SYS ]] && ok "$name ivshmem-NIC SYS" || bad "$name ivshmem-NIC not SYS"
+	[[ $("$pmtopo" --sysfs-root "$d" --json | jq '[.pci[] | select(.port_from_caps)] | length') -ge 4 ]] &&
+		ok "$name port types from full config space" || bad "$name port types not from capabilities"
+done
+[[ -d "$src/tests/fixtures/qemu-rdma" ]] && { [[ $("$pmtopo" --sysfs-root "$src/tests/fixtures/qemu-rdma" --pair rxe0 eth0 | head -1) == X ]] &&
+	ok "qemu-rdma rxe0 rides on eth0" || bad "qemu-rdma rxe0 not on eth0"; }
+
 # --- bad input
 expect_fail "unknown device" "'nosuchdev'" "$pmtopo" --pair nosuchdev node0
 expect_fail "pair needs two" "--pair needs two" "$pmtopo" --pair node0

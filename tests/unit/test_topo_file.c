@@ -259,9 +259,11 @@ static void test_qemu_roundtrip(void)
 
 	CU_ASSERT_EQUAL(g->n_numa, 2);
 	CU_ASSERT_EQUAL(topo_numa_distance(g, 0, 1), 20);
-	CU_ASSERT_EQUAL(g->numa[1].mem_total, 1ull << 30);
+	CU_ASSERT_EQUAL(g->numa[1].mem_total, 1009950720ull);
 	CU_ASSERT_STRING_EQUAL(g->numa[1].cpulist, "1");
-	CU_ASSERT_FALSE(g->numa[0].access0.present);
+	CU_ASSERT_TRUE(g->numa[0].access0.present); /* the rig's ACPI HMAT */
+	CU_ASSERT_EQUAL(g->numa[0].access0.read_lat, 100);
+	CU_ASSERT_EQUAL(g->numa[0].access0.initiators, 1u);
 	CU_ASSERT_EQUAL(g->n_hostbridges, 2);
 	CU_ASSERT_STRING_EQUAL(g->hostbridges[1].name, "pci0000:80");
 	CU_ASSERT_EQUAL(g->hostbridges[1].bus, 0x80);
@@ -278,7 +280,8 @@ static void test_qemu_roundtrip(void)
 	CU_ASSERT_EQUAL(p->parent, find(g, "0000:02:01.0"));
 	CU_ASSERT_EQUAL(g->pci[p->parent].parent, find(g, "0000:01:00.0"));
 	CU_ASSERT_EQUAL(g->pci[find(g, "0000:05:00.0")].class_code, 0x010802);
-	CU_ASSERT_EQUAL(g->pci[find(g, "0000:00:01.0")].cur_speed, 25);
+	CU_ASSERT_EQUAL(g->pci[find(g, "0000:00:03.0")].cur_speed, 25);
+	CU_ASSERT_EQUAL(g->pci[find(g, "0000:00:03.0")].max_speed, 160);
 
 	nic = find(g, "0000:81:00.0");
 	CU_ASSERT_EQUAL(g->pci[nic].numa, 1);

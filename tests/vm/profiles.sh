@@ -12,6 +12,9 @@
 #   PM_GUEST_IP    address the guest gives eth0 (private, never routed anywhere)
 #   PM_PEER_IP     the other guest's address (rdma-pair only)
 # ROLE (0 or 1) only matters for multi-guest profiles.
+# The commas inside array elements are QEMU option syntax, and the PM_ variables
+# are read by run-vm:
+# shellcheck disable=SC2054,SC2034
 #
 # Bus layout of the pcie machine (what tests/vm/tests/pcie-tree.sh checks):
 #   pcie.0 ── rp0 (pcie-root-port) ── up0 (x3130-upstream)
@@ -23,16 +26,31 @@
 # topology discoverer then sees a storage device and two BAR-memory devices that
 # share one upstream port (a P2P-capable shape), without an extra root port.
 
-# numa2: two NUMA nodes, 1 GiB and one CPU each. -nodefaults drops q35's default
-# e1000e NIC and VGA so the PCI tree holds only what a profile declares.
+# numa2: two NUMA nodes, 1 GiB and one CPU each, one socket per node as on a
+# real 2-socket box (QEMU's default would put both CPUs in one package across
+# two nodes). -nodefaults drops q35's default e1000e NIC and VGA so the PCI tree
+# holds only what a profile declares. hmat=on plus the hmat-lb table gives the
+# guest an ACPI HMAT, so nodeN/access0/initiators/{read,write}_{latency,bandwidth}
+# exist for a discoverer to read (numbers are made up but consistent: remote
+# access is twice as slow and half as wide).
 _pm_numa2() {
 	PM_QEMU_ARGS+=(
-		-M q35 -m 2048 -smp 2 -nodefaults -vga none
+		-M q35,hmat=on -m 2048 -smp 2,sockets=2,cores=1,threads=1 -nodefaults -vga none
 		-object memory-backend-ram,id=m0,size=1G
 		-object memory-backend-ram,id=m1,size=1G
-		-numa node,nodeid=0,cpus=0,memdev=m0
-		-numa node,nodeid=1,cpus=1,memdev=m1
+		-numa node,nodeid=0,cpus=0,memdev=m0,initiator=0
+		-numa node,nodeid=1,cpus=1,memdev=m1,initiator=1
 	)
+	local i t lat bw
+	for i in 0 1; do
+		for t in 0 1; do
+			if [[ $i == "$t" ]]; then lat=100 bw=20G; else lat=200 bw=10G; fi
+			PM_QEMU_ARGS+=(
+				-numa "hmat-lb,initiator=$i,target=$t,hierarchy=memory,data-type=access-latency,latency=$lat"
+				-numa "hmat-lb,initiator=$i,target=$t,hierarchy=memory,data-type=access-bandwidth,bandwidth=$bw"
+			)
+		done
+	done
 }
 
 # pcie: numa2 plus the tree drawn above. $1 is the -netdev spec for the NIC
@@ -78,10 +96,10 @@ pm_profile() {
 		# loopback and the guests' addresses exist only on that private link.
 		local port=${PM_PAIR_PORT:-47661}
 		if [[ $role == 0 ]]; then
-			_pm_pcie socket,id=n0,listen=127.0.0.1:$port 52:54:00:12:34:10
+			_pm_pcie socket,id=n0,listen="127.0.0.1:$port" 52:54:00:12:34:10
 			PM_GUEST_IP=192.168.77.10 PM_PEER_IP=192.168.77.11
 		else
-			_pm_pcie socket,id=n0,connect=127.0.0.1:$port 52:54:00:12:34:11
+			_pm_pcie socket,id=n0,connect="127.0.0.1:$port" 52:54:00:12:34:11
 			PM_GUEST_IP=192.168.77.11 PM_PEER_IP=192.168.77.10
 		fi
 		PM_GUEST_SETUP="pcidrv rdma" PM_GUESTS=2 ;;

@@ -14,7 +14,8 @@
  *   proc/{cpuinfo,meminfo}
  *   sys/devices/system/cpu/{online,possible}, cpuN/topology/ (all of it)
  *   sys/devices/system/node/{online,possible}, nodeN/{cpulist,cpumap,meminfo,distance},
- *     nodeN/access{0,1}/... (files and links, when the firmware has HMAT)
+ *     nodeN/access{0,1}/{initiators,targets}/... (files and links; present when
+ *     the firmware has an ACPI HMAT)
  *   sys/bus/pci/devices/<bdf> (links)
  *   sys/devices/pci*: every PCI function's PCI_ATTRS, and its PCI_LINKS
  *   sys/class/{net,infiniband,drm,nvme,block}/<dev> (links) and, in the device
@@ -186,7 +187,10 @@ static void copy_any(const char *rel)
 		mkdirs_out(rel);
 		struct dirent *e;
 		while ((e = readdir(d))) {
-			if (e->d_name[0] == '.')
+			/* Driver-model plumbing every sysfs device dir carries;
+			 * no topology in it. */
+			if (e->d_name[0] == '.' || !strcmp(e->d_name, "power") ||
+			    !strcmp(e->d_name, "uevent") || !strcmp(e->d_name, "subsystem"))
 				continue;
 			char sub[PATH_MAX];
 			path_join(sub, rel, e->d_name);

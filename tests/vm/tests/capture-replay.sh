@@ -5,6 +5,7 @@
 # hwloc replays the copy with the same PCI functions and NUMA nodes the live
 # kernel shows: guards the copier against losing files a discoverer needs.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 command -v lstopo-no-graphics >/dev/null || { echo "SKIP: hwloc not installed"; exit 77; }
@@ -17,7 +18,7 @@ topo=$(lstopo-no-graphics --input "$cap" --whole-io --no-factorize --no-collapse
 live=$(lspci | wc -l)
 seen=$(grep -c 'busid=' <<<"$topo")
 [[ $seen == "$live" ]] || fail "replay shows $seen PCI functions, live lspci $live"
-nodes=$(grep -c 'NUMANode L#' <<<"$topo")
+nodes=$(grep -Ec '^ *NUMANode L#[0-9]+ \(' <<<"$topo")  # not the memattr lines
 [[ $nodes == 2 ]] || fail "replay shows $nodes NUMA nodes, want 2"
 grep -q '"eth0"' <<<"$topo" || fail "replay lost eth0"
 grep -q '"nvme0n1"' <<<"$topo" || fail "replay lost nvme0n1"

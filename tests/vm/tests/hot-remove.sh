@@ -4,6 +4,7 @@
 # Removing an ivshmem function through sysfs makes it disappear from the bus
 # (what the broker must survive), the other one stays, and a rescan brings it back.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 mapfile -t shm < <(pci_find 0x1af4 0x1110)

@@ -4,6 +4,7 @@
 # Each ivshmem's 64 MiB BAR 2 can be mmapped by root through sysfs, written and
 # read back through a fresh mapping: the access path a BAR memory pool uses.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 [[ -x $PM_VM_BIN/bar_rw ]] || { echo "SKIP: bar_rw not built (no cc on the host)"; exit 77; }

@@ -5,6 +5,7 @@
 # the NVMe) behind ONE switch upstream port, the NIC under the second host bridge
 # (bus 0x80) reporting NUMA node 1.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 lspci -tv

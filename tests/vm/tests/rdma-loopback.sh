@@ -4,6 +4,7 @@
 # Soft-RoCE rxe0 on the guest NIC is ACTIVE and real libibverbs traffic flows:
 # ib_write_bw from the guest to its own address (never leaves the guest).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 ibv_devinfo -d rxe0

@@ -5,6 +5,7 @@
 # with soft-RoCE rxe0: RDMA writes cross from guest 1 to guest 0. Runs in both
 # guests; PM_ROLE 0 serves, 1 is the client.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 ibv_devinfo -d rxe0 | grep -q 'state:.*PORT_ACTIVE' || fail "rxe0 port not PORT_ACTIVE"
