@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagemapd's shared state: one single-threaded epoll loop owns everything
+ * here, so nothing below takes a lock.
+ */
+#ifndef PAGEMAP_BROKER_H
+#define PAGEMAP_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "pagemap_proto.h"
+#include "proto.h"
+#include "topo.h"
+
+struct broker;
+
+/* ---- loop.c: every fd the loop watches is one of these ---- */
+struct watch {
+	int fd; /* -1 once retired */
+	void (*cb)(struct broker *b, struct watch *w, uint32_t events);
+	struct watch *retired_next;
+};
+
+int loop_add(struct broker *b, struct watch *w, uint32_t events);
+void loop_del(struct broker *b, struct watch *w);
+/*
+ * Stops watching w, closes its fd and frees the object w is the first
+ * member of once the current batch of events is dispatched: a callback may
+ * retire objects whose events are still pending in that batch.
+ */
+void loop_retire(struct broker *b, struct watch *w);
+void loop_reap(struct broker *b);
+uint64_t now_ms(void);
+/* Re-arms the one timer to the earliest deadline the registry needs. */
+void loop_arm_timer(struct broker *b);
+
+/* ---- log.c ---- */
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern enum log_level log_max;
+void blog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- pools: pool.c and one pool_*.c per kind ---- */
+struct pool;
+struct pool_ops {
+	enum pm_pool_kind kind;
+	const char *name;
+	/* Acquires what a live pagemap of this pool needs (a BAR mapping...). */
+	int (*create)(struct pool *p);
+	void (*destroy)(struct pool *p);
+};
+
+struct pool {
+	char device[PM_NAME_MAX];
+	char region[PM_REGION_MAX];
+	const struct pool_ops *ops;
+	int numa;
+	uint64_t capacity, used;
+	uint32_t addr_bits;
+	bool emulated;
+	bool gone; /* revoked or removed: opens fail -ENODEV */
+	char sysfs[512]; /* the device's sysfs directory ("" for none) */
+	int bar;         /* PCI BAR pools: BAR index */
+	void *map;       /* PCI BAR pools: the mapping while a pagemap lives */
+	int memfd;       /* emulated pools: the broker-held memory, -1 when none */
+	struct pagemap *pm; /* the live pagemap, NULL when none */
+	struct pool *next;
+};
+
+extern const struct pool_ops pool_numa_ops;
+extern const struct pool_ops pool_bar_ops;
+extern const struct pool_ops pool_emulated_ops;
+
+struct pool_bar_conf {
+	char device[PM_NAME_MAX];
+	int bar;
+};
+
+/* Builds the pool list from the topology and the configured BAR pools. */
+int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nbars);
+void pools_free(struct broker *b);
+struct pool *pool_find(struct broker *b, const char *device, const char *region);
+const char *pool_kind_name(enum pm_pool_kind k);
+/* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
+uint64_t pool_free(const struct broker *b, const struct pool *p);
+
+/* ---- policy.c: the configuration file ---- */
+struct access_rule {
+	char device[PM_NAME_MAX]; /* "*" for every device */
+	int64_t uid;              /* -1: any */
+	int64_t gid;              /* -1: any */
+	bool allow;
+};
+
+struct config {
+	char socket_path[256];
+	char topology[512];
+	char sysfs_root[512];
+	char psi_path[256];    /* memory pressure source, /proc/pressure/memory */
+	double psi_some_avg10; /* reclaim lingering pagemaps above this */
+	uint64_t reclaim_watermark; /* reclaim when a pool's free bytes drop below */
+	int linger_ms;
+	struct pool_bar_conf bars[16];
+	unsigned nbars;
+	struct access_rule rules[64];
+	unsigned nrules;
+	uint32_t max_sessions;
+	uint32_t max_handles_per_uid;
+};
+
+void config_defaults(struct config *c);
+/* Reads a JSON config file (docs/pagemapd.md). err names the bad field. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Whether uid/gid may open pool p: explicit rules first, then the device's
+ * own permissions. 0 or -EACCES. */
+int policy_check(const struct broker *b, const struct pool *p, const struct ucred *cred);
+
+/* ---- registry.c: pagemaps and their handles ---- */
+struct handle {
+	struct watch w; /* the broker's end of the pagemap fd's socketpair */
+	struct pagemap *pm;
+	uint64_t session_id; /* who opened it (the fd may have moved since) */
+	uint32_t uid;
+	struct handle *next;
+};
+
+struct pagemap {
+	uint64_t id;
+	struct pool *pool;
+	enum pm_pagemap_state state;
+	uint32_t refs; /* handles alive */
+	uint64_t linger_deadline;
+	struct handle *handles;
+	struct pagemap *next;
+};
+
+/* Opens (creating or reviving) the pool's pagemap and makes a new handle.
+ * Returns the client's end of the handle socket (caller sends, then closes)
+ * or -errno. */
+int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_t uid,
+		  struct pm_info *info);
+void registry_info(const struct pagemap *pm, struct pm_info *info);
+/* Revokes every pagemap of the named device; marks its pools gone. Returns
+ * the number revoked or -ENOENT. */
+int registry_revoke_device(struct broker *b, const char *device, int reason);
+/* Tears down lingering pagemaps whose time is up (or all, under pressure). */
+void registry_expire(struct broker *b, bool pressure);
+uint64_t registry_next_deadline(const struct broker *b);
+unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id);
+unsigned registry_handles_of_uid(const struct broker *b, uint32_t uid);
+void registry_free(struct broker *b);
+
+/* ---- session.c: control connections ---- */
+struct session {
+	struct watch w;
+	uint64_t id;
+	struct ucred cred;
+	char client[32];
+	uint16_t version; /* 0 until HELLO */
+	struct pm_reader rd;
+	struct session *next;
+};
+
+void session_accept(struct broker *b, struct watch *w, uint32_t events);
+void session_free_all(struct broker *b);
+
+/* ---- hotplug.c: devices going away ---- */
+int hotplug_init(struct broker *b);
+/* Revokes pools whose sysfs directory vanished (uevents can be missed). */
+void hotplug_check_sysfs(struct broker *b);
+
+/* ---- pressure.c ---- */
+bool pressure_high(const struct broker *b);
+
+struct broker {
+	int epfd;
+	struct watch listen;
+	struct watch timer;
+	struct watch uevent;
+	struct watch signals;
+	struct config conf;
+	struct topo_graph *topo;
+	struct pool *pools;
+	struct pagemap *pagemaps;
+	struct session *sessions;
+	uint64_t next_session_id, next_pagemap_id;
+	struct watch *retired;
+	struct pm_stats_reply stats;
+	bool running;
+};
+
+/* The broker's own uid may administer it, as may root. */
+bool broker_is_admin(const struct ucred *cred);
+#endif

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/* pagemapd: one broker per node, handing out pagemap fds. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "config.h"
+
+#define SD_LISTEN_FDS_START 3
+
+static void usage(FILE *f)
+{
+	fputs("Usage: pagemapd [OPTIONS]\n"
+	      "The pagemap broker: hands out pagemap fds for this node's memory pools.\n\n"
+	      "  --socket PATH      listen here (default $XDG_RUNTIME_DIR/pagemap/broker.sock,\n"
+	      "                     /run/pagemap/broker.sock for root; systemd sockets are used\n"
+	      "                     when LISTEN_FDS says so)\n"
+	      "  --config FILE      pools, access rules, limits (docs/pagemapd.md)\n"
+	      "  --topology FILE    serve an EMULATED machine from a topology file\n"
+	      "  --sysfs-root DIR   read a captured sysfs tree instead of this machine's\n"
+	      "  --linger-ms N      keep unused pagemaps N ms before teardown (default 5000)\n"
+	      "  -v, --verbose      debug log;  -h, --help;  --version\n",
+	      f);
+}
+
+static int default_socket(char *buf, size_t len)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (getuid() == 0)
+		rt = "/run";
+	if (!rt || !*rt)
+		return -ENOENT;
+	snprintf(buf, len, "%s/pagemap", rt);
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(buf, len, "%s/pagemap/broker.sock", rt);
+	return 0;
+}
+
+/* A socket file nobody listens on is stale (a crashed broker): replace it. */
+static int listen_on(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, probe;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0) {
+		if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(probe);
+			return -EADDRINUSE;
+		}
+		close(probe);
+	}
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int systemd_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
+		return -1;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return SD_LISTEN_FDS_START;
+}
+
+static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	if (read(w->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		blog(LOG_WARN, "timer: %s", strerror(errno));
+	hotplug_check_sysfs(b);
+	registry_expire(b, pressure_high(b));
+}
+
+static void signal_fired(struct broker *b, struct watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		blog(LOG_INFO, "signal %u: exiting", si.ssi_signo);
+	b->running = false;
+}
+
+static int setup(struct broker *b, int *listen_fd, bool *owns_path)
+{
+	struct topo_discover_opts o = { 0 };
+	char err[1024] = "";
+	sigset_t mask;
+	int r;
+
+	if (b->conf.topology[0]) {
+		r = topo_file_load(b->conf.topology, &b->topo, err, sizeof(err));
+		if (r == 0 && !b->topo->emulated)
+			blog(LOG_WARN, "%s is not marked emulated: serving it as emulated anyway",
+			     b->conf.topology);
+		if (r == 0)
+			b->topo->emulated = true;
+	} else {
+		o.sysfs_root = b->conf.sysfs_root[0] ? b->conf.sysfs_root : NULL;
+		o.errbuf = err;
+		o.errlen = sizeof(err);
+		r = topo_discover(&o, &b->topo);
+	}
+	if (r < 0) {
+		blog(LOG_ERR, "topology: %s", err[0] ? err : strerror(-r));
+		return r;
+	}
+	r = pools_build(b, b->conf.bars, b->conf.nbars);
+	if (r < 0)
+		return r;
+	b->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (b->epfd < 0)
+		return -errno;
+	*listen_fd = systemd_socket();
+	*owns_path = *listen_fd < 0;
+	if (*listen_fd < 0) {
+		if (!b->conf.socket_path[0] &&
+		    default_socket(b->conf.socket_path, sizeof(b->conf.socket_path)) < 0) {
+			blog(LOG_ERR, "no socket path: set --socket or XDG_RUNTIME_DIR");
+			return -ENOENT;
+		}
+		*listen_fd = listen_on(b->conf.socket_path);
+		if (*listen_fd < 0) {
+			blog(LOG_ERR, "%s: %s", b->conf.socket_path, strerror(-*listen_fd));
+			return *listen_fd;
+		}
+	}
+	b->listen.fd = *listen_fd;
+	b->listen.cb = session_accept;
+	if ((r = loop_add(b, &b->listen, EPOLLIN)) < 0)
+		return r;
+	b->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	b->timer.cb = timer_fired;
+	if (b->timer.fd < 0 || (r = loop_add(b, &b->timer, EPOLLIN)) < 0)
+		return b->timer.fd < 0 ? -errno : r;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	b->signals.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	b->signals.cb = signal_fired;
+	if (b->signals.fd < 0 || (r = loop_add(b, &b->signals, EPOLLIN)) < 0)
+		return b->signals.fd < 0 ? -errno : r;
+	if ((r = hotplug_init(b)) < 0)
+		blog(LOG_WARN, "no uevents (%s): removals are noticed by polling sysfs",
+		     strerror(-r));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "topology", required_argument, NULL, 't' },
+		{ "sysfs-root", required_argument, NULL, 'r' },
+		{ "linger-ms", required_argument, NULL, 'l' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	static struct broker b;
+	const char *config = NULL, *socket_arg = NULL, *topology = NULL, *sysroot = NULL;
+	long linger = -1;
+	bool owns_path = false;
+	char err[512];
+	int c, listen_fd = -1, r;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 's': socket_arg = optarg; break;
+		case 'c': config = optarg; break;
+		case 't': topology = optarg; break;
+		case 'r': sysroot = optarg; break;
+		case 'l':
+			errno = 0;
+			linger = strtol(optarg, &end, 10);
+			if (errno || *end || linger < 0 || linger > 3600000) {
+				fprintf(stderr, "pagemapd: --linger-ms: '%s' is not 0..3600000\n", optarg);
+				return 2;
+			}
+			break;
+		case 'v': log_max = LOG_DEBUG; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("pagemapd %s\n", PAGEMAP_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pagemapd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	config_defaults(&b.conf);
+	if (config && config_load(&b.conf, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pagemapd: %s\n", err);
+		return 2;
+	}
+	/* The command line wins over the file. */
+	if (socket_arg)
+		snprintf(b.conf.socket_path, sizeof(b.conf.socket_path), "%s", socket_arg);
+	if (topology)
+		snprintf(b.conf.topology, sizeof(b.conf.topology), "%s", topology);
+	if (sysroot)
+		snprintf(b.conf.sysfs_root, sizeof(b.conf.sysfs_root), "%s", sysroot);
+	if (linger >= 0)
+		b.conf.linger_ms = (int)linger;
+	r = setup(&b, &listen_fd, &owns_path);
+	if (r < 0)
+		return 1;
+	blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)",
+	     b.conf.socket_path[0] ? b.conf.socket_path : "systemd socket", b.topo->source,
+	     b.topo->n_numa, b.topo->emulated ? ", EMULATED" : "");
+	b.running = true;
+	while (b.running) {
+		struct epoll_event ev[32];
+		int n = epoll_wait(b.epfd, ev, 32, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			blog(LOG_ERR, "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct watch *w = ev[i].data.ptr;
+
+			if (w->fd >= 0)
+				w->cb(&b, w, ev[i].events);
+		}
+		loop_reap(&b);
+	}
+	session_free_all(&b);
+	registry_free(&b);
+	loop_reap(&b);
+	pools_free(&b);
+	topo_graph_free(b.topo);
+	if (owns_path)
+		unlink(b.conf.socket_path);
+	return 0;
+}

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration file (docs/pagemapd.md): pools to serve, who may open
+ * what, limits. JSON, read strictly: an unknown key is an error, so a typo
+ * cannot silently widen access.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "broker.h"
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->linger_ms = 5000;
+	snprintf(c->psi_path, sizeof(c->psi_path), "/proc/pressure/memory");
+	c->psi_some_avg10 = 20.0;
+	c->max_sessions = 1024;
+	c->max_handles_per_uid = 4096;
+}
+
+struct cfg_ctx {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cfg_ctx *x, const char *path,
+						      const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(x->err, x->errlen, "%s: %s: %s", x->file, path, msg);
+	return -EINVAL;
+}
+
+static int check_keys(struct cfg_ctx *x, json_object *o, const char *path,
+		      const char *const *keys)
+{
+	json_object_object_foreach(o, key, val) {
+		const char *const *k;
+
+		(void)val;
+		for (k = keys; *k && strcmp(*k, key); k++)
+			;
+		if (!*k)
+			return fail(x, path, "unknown key '%s'", key);
+	}
+	return 0;
+}
+
+static int get_string(struct cfg_ctx *x, json_object *o, const char *path, const char *key,
+		      char *out, size_t len)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return fail(x, path, "'%s' must be a string", key);
+	if ((size_t)json_object_get_string_len(v) >= len)
+		return fail(x, path, "'%s' is too long", key);
+	snprintf(out, len, "%s", json_object_get_string(v));
+	return 1;
+}
+
+static int get_int(struct cfg_ctx *x, json_object *o, const char *path, const char *key,
+		   int64_t min, int64_t max, int64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return fail(x, path, "'%s' must be an integer", key);
+	*out = json_object_get_int64(v);
+	if (*out < min || *out > max)
+		return fail(x, path, "'%s' must be %lld..%lld", key, (long long)min, (long long)max);
+	return 1;
+}
+
+static int read_bars(struct cfg_ctx *x, struct config *c, json_object *arr)
+{
+	static const char *const keys[] = { "device", "bar", NULL };
+	char path[64];
+
+	if (!json_object_is_type(arr, json_type_array))
+		return fail(x, "pools.bar", "must be an array");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		struct pool_bar_conf *bc = &c->bars[c->nbars];
+		int64_t bar = -1;
+		int r;
+
+		snprintf(path, sizeof(path), "pools.bar[%zu]", i);
+		if (c->nbars == sizeof(c->bars) / sizeof(c->bars[0]))
+			return fail(x, path, "too many BAR pools");
+		if (!json_object_is_type(e, json_type_object))
+			return fail(x, path, "must be an object");
+		if ((r = check_keys(x, e, path, keys)) < 0)
+			return r;
+		if ((r = get_string(x, e, path, "device", bc->device, sizeof(bc->device))) <= 0)
+			return r < 0 ? r : fail(x, path, "'device' is required");
+		if ((r = get_int(x, e, path, "bar", 0, 5, &bar)) <= 0)
+			return r < 0 ? r : fail(x, path, "'bar' is required");
+		bc->bar = (int)bar;
+		c->nbars++;
+	}
+	return 0;
+}
+
+static int read_access(struct cfg_ctx *x, struct config *c, json_object *arr)
+{
+	static const char *const keys[] = { "device", "uid", "gid", "allow", NULL };
+	char path[64];
+
+	if (!json_object_is_type(arr, json_type_array))
+		return fail(x, "access", "must be an array");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i), *allow;
+		struct access_rule *ar = &c->rules[c->nrules];
+		int r;
+
+		snprintf(path, sizeof(path), "access[%zu]", i);
+		if (c->nrules == sizeof(c->rules) / sizeof(c->rules[0]))
+			return fail(x, path, "too many rules");
+		if (!json_object_is_type(e, json_type_object))
+			return fail(x, path, "must be an object");
+		if ((r = check_keys(x, e, path, keys)) < 0)
+			return r;
+		ar->uid = ar->gid = -1;
+		if ((r = get_string(x, e, path, "device", ar->device, sizeof(ar->device))) <= 0)
+			return r < 0 ? r : fail(x, path, "'device' is required (\"*\" for all)");
+		if ((r = get_int(x, e, path, "uid", 0, UINT32_MAX, &ar->uid)) < 0 ||
+		    (r = get_int(x, e, path, "gid", 0, UINT32_MAX, &ar->gid)) < 0)
+			return r;
+		if (!json_object_object_get_ex(e, "allow", &allow) ||
+		    !json_object_is_type(allow, json_type_boolean))
+			return fail(x, path, "'allow' (true or false) is required");
+		ar->allow = json_object_get_boolean(allow);
+		c->nrules++;
+	}
+	return 0;
+}
+
+static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
+{
+	static const char *const keys[] = { "socket", "topology", "sysfs_root", "linger_ms",
+					    "pressure", "pools", "access", "limits", NULL };
+	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
+	static const char *const poolkeys[] = { "bar", NULL };
+	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid", NULL };
+	json_object *o;
+	int64_t v;
+	int r;
+
+	if (!json_object_is_type(root, json_type_object))
+		return fail(x, "(top)", "must be an object");
+	if ((r = check_keys(x, root, "(top)", keys)) < 0 ||
+	    (r = get_string(x, root, "(top)", "socket", c->socket_path, sizeof(c->socket_path))) < 0 ||
+	    (r = get_string(x, root, "(top)", "topology", c->topology, sizeof(c->topology))) < 0 ||
+	    (r = get_string(x, root, "(top)", "sysfs_root", c->sysfs_root, sizeof(c->sysfs_root))) < 0)
+		return r;
+	if ((r = get_int(x, root, "(top)", "linger_ms", 0, 3600000, &v)) < 0)
+		return r;
+	if (r)
+		c->linger_ms = (int)v;
+	if (json_object_object_get_ex(root, "pressure", &o)) {
+		json_object *d;
+
+		if (!json_object_is_type(o, json_type_object))
+			return fail(x, "pressure", "must be an object");
+		if ((r = check_keys(x, o, "pressure", pkeys)) < 0 ||
+		    (r = get_string(x, o, "pressure", "psi_path", c->psi_path, sizeof(c->psi_path))) < 0)
+			return r;
+		if (json_object_object_get_ex(o, "some_avg10", &d)) {
+			if (!json_object_is_type(d, json_type_double) &&
+			    !json_object_is_type(d, json_type_int))
+				return fail(x, "pressure", "'some_avg10' must be a number");
+			c->psi_some_avg10 = json_object_get_double(d);
+		}
+		if ((r = get_int(x, o, "pressure", "watermark_bytes", 0, INT64_MAX, &v)) < 0)
+			return r;
+		if (r)
+			c->reclaim_watermark = (uint64_t)v;
+	}
+	if (json_object_object_get_ex(root, "pools", &o)) {
+		json_object *bars;
+
+		if (!json_object_is_type(o, json_type_object))
+			return fail(x, "pools", "must be an object");
+		if ((r = check_keys(x, o, "pools", poolkeys)) < 0)
+			return r;
+		if (json_object_object_get_ex(o, "bar", &bars) && (r = read_bars(x, c, bars)) < 0)
+			return r;
+	}
+	if (json_object_object_get_ex(root, "access", &o) && (r = read_access(x, c, o)) < 0)
+		return r;
+	if (json_object_object_get_ex(root, "limits", &o)) {
+		if (!json_object_is_type(o, json_type_object))
+			return fail(x, "limits", "must be an object");
+		if ((r = check_keys(x, o, "limits", lkeys)) < 0)
+			return r;
+		if ((r = get_int(x, o, "limits", "max_sessions", 1, 1 << 20, &v)) < 0)
+			return r;
+		if (r)
+			c->max_sessions = (uint32_t)v;
+		if ((r = get_int(x, o, "limits", "max_handles_per_uid", 1, 1 << 24, &v)) < 0)
+			return r;
+		if (r)
+			c->max_handles_per_uid = (uint32_t)v;
+	}
+	return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct cfg_ctx x = { .file = path, .err = err, .errlen = errlen };
+	json_object *root = json_object_from_file(path);
+	int r;
+
+	if (!root) {
+		snprintf(err, errlen, "%s: cannot read or parse: %s", path, json_util_get_last_err());
+		return -EINVAL;
+	}
+	r = read_root(&x, c, root);
+	json_object_put(root);
+	return r;
+}
+
+/* The device's own permissions: rw on its sysfs resource file. */
+static bool may_use_file(const char *path, const struct ucred *cred)
+{
+	struct stat st;
+
+	if (cred->uid == 0)
+		return true;
+	if (stat(path, &st) < 0)
+		return false;
+	if (st.st_uid == cred->uid)
+		return (st.st_mode & (S_IRUSR | S_IWUSR)) == (S_IRUSR | S_IWUSR);
+	if (st.st_gid == cred->gid)
+		return (st.st_mode & (S_IRGRP | S_IWGRP)) == (S_IRGRP | S_IWGRP);
+	return (st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH);
+}
+
+int policy_check(const struct broker *b, const struct pool *p, const struct ucred *cred)
+{
+	char path[600];
+
+	/* Explicit rules decide; the first that matches wins. */
+	for (unsigned i = 0; i < b->conf.nrules; i++) {
+		const struct access_rule *ar = &b->conf.rules[i];
+
+		if ((strcmp(ar->device, "*") && strcmp(ar->device, p->device)) ||
+		    (ar->uid >= 0 && (uint32_t)ar->uid != cred->uid) ||
+		    (ar->gid >= 0 && (uint32_t)ar->gid != cred->gid))
+			continue;
+		return ar->allow ? 0 : -EACCES;
+	}
+	/* Otherwise host memory and emulated pools are everyone's, and a
+	 * device's pools are for those who may use the device itself. */
+	if (p->ops->kind != PM_KIND_PCI_BAR)
+		return 0;
+	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->bar);
+	return may_use_file(path, cred) ? 0 : -EACCES;
+}

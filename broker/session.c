@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control connections: HELLO first, then requests. Everything a client sends
+ * is checked before use (sizes, reserved fields, flags, names); a malformed
+ * message gets an error reply and nothing else changes; a stream that can no
+ * longer be framed ends the session. Sockets are non-blocking both ways: a
+ * client that sends half a message or stops reading cannot stall the loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+bool broker_is_admin(const struct ucred *cred)
+{
+	return cred->uid == 0 || cred->uid == getuid();
+}
+
+static void session_end(struct broker *b, struct session *s, const char *why)
+{
+	blog(LOG_DEBUG, "session %llu (pid %d) ends: %s", (unsigned long long)s->id,
+	     (int)s->cred.pid, why);
+	for (struct session **ss = &b->sessions; *ss; ss = &(*ss)->next)
+		if (*ss == s) {
+			*ss = s->next;
+			break;
+		}
+	pm_reader_reset(&s->rd);
+	loop_retire(b, &s->w);
+	b->stats.sessions--;
+}
+
+/* Sends a reply; a client that does not read its replies loses its session. */
+static int reply(struct session *s, const struct pm_msg *req, void *body, size_t len,
+		 const int *fds, unsigned nfds)
+{
+	struct pm_hdr hdr = { .version = s->version ? s->version : PM_PROTO_VERSION_MAX,
+			      .opcode = req->hdr.opcode, .flags = PM_HDR_REPLY,
+			      .request_id = req->hdr.request_id };
+
+	return pm_msg_send(s->w.fd, &hdr, body, len, fds, nfds);
+}
+
+static int reply_status(struct session *s, const struct pm_msg *req, int status)
+{
+	struct pm_reply r = { .status = status };
+
+	return reply(s, req, &r, sizeof(r), NULL, 0);
+}
+
+static int op_hello(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	const struct pm_hello *h = (const void *)m->payload;
+	struct pm_hello_reply rep = { .max_payload = PM_MAX_PAYLOAD, .session_id = s->id };
+	char name[sizeof(h->client)];
+	uint16_t v;
+
+	if (m->hdr.length != sizeof(*h) || h->flags || h->min_version > h->max_version)
+		return reply_status(s, m, -EINVAL);
+	if (pm_name_get(h->client, sizeof(h->client), true, name) < 0)
+		return reply_status(s, m, -EINVAL);
+	v = h->max_version < PM_PROTO_VERSION_MAX ? h->max_version : PM_PROTO_VERSION_MAX;
+	if (v < h->min_version || v < PM_PROTO_VERSION_MIN) {
+		blog(LOG_WARN, "pid %d speaks protocol %u..%u, we speak %u..%u", (int)s->cred.pid,
+		     h->min_version, h->max_version, PM_PROTO_VERSION_MIN, PM_PROTO_VERSION_MAX);
+		return reply_status(s, m, -EPROTONOSUPPORT);
+	}
+	s->version = v;
+	snprintf(s->client, sizeof(s->client), "%s", name);
+	rep.version = v;
+	return reply(s, m, &rep, sizeof(rep), NULL, 0);
+}
+
+static int op_open(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	const struct pm_open *o = (const void *)m->payload;
+	struct pm_open_reply rep = { 0 };
+	char device[PM_NAME_MAX], region[PM_REGION_MAX];
+	struct pool *p;
+	int fd, r;
+
+	if (m->hdr.length != sizeof(*o) || o->flags || o->reserved ||
+	    pm_name_get(o->device, sizeof(o->device), false, device) < 0 ||
+	    pm_name_get(o->region, sizeof(o->region), true, region) < 0)
+		return reply_status(s, m, -EINVAL);
+	p = pool_find(b, device, region);
+	if (!p)
+		return reply_status(s, m, -ENOENT);
+	if (p->gone)
+		return reply_status(s, m, -ENODEV);
+	r = policy_check(b, p, &s->cred);
+	if (r < 0) {
+		b->stats.denied++;
+		blog(LOG_WARN, "denied uid %u (pid %d) access to %s%s%s", s->cred.uid,
+		     (int)s->cred.pid, device, region[0] ? "/" : "", region);
+		return reply_status(s, m, r);
+	}
+	if (b->conf.max_handles_per_uid &&
+	    registry_handles_of_uid(b, s->cred.uid) >= b->conf.max_handles_per_uid)
+		return reply_status(s, m, -EMFILE);
+	fd = registry_open(b, p, s->id, s->cred.uid, &rep.info);
+	if (fd < 0)
+		return reply_status(s, m, fd);
+	rep.r.status = 0;
+	r = reply(s, m, &rep, sizeof(rep), &fd, 1);
+	/* The client's end now lives in flight or in the client; ours goes. */
+	close(fd);
+	return r;
+}
+
+static int op_list(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	struct pm_list_reply *rep = (void *)buf;
+	struct pm_info *info = (void *)(rep + 1);
+	uint32_t n = 0, max = (sizeof(buf) - sizeof(*rep)) / sizeof(*info);
+
+	if (m->hdr.length)
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	for (const struct pagemap *pm = b->pagemaps; pm && n < max; pm = pm->next)
+		registry_info(pm, &info[n++]);
+	rep->count = n;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(*info), NULL, 0);
+}
+
+static int op_clients(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	struct pm_list_reply *rep = (void *)buf;
+	struct pm_client_info *ci = (void *)(rep + 1);
+	uint32_t n = 0, max = (sizeof(buf) - sizeof(*rep)) / sizeof(*ci);
+
+	if (m->hdr.length)
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	for (const struct session *t = b->sessions; t && n < max; t = t->next, n++) {
+		memset(&ci[n], 0, sizeof(ci[n]));
+		ci[n].session_id = t->id;
+		ci[n].pid = t->cred.pid;
+		ci[n].uid = t->cred.uid;
+		ci[n].gid = t->cred.gid;
+		ci[n].handles = registry_handles_of_session(b, t->id);
+		pm_name_put(ci[n].client, sizeof(ci[n].client), t->client);
+	}
+	rep->count = n;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(*ci), NULL, 0);
+}
+
+static int op_revoke(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	const struct pm_revoke *rv = (const void *)m->payload;
+	char device[PM_NAME_MAX];
+	int r;
+
+	if (m->hdr.length != sizeof(*rv) || rv->flags || rv->reserved ||
+	    pm_name_get(rv->device, sizeof(rv->device), false, device) < 0)
+		return reply_status(s, m, -EINVAL);
+	if (!broker_is_admin(&s->cred)) {
+		blog(LOG_WARN, "denied uid %u (pid %d) revoking %s: not an administrator",
+		     s->cred.uid, (int)s->cred.pid, device);
+		return reply_status(s, m, -EPERM);
+	}
+	r = registry_revoke_device(b, device, -ECANCELED);
+	return reply_status(s, m, r);
+}
+
+static int op_stats(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	struct pm_stats_reply rep = b->stats;
+
+	if (m->hdr.length)
+		return reply_status(s, m, -EINVAL);
+	rep.r.status = 0;
+	rep.r.reserved = 0;
+	return reply(s, m, &rep, sizeof(rep), NULL, 0);
+}
+
+static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	int r;
+
+	/* Requests carry no fds on the control connection. */
+	if (m->nfds || (m->hdr.flags & PM_HDR_KNOWN)) {
+		pm_msg_close_fds(m);
+		b->stats.protocol_errors++;
+		return reply_status(s, m, -EPROTO);
+	}
+	if (m->hdr.opcode != PM_OP_HELLO && !s->version)
+		return reply_status(s, m, -EPROTO); /* HELLO first */
+	if (m->hdr.opcode != PM_OP_HELLO && m->hdr.version != s->version)
+		return reply_status(s, m, -EPROTO);
+	switch (m->hdr.opcode) {
+	case PM_OP_HELLO:
+		r = op_hello(b, s, m);
+		break;
+	case PM_OP_NOP:
+		r = reply_status(s, m, m->hdr.length ? -EINVAL : 0);
+		break;
+	case PM_OP_OPEN:
+		r = op_open(b, s, m);
+		break;
+	case PM_OP_LIST:
+		r = op_list(b, s, m);
+		break;
+	case PM_OP_CLIENTS:
+		r = op_clients(b, s, m);
+		break;
+	case PM_OP_REVOKE:
+		r = op_revoke(b, s, m);
+		break;
+	case PM_OP_STATS:
+		r = op_stats(b, s, m);
+		break;
+	default:
+		b->stats.protocol_errors++;
+		r = reply_status(s, m, -EOPNOTSUPP);
+		break;
+	}
+	return r;
+}
+
+static void session_event(struct broker *b, struct watch *w, uint32_t events)
+{
+	struct session *s = (struct session *)w;
+	static struct pm_msg m;
+	int r;
+
+	/* A few messages per wake-up: one busy client cannot starve the rest. */
+	for (int i = 0; i < 16; i++) {
+		r = pm_reader_read(s->w.fd, &s->rd, &m);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			if (r == -EPROTO) {
+				b->stats.protocol_errors++;
+				blog(LOG_WARN, "pid %d sent a malformed stream: session closed",
+				     (int)s->cred.pid);
+			}
+			session_end(b, s, strerror(-r));
+			return;
+		}
+		r = dispatch(b, s, &m);
+		pm_msg_close_fds(&m);
+		if (r < 0) {
+			session_end(b, s, "cannot send a reply");
+			return;
+		}
+	}
+	(void)events;
+}
+
+void session_accept(struct broker *b, struct watch *w, uint32_t events)
+{
+	struct session *s;
+	socklen_t len;
+	int fd;
+
+	(void)events;
+	fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (b->conf.max_sessions && b->stats.sessions >= b->conf.max_sessions) {
+		blog(LOG_WARN, "session limit (%u) reached: connection refused", b->conf.max_sessions);
+		close(fd);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return;
+	}
+	len = sizeof(s->cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &len) < 0) {
+		close(fd);
+		free(s);
+		return;
+	}
+	s->w.fd = fd;
+	s->w.cb = session_event;
+	s->id = ++b->next_session_id;
+	pm_reader_init(&s->rd);
+	if (loop_add(b, &s->w, EPOLLIN | EPOLLRDHUP) < 0) {
+		close(fd);
+		free(s);
+		return;
+	}
+	s->next = b->sessions;
+	b->sessions = s;
+	b->stats.sessions++;
+	blog(LOG_DEBUG, "session %llu: pid %d uid %u", (unsigned long long)s->id, (int)s->cred.pid,
+	     s->cred.uid);
+}
+
+void session_free_all(struct broker *b)
+{
+	while (b->sessions)
+		session_end(b, b->sessions, "broker exits");
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pagemap wire protocol, version 1: what libpagemap and pagemapd say to
+ * each other. This header is the specification (docs/protocol.md explains
+ * it with diagrams); every struct is fixed-width little-endian, naturally
+ * aligned, padded with explicit reserved fields that must be zero, and its
+ * size is asserted below. Nothing here may change size once released: grow
+ * by a new opcode or a new version.
+ *
+ * Two kinds of socket carry it:
+ *  - the control connection: a Unix SOCK_STREAM socket to the broker
+ *    ($XDG_RUNTIME_DIR/pagemap/broker.sock or /run/pagemap/broker.sock);
+ *  - a pagemap fd: one end of a SOCK_SEQPACKET socketpair the broker made for
+ *    one pagemap_open(). It is the capability and the reference; requests on
+ *    it carry their own reply socket (a fd in SCM_RIGHTS) because the pagemap
+ *    fd may be shared by processes that would otherwise read each other's
+ *    replies.
+ */
+#ifndef PAGEMAP_PROTO_H
+#define PAGEMAP_PROTO_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#define PM_PROTO_MAGIC 0x50414d50u /* "PMAP" as little-endian bytes */
+#define PM_PROTO_VERSION_MIN 1
+#define PM_PROTO_VERSION_MAX 1
+
+#define PM_MAX_PAYLOAD 65536u /* a longer message is a protocol error */
+#define PM_MAX_FDS 4          /* per message; more is a protocol error */
+#define PM_NAME_MAX 64        /* device names, NUL-padded */
+#define PM_REGION_MAX 32      /* region names, NUL-padded */
+
+/* Every message, both directions, starts with this. */
+struct pm_hdr {
+	uint32_t magic;      /* PM_PROTO_MAGIC */
+	uint16_t version;    /* the negotiated version (HELLO: the client's maximum) */
+	uint16_t opcode;     /* enum pm_opcode; replies echo the request's */
+	uint32_t length;     /* payload bytes after this header, <= PM_MAX_PAYLOAD */
+	uint16_t nfds;       /* fds attached with SCM_RIGHTS to this message */
+	uint16_t flags;      /* PM_HDR_* */
+	uint64_t request_id; /* chosen by the requester, echoed in the reply; 0 in events */
+};
+static_assert(sizeof(struct pm_hdr) == 24, "pm_hdr is 24 bytes");
+
+#define PM_HDR_REPLY 0x0001u /* a reply to request_id */
+#define PM_HDR_EVENT 0x0002u /* unsolicited: a pagemap event */
+#define PM_HDR_KNOWN (PM_HDR_REPLY | PM_HDR_EVENT)
+
+enum pm_opcode {
+	PM_OP_HELLO = 1,   /* control: version negotiation, must be first */
+	PM_OP_NOP = 2,     /* control: round trip, no effect */
+	PM_OP_OPEN = 3,    /* control: open a pagemap; the reply carries its fd */
+	PM_OP_QUERY = 4,   /* pagemap fd: its info (reply on the attached socket) */
+	PM_OP_LIST = 5,    /* control: every live pagemap (pmctl pagemaps) */
+	PM_OP_CLIENTS = 6, /* control: every session (pmctl clients) */
+	PM_OP_REVOKE = 7,  /* control, admin: revoke a device's pagemaps */
+	PM_OP_STATS = 8,   /* control: broker counters */
+	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
+};
+
+/* Every reply's payload starts with this. */
+struct pm_reply {
+	int32_t status; /* >= 0 success (op-specific), else a negative errno */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_reply) == 8, "pm_reply is 8 bytes");
+
+/* PM_OP_HELLO */
+struct pm_hello {
+	uint16_t min_version; /* lowest version the client speaks */
+	uint16_t max_version; /* highest; also in the header */
+	uint32_t flags;       /* none defined: must be 0 */
+	char client[32];      /* free text for pmctl clients, NUL-padded */
+};
+static_assert(sizeof(struct pm_hello) == 40, "pm_hello is 40 bytes");
+
+struct pm_hello_reply {
+	struct pm_reply r;
+	uint16_t version; /* chosen: min(client max, broker max) if >= both mins */
+	uint16_t reserved;
+	uint32_t max_payload;
+	uint64_t session_id;
+};
+static_assert(sizeof(struct pm_hello_reply) == 24, "pm_hello_reply is 24 bytes");
+
+/* PM_OP_OPEN */
+struct pm_open {
+	char device[PM_NAME_MAX];   /* "node1", "0000:03:00.0", "emu0", NUL-padded */
+	char region[PM_REGION_MAX]; /* "" for the device's default pool */
+	uint32_t flags;             /* none defined: must be 0 */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_open) == 104, "pm_open is 104 bytes");
+
+enum pm_pool_kind {
+	PM_KIND_HOST_NUMA = 1,
+	PM_KIND_PCI_BAR = 2,
+	PM_KIND_RDMA_REMOTE = 3,
+	PM_KIND_GPU = 4,
+	PM_KIND_EMULATED = 5,
+};
+
+enum pm_pagemap_state {
+	PM_STATE_ACTIVE = 1,
+	PM_STATE_LINGERING = 2, /* no reference left; torn down when the linger ends */
+	PM_STATE_REVOKED = 3,
+};
+
+/* A pagemap as the broker describes it (OPEN, QUERY and LIST replies). */
+struct pm_info {
+	uint64_t id; /* stable for the pagemap's life, never reused by a broker */
+	char device[PM_NAME_MAX];
+	char region[PM_REGION_MAX];
+	uint32_t kind;  /* enum pm_pool_kind */
+	uint32_t state; /* enum pm_pagemap_state */
+	int32_t numa_node; /* -1 when none */
+	uint32_t refs;     /* open handles: pagemap_open() calls whose fds live */
+	uint64_t capacity; /* bytes */
+	uint64_t used;     /* bytes placed */
+	uint32_t addr_bits; /* device address width */
+	uint32_t reserved0;
+	uint64_t reserved[4];
+};
+static_assert(sizeof(struct pm_info) == 176, "pm_info is 176 bytes");
+
+struct pm_open_reply {
+	struct pm_reply r; /* on success one fd is attached: the pagemap fd */
+	struct pm_info info;
+};
+static_assert(sizeof(struct pm_open_reply) == 184, "pm_open_reply is 184 bytes");
+
+/* PM_OP_QUERY, sent on a pagemap fd with one fd attached: the reply socket. */
+struct pm_query {
+	uint32_t flags; /* none defined: must be 0 */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_query) == 8, "pm_query is 8 bytes");
+
+struct pm_query_reply {
+	struct pm_reply r;
+	struct pm_info info;
+};
+static_assert(sizeof(struct pm_query_reply) == 184, "pm_query_reply is 184 bytes");
+
+/* PM_OP_LIST: no request payload. Reply: pm_list_reply then count pm_info. */
+struct pm_list_reply {
+	struct pm_reply r; /* status: the count */
+	uint32_t count;
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_list_reply) == 16, "pm_list_reply is 16 bytes");
+
+/* PM_OP_CLIENTS: no request payload. Reply: pm_list_reply then count pm_client_info. */
+struct pm_client_info {
+	uint64_t session_id;
+	int32_t pid;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t handles; /* pagemap handles this session opened and that are still open */
+	char client[32];
+};
+static_assert(sizeof(struct pm_client_info) == 56, "pm_client_info is 56 bytes");
+
+/* PM_OP_REVOKE */
+struct pm_revoke {
+	char device[PM_NAME_MAX];
+	uint32_t flags; /* none defined: must be 0 */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_revoke) == 72, "pm_revoke is 72 bytes");
+
+/* PM_OP_STATS: no request payload. */
+struct pm_stats_reply {
+	struct pm_reply r;
+	uint64_t sessions;       /* connected now */
+	uint64_t pagemaps;       /* live (active + lingering) */
+	uint64_t handles;        /* open pagemap handles */
+	uint64_t created;        /* pagemaps created since start */
+	uint64_t revived;        /* lingering pagemaps reopened */
+	uint64_t torn_down;      /* after their linger */
+	uint64_t reclaimed;      /* torn down early under memory pressure */
+	uint64_t revoked;
+	uint64_t denied;         /* opens refused by policy */
+	uint64_t protocol_errors;
+	uint64_t reserved[6];
+};
+static_assert(sizeof(struct pm_stats_reply) == 136, "pm_stats_reply is 136 bytes");
+
+/* PM_EV_REVOKED on a pagemap fd: then the broker closes its end. */
+struct pm_event_revoked {
+	uint64_t id;
+	int32_t reason; /* -ENODEV: device gone; -ECANCELED: administrator */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_event_revoked) == 16, "pm_event_revoked is 16 bytes");
+
+#endif
