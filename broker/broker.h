@@ -81,6 +81,8 @@ struct pool_bar_conf {
 int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nbars);
 void pools_free(struct broker *b);
 struct pool *pool_find(struct broker *b, const char *device, const char *region);
+/* The name pools use for a device named any way pmtopo accepts (its BDF). */
+const char *pool_canonical_device(const struct broker *b, const char *device);
 const char *pool_kind_name(enum pm_pool_kind k);
 /* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
 uint64_t pool_free(const struct broker *b, const struct pool *p);

@@ -137,6 +137,12 @@ int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nba
 
 	if (r == 0 && b->topo->emulated)
 		r = add_emulated_pools(b);
+	if (r == 0 && nbars && b->topo->emulated) {
+		/* An emulated machine has no BAR to map: refuse rather than map
+		 * whatever this machine has at that address. */
+		blog(LOG_ERR, "PCI BAR pools need a real machine, not an emulated topology");
+		return -EINVAL;
+	}
 	for (unsigned i = 0; r == 0 && i < nbars; i++)
 		r = add_bar_pool(b, &bars[i]);
 	return r;
@@ -156,13 +162,19 @@ void pools_free(struct broker *b)
  * A device is named as pmtopo names it (BDF, alias, netdev...) or as the
  * pool is ("node1"); region NULL or "" picks the device's first pool.
  */
-struct pool *pool_find(struct broker *b, const char *device, const char *region)
+const char *pool_canonical_device(const struct broker *b, const char *device)
 {
-	const char *canon = device;
 	int d = topo_graph_lookup(b->topo, device);
 
 	if (d >= 0 && b->topo->devices[d].pci >= 0)
-		canon = b->topo->pci[b->topo->devices[d].pci].bdf;
+		return b->topo->pci[b->topo->devices[d].pci].bdf;
+	return device;
+}
+
+struct pool *pool_find(struct broker *b, const char *device, const char *region)
+{
+	const char *canon = pool_canonical_device(b, device);
+
 	for (struct pool *p = b->pools; p; p = p->next)
 		if (!strcmp(p->device, canon) &&
 		    (!region || !region[0] || !strcmp(p->region, region)))

@@ -167,7 +167,7 @@ static int op_revoke(struct broker *b, struct session *s, const struct pm_msg *m
 		     s->cred.uid, (int)s->cred.pid, device);
 		return reply_status(s, m, -EPERM);
 	}
-	r = registry_revoke_device(b, device, -ECANCELED);
+	r = registry_revoke_device(b, pool_canonical_device(b, device), -ECANCELED);
 	return reply_status(s, m, r);
 }
 
