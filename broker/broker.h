@@ -156,6 +156,7 @@ void registry_free(struct broker *b);
 /* ---- session.c: control connections ---- */
 struct session {
 	struct watch w;
+	struct broker *b;
 	uint64_t id;
 	struct ucred cred;
 	char client[32];

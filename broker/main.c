@@ -22,9 +22,9 @@ static void usage(FILE *f)
 {
 	fputs("Usage: pagemapd [OPTIONS]\n"
 	      "The pagemap broker: hands out pagemap fds for this node's memory pools.\n\n"
-	      "  --socket PATH      listen here (default $XDG_RUNTIME_DIR/pagemap/broker.sock,\n"
-	      "                     /run/pagemap/broker.sock for root; systemd sockets are used\n"
-	      "                     when LISTEN_FDS says so)\n"
+	      "  --socket PATH      listen here (default $PAGEMAP_SOCKET, then\n"
+	      "                     $XDG_RUNTIME_DIR/pagemap/broker.sock, /run/pagemap/broker.sock\n"
+	      "                     for root; systemd sockets are used when LISTEN_FDS says so)\n"
 	      "  --config FILE      pools, access rules, limits (docs/pagemapd.md)\n"
 	      "  --topology FILE    serve an EMULATED machine from a topology file\n"
 	      "  --sysfs-root DIR   read a captured sysfs tree instead of this machine's\n"
@@ -35,8 +35,13 @@ static void usage(FILE *f)
 
 static int default_socket(char *buf, size_t len)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
+	const char *rt = getenv("XDG_RUNTIME_DIR"), *env = getenv("PAGEMAP_SOCKET");
 
+	/* Clients find the broker through $PAGEMAP_SOCKET too. */
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return 0;
+	}
 	if (getuid() == 0)
 		rt = "/run";
 	if (!rt || !*rt)
@@ -69,7 +74,10 @@ static int listen_on(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+	/* Anyone may connect: what they may open is the policy's business, and a
+	 * user's broker lives in a 0700 runtime directory anyway. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
+	    listen(fd, 128) < 0) {
 		int r = -errno;
 
 		close(fd);

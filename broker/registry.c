@@ -111,21 +111,34 @@ static void handle_event(struct broker *b, struct watch *w, uint32_t events)
 {
 	struct handle *h = (struct handle *)w;
 
+	/*
+	 * Only a hang-up means the last copy of the client's end is closed, in
+	 * any process. EOF without it is an empty datagram (recv returns 0 for
+	 * both) and RDHUP alone a holder's shutdown(): the handle stays, as it
+	 * does for any malformed request.
+	 */
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		handle_close(b, h);
+		return;
+	}
+	if (events & EPOLLRDHUP) {
+		/* Nothing more can arrive: wait for the hang-up alone, which epoll
+		 * always reports, instead of waking on RDHUP forever. */
+		struct epoll_event ev = { .events = 0, .data.ptr = w };
+
+		epoll_ctl(b->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+		return;
+	}
 	if (events & EPOLLIN) {
 		struct pm_msg *m = malloc(sizeof(*m));
-		int r = m ? pm_msg_recv(h->w.fd, m) : -ENOMEM;
+		int r = m ? pm_msg_recv_flags(h->w.fd, m, MSG_DONTWAIT) : -ENOMEM;
 
 		if (r == 0)
 			handle_request(b, h, m);
-		else if (r == -EPROTO)
+		else if (r != -EAGAIN)
 			b->stats.protocol_errors++;
 		free(m);
-		if (r == 0 || r == -EPROTO || r == -EAGAIN)
-			return;
 	}
-	/* Hang-up: the last copy of the client's end is closed, in any process. */
-	if (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR | EPOLLIN))
-		handle_close(b, h);
 }
 
 static struct pagemap *pagemap_create(struct broker *b, struct pool *p)
@@ -196,6 +209,8 @@ int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_
 	pm->refs++;
 	b->stats.handles++;
 	registry_info(pm, info);
+	/* Pools of devices that can vanish are looked at on every tick. */
+	loop_arm_timer(b);
 	return sv[1];
 fail:
 	close(sv[0]);

@@ -45,10 +45,14 @@ static int reply(struct session *s, const struct pm_msg *req, void *body, size_t
 	return pm_msg_send(s->w.fd, &hdr, body, len, fds, nfds);
 }
 
+/* Malformed requests (not refusals such as -ENOENT or -EACCES) are counted. */
 static int reply_status(struct session *s, const struct pm_msg *req, int status)
 {
 	struct pm_reply r = { .status = status };
 
+	if (status == -EPROTO || status == -EINVAL || status == -EOPNOTSUPP ||
+	    status == -EPROTONOSUPPORT)
+		s->b->stats.protocol_errors++;
 	return reply(s, req, &r, sizeof(r), NULL, 0);
 }
 
@@ -122,8 +126,13 @@ static int op_list(struct broker *b, struct session *s, const struct pm_msg *m)
 	if (m->hdr.length)
 		return reply_status(s, m, -EINVAL);
 	memset(rep, 0, sizeof(*rep));
-	for (const struct pagemap *pm = b->pagemaps; pm && n < max; pm = pm->next)
+	for (const struct pagemap *pm = b->pagemaps; pm; pm = pm->next) {
+		if (n == max) {
+			rep->flags |= PM_LIST_TRUNCATED;
+			break;
+		}
 		registry_info(pm, &info[n++]);
+	}
 	rep->count = n;
 	rep->r.status = (int32_t)n;
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(*info), NULL, 0);
@@ -139,7 +148,11 @@ static int op_clients(struct broker *b, struct session *s, const struct pm_msg *
 	if (m->hdr.length)
 		return reply_status(s, m, -EINVAL);
 	memset(rep, 0, sizeof(*rep));
-	for (const struct session *t = b->sessions; t && n < max; t = t->next, n++) {
+	for (const struct session *t = b->sessions; t; t = t->next, n++) {
+		if (n == max) {
+			rep->flags |= PM_LIST_TRUNCATED;
+			break;
+		}
 		memset(&ci[n], 0, sizeof(ci[n]));
 		ci[n].session_id = t->id;
 		ci[n].pid = t->cred.pid;
@@ -189,7 +202,6 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 	/* Requests carry no fds on the control connection. */
 	if (m->nfds || (m->hdr.flags & PM_HDR_KNOWN)) {
 		pm_msg_close_fds(m);
-		b->stats.protocol_errors++;
 		return reply_status(s, m, -EPROTO);
 	}
 	if (m->hdr.opcode != PM_OP_HELLO && !s->version)
@@ -219,7 +231,6 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		r = op_stats(b, s, m);
 		break;
 	default:
-		b->stats.protocol_errors++;
 		r = reply_status(s, m, -EOPNOTSUPP);
 		break;
 	}
@@ -284,6 +295,7 @@ void session_accept(struct broker *b, struct watch *w, uint32_t events)
 	}
 	s->w.fd = fd;
 	s->w.cb = session_event;
+	s->b = b;
 	s->id = ++b->next_session_id;
 	pm_reader_init(&s->rd);
 	if (loop_add(b, &s->w, EPOLLIN | EPOLLRDHUP) < 0) {

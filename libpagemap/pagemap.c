@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -124,6 +125,7 @@ static int check_pagemap_fd(int fd)
  */
 PM_EXPORT int pagemap_query(int pagemap_fd, struct pagemap_info *info)
 {
+	static const struct timeval reply_timeout = { .tv_sec = 1 };
 	struct pm_query q = { 0 };
 	struct pm_hdr hdr = { .version = PM_PROTO_VERSION_MAX, .opcode = PM_OP_QUERY,
 			      .request_id = 1 };
@@ -145,11 +147,16 @@ PM_EXPORT int pagemap_query(int pagemap_fd, struct pagemap_info *info)
 		/* The broker closed its end: revoked, or the broker is gone. */
 		return r == -EPIPE || r == -ECONNRESET || r == -ECONNREFUSED ? -ENODEV : r;
 	}
+	/* The broker answers in microseconds; a SEQPACKET socket whose peer
+	 * stays silent is not a pagemap fd, however alike it looks. */
+	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof(reply_timeout));
 	m = malloc(sizeof(*m));
 	r = m ? pm_msg_recv(sv[0], m) : -ENOMEM;
 	close(sv[0]);
 	if (r == -ECONNRESET)
 		r = -ENODEV;
+	else if (r == -EAGAIN || r == -EWOULDBLOCK)
+		r = -EBADF;
 	if (r < 0)
 		goto out;
 	rep = (const void *)m->payload;

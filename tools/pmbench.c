@@ -37,6 +37,7 @@ void bench_stats(double *samples, int n, struct bench_stats *out)
 	out->median = n ? pct(samples, n, 0.5) : 0;
 	out->p5 = n ? pct(samples, n, 0.05) : 0;
 	out->p95 = n ? pct(samples, n, 0.95) : 0;
+	out->p99 = n ? pct(samples, n, 0.99) : 0;
 }
 
 static const struct {
@@ -45,6 +46,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "topo", pmbench_topo, "discovery time vs lstopo; classification of all pairs at scale" },
+	{ "rtt", pmbench_rtt, "broker round trips (NOP, open+close, query) vs a raw Unix socket" },
 };
 
 int main(int argc, char **argv)

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 struct bench_stats {
-	double median, p5, p95, min; /* seconds */
+	double median, p5, p95, p99, min; /* seconds */
 	int samples;
 };
 
@@ -13,4 +13,5 @@ double bench_now(void);
 /* Sorts samples in place and fills stats. */
 void bench_stats(double *samples, int n, struct bench_stats *out);
 int pmbench_topo(int argc, char **argv);
+int pmbench_rtt(int argc, char **argv);
 #endif

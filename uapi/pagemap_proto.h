@@ -147,8 +147,10 @@ static_assert(sizeof(struct pm_query_reply) == 184, "pm_query_reply is 184 bytes
 struct pm_list_reply {
 	struct pm_reply r; /* status: the count */
 	uint32_t count;
-	uint32_t reserved;
+	uint32_t flags;    /* PM_LIST_* */
 };
+/* More records exist than fit one reply (PM_MAX_PAYLOAD): the list is cut. */
+#define PM_LIST_TRUNCATED 0x1u
 static_assert(sizeof(struct pm_list_reply) == 16, "pm_list_reply is 16 bytes");
 
 /* PM_OP_CLIENTS: no request payload. Reply: pm_list_reply then count pm_client_info. */

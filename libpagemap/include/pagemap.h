@@ -86,7 +86,9 @@ void pm_disconnect(struct pm_client *c);
 int pagemap_open(struct pm_client *c, const char *device, const char *region, unsigned int flags);
 
 /* Describes the pagemap behind pagemap_fd; works after pm_disconnect().
- * -EBADF: not a pagemap fd; -ENODEV: revoked or the broker is gone. */
+ * -EBADF: not a pagemap fd (a socket of the same type whose peer does not
+ * answer within a second is taken for one that is not); -ENODEV: revoked or
+ * the broker is gone. */
 int pagemap_query(int pagemap_fd, struct pagemap_info *info);
 
 /*

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# pmctl against a real pagemapd on a temporary socket.
+#
+#   tests/pmctl_test.sh PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT
+#
+# Serves examples/topologies/qemu-pcie.json (emulated) with --linger-ms 200,
+# opens node0 and the ivshmem device 0000:03:00.0 from a helper process that
+# holds them, then checks `pmctl pagemaps/clients/stats` (table and --json,
+# compared with the ids the helper printed), `pmctl revoke`, that a pagemap
+# torn down after the last holder dies and the linger ends is no longer
+# listed, and the error paths (each must exit non-zero and name the bad input
+# on stderr). Exit 77 (skip) without jq.
+set -uo pipefail
+
+PMCTL=${1:-}
+PAGEMAPD=${2:-}
+HOLD=${3:-}
+SRC=${4:-}
+for b in "$PMCTL" "$PAGEMAPD" "$HOLD"; do
+	if [[ -z $b || ! -x $b ]]; then
+		echo "usage: $0 PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT ('$b' is not executable)" >&2
+		exit 2
+	fi
+done
+TOPO=$SRC/examples/topologies/qemu-pcie.json
+if [[ ! -f $TOPO ]]; then
+	echo "usage: $0 PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT (no $TOPO)" >&2
+	exit 2
+fi
+if ! command -v jq >/dev/null; then
+	echo "SKIP: jq is needed to check pmctl --json" >&2
+	exit 77
+fi
+
+TMP=$(mktemp -d)
+SOCK=$TMP/broker.sock
+BROKER_PID=
+HOLD_PIDS=()
+cleanup() {
+	for p in "${HOLD_PIDS[@]}" $BROKER_PID; do
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+PASS=0
+FAILS=0
+ok() {
+	PASS=$((PASS + 1))
+	echo "ok: $*"
+}
+fail() {
+	FAILS=$((FAILS + 1))
+	echo "FAIL: $*" >&2
+}
+# expect NAME ACTUAL EXPECTED
+expect() {
+	if [[ "$2" == "$3" ]]; then ok "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+# expect_err NAME NEEDLE CMD...: CMD exits non-zero and NEEDLE is in its stderr
+expect_err() {
+	local name=$1 needle=$2 rc
+	shift 2
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	if [[ $rc -eq 0 ]]; then
+		fail "$name: exit 0, expected non-zero"
+	elif ! grep -qF -- "$needle" "$TMP/err"; then
+		fail "$name: stderr does not name '$needle': $(cat "$TMP/err")"
+	else
+		ok "$name (exit $rc: $(head -n1 "$TMP/err"))"
+	fi
+}
+# pmctl with the socket from the environment (the --socket path is tested too)
+pm() {
+	PAGEMAP_SOCKET=$SOCK "$PMCTL" "$@"
+}
+# wait_for SECONDS CMD...: retries CMD every 50 ms until it succeeds
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < end)) || return 1
+		sleep 0.05
+	done
+}
+# lines_ge FILE N: FILE has at least N lines
+lines_ge() {
+	[[ -f $1 && $(wc -l <"$1") -ge $2 ]]
+}
+# hold OUTFILE DEVICE...: starts the helper, waits for its ids; sets HOLD_PID
+hold() {
+	local out=$1
+	shift
+	PAGEMAP_SOCKET=$SOCK "$HOLD" --timeout 0 "$@" >"$out" 2>"$out.err" &
+	HOLD_PID=$!
+	HOLD_PIDS+=("$HOLD_PID")
+	if ! wait_for 10 lines_ge "$out" $# || grep -q '^error ' "$out"; then
+		fail "pm_watch $*: no ids: $(cat "$out" "$out.err")"
+		return 1
+	fi
+}
+# id_of OUTFILE DEVICE
+id_of() {
+	awk -v d="$2" '$1 == "open" && $2 == d { sub(/^id=/, "", $3); print $3 }' "$1"
+}
+
+# --- no broker yet: every command names the socket it could not reach --------
+expect_err "no broker at --socket" "cannot connect to $TMP/none.sock" \
+	"$PMCTL" --socket "$TMP/none.sock" stats
+expect_err "no broker at \$PAGEMAP_SOCKET" "cannot connect to $TMP/none.sock" \
+	env PAGEMAP_SOCKET="$TMP/none.sock" "$PMCTL" --json pagemaps
+
+# --- usage errors need no broker ---------------------------------------------
+expect_err "unknown command" "frobnicate" pm frobnicate
+expect_err "revoke without DEVICE" "revoke" pm revoke
+expect_err "no command" "COMMAND" pm
+expect_err "extra argument" "surplus" pm stats surplus
+expect_err "unknown option" "--bogus" pm --bogus stats
+"$PMCTL" --help | grep -q "revoke DEVICE" && ok "--help" || fail "--help does not list revoke"
+"$PMCTL" --version | grep -qE '^pmctl [0-9]' && ok "--version" || fail "--version"
+
+# --- the broker ----------------------------------------------------------------
+"$PAGEMAPD" --socket "$SOCK" --topology "$TOPO" --linger-ms 200 2>"$TMP/broker.log" &
+BROKER_PID=$!
+if ! wait_for 10 pm stats >/dev/null 2>&1; then
+	fail "pagemapd did not start: $(cat "$TMP/broker.log")"
+	echo "$PASS passed, $FAILS failed"
+	exit 1
+fi
+ok "pagemapd answers on $SOCK"
+
+J=$(pm --json pagemaps)
+expect "no pagemaps before any open" "$(jq length <<<"$J")" 0
+
+hold "$TMP/hold1" node0 0000:03:00.0 || { echo "$PASS passed, $FAILS failed"; exit 1; }
+H1=$HOLD_PID
+ID_NODE0=$(id_of "$TMP/hold1" node0)
+ID_IVSHMEM=$(id_of "$TMP/hold1" 0000:03:00.0)
+
+# --- pagemaps --json -----------------------------------------------------------
+J=$("$PMCTL" --socket "$SOCK" --json pagemaps)
+expect "pagemaps: count" "$(jq length <<<"$J")" 2
+expect "pagemaps: every field present" \
+	"$(jq '[.[] | . as $o | ["id", "device", "region", "kind", "state", "refs", "capacity",
+		"used", "numa_node", "addr_bits"] | map(. as $k | $o | has($k)) | all] | all' \
+		<<<"$J")" true
+expect "pagemaps: all active" "$(jq -c '[.[].state] | unique' <<<"$J")" '["active"]'
+expect "pagemaps: refs 1 each" "$(jq -c '[.[].refs] | unique' <<<"$J")" '[1]'
+expect "pagemaps: node0 id as pagemap_query gave it" \
+	"$(jq '.[] | select(.device == "node0") | .id' <<<"$J")" "$ID_NODE0"
+expect "pagemaps: node0 kind" "$(jq -r '.[] | select(.device == "node0") | .kind' <<<"$J")" \
+	host-numa
+expect "pagemaps: node0 numa_node" \
+	"$(jq '.[] | select(.device == "node0") | .numa_node' <<<"$J")" 0
+expect "pagemaps: ivshmem id" \
+	"$(jq '.[] | select(.device == "0000:03:00.0") | .id' <<<"$J")" "$ID_IVSHMEM"
+expect "pagemaps: ivshmem kind, region" \
+	"$(jq -r '.[] | select(.device == "0000:03:00.0") | "\(.kind) \(.region)"' <<<"$J")" \
+	"emulated mem"
+expect "pagemaps: capacities positive, used within" \
+	"$(jq '[.[] | .capacity > 0 and .used <= .capacity] | all' <<<"$J")" true
+
+# A second holder shares the pagemap: same id, two references.
+hold "$TMP/hold2" node0 || true
+H2=$HOLD_PID
+expect "second open shares the pagemap" "$(id_of "$TMP/hold2" node0)" "$ID_NODE0"
+expect "shared pagemap has refs 2" \
+	"$(pm --json pagemaps | jq '.[] | select(.device == "node0") | .refs')" 2
+kill -9 "$H2" && wait "$H2" 2>/dev/null
+refs_back() {
+	[[ $(pm --json pagemaps | jq '.[] | select(.device == "node0") | .refs') == 1 ]]
+}
+wait_for 5 refs_back && ok "a killed holder's reference goes: refs 1" ||
+	fail "node0 refs did not drop back to 1 after SIGKILL of a holder"
+
+# --- pagemaps (table) ------------------------------------------------------------
+T=$(pm pagemaps)
+if head -n1 <<<"$T" | grep -qE '^ID +DEVICE +REGION +KIND +STATE +REFS +CAPACITY +USED +NUMA'; then
+	ok "pagemaps table header"
+else
+	fail "pagemaps table header: $(head -n1 <<<"$T")"
+fi
+expect "pagemaps table rows" "$(tail -n +2 <<<"$T" | wc -l)" 2
+grep -qE "^$ID_IVSHMEM +0000:03:00.0 +mem +emulated +active +1 " <<<"$T" &&
+	ok "pagemaps table ivshmem row" || fail "pagemaps table ivshmem row: $T"
+
+# --- clients -------------------------------------------------------------------
+C=$(pm clients)
+if grep -qE "^[0-9]+ +$H1 +$(id -u) +[0-9]+ +2 +pm_watch" <<<"$C"; then
+	ok "clients: the holder with 2 handles"
+else
+	fail "clients: no row for pid $H1 with 2 handles: $C"
+fi
+grep -q "(this pmctl)" <<<"$C" && ok "clients: pmctl's own session marked" ||
+	fail "clients: own session not marked: $C"
+CJ=$(pm --json clients)
+expect "clients --json: holder" \
+	"$(jq -c --argjson p "$H1" '.[] | select(.pid == $p) | [.handles, .client, .uid]' <<<"$CJ")" \
+	"[2,\"pm_watch\",$(id -u)]"
+
+# --- stats ---------------------------------------------------------------------
+S=$(pm stats)
+missing=
+for k in sessions pagemaps handles created revived torn_down reclaimed revoked denied \
+	protocol_errors; do
+	grep -qE "^$k +[0-9]+" <<<"$S" || missing+=" $k"
+done
+expect "stats: every counter" "${missing:-none missing}" "none missing"
+SJ=$(pm --json stats)
+expect "stats --json: pagemaps, handles, created" \
+	"$(jq -c '[.pagemaps, .handles, .created]' <<<"$SJ")" "[2,2,2]"
+expect "stats --json: sessions (holder + this pmctl)" "$(jq .sessions <<<"$SJ")" 2
+expect "stats --json: 10 counters" "$(jq 'keys | length' <<<"$SJ")" 10
+
+# --- revoke --------------------------------------------------------------------
+R=$(pm revoke 0000:03:00.0)
+expect "revoke 0000:03:00.0" "$R" "0000:03:00.0: revoked 1 pagemap"
+J=$(pm --json pagemaps)
+expect "revoked pagemap is gone from the list" \
+	"$(jq '[.[] | select(.device == "0000:03:00.0")] | length' <<<"$J")" 0
+expect "node0 untouched by the revoke" \
+	"$(jq -c '.[] | select(.device == "node0") | [.id, .state, .refs]' <<<"$J")" \
+	"[$ID_NODE0,\"active\",1]"
+expect "stats: revoked 1" "$(pm --json stats | jq .revoked)" 1
+expect "revoke --json of a device with no pagemap" \
+	"$(pm --json revoke node1 | jq -c '[.device, .revoked]')" '["node1",0]'
+expect_err "revoke of an unknown device" "0000:99:00.0" pm revoke 0000:99:00.0
+# Everything so far was well-formed: the broker counted no protocol error.
+expect "stats: no protocol errors from pmctl" "$(pm --json stats | jq .protocol_errors)" 0
+expect_err "revoke of an invalid name" "bad" pm revoke $'bad\tname'
+# A name the broker rejects as malformed may count as a protocol error.
+PE=$(pm --json stats | jq .protocol_errors)
+
+# Another uid may not revoke (needs root to switch to one).
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+	chmod 755 "$TMP"
+	chmod 666 "$SOCK"
+	expect_err "revoke as another uid" "not allowed (root or the broker's user only)" \
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$PMCTL" --socket "$SOCK" \
+		revoke node0
+	chmod 700 "$TMP"
+else
+	echo "note: not root (or no setpriv): the -EPERM path of revoke is not exercised"
+fi
+
+# --- teardown after the last holder and the linger ----------------------------
+kill -9 "$H1" && wait "$H1" 2>/dev/null
+gone() {
+	[[ $(pm --json pagemaps | jq length) == 0 ]]
+}
+sleep 0.25
+wait_for 5 gone && ok "torn-down pagemap is not listed" ||
+	fail "pagemaps still listed after the holder died and the linger ended: $(pm --json pagemaps)"
+SJ=$(pm --json stats)
+expect "stats after teardown: pagemaps, handles, torn_down" \
+	"$(jq -c '[.pagemaps, .handles, .torn_down]' <<<"$SJ")" "[0,0,1]"
+expect "stats: no protocol errors since the deliberate one" "$(jq .protocol_errors <<<"$SJ")" "$PE"
+expect "pagemaps table when empty" "$(pm pagemaps | tail -n1)" "(no live pagemaps)"
+
+kill -0 "$BROKER_PID" 2>/dev/null && ok "broker still running" || fail "broker died"
+
+# --- systemd socket activation: the broker serves the socket it is handed -----
+if command -v systemd-socket-activate >/dev/null; then
+	ASOCK=$TMP/activated.sock
+	systemd-socket-activate -l "$ASOCK" "$PAGEMAPD" --topology "$SRC/examples/topologies/qemu-pcie.json" \
+		>"$TMP/activated.log" 2>&1 &
+	APID=$!
+	up() { [[ -S $ASOCK ]] && "$PMCTL" --socket "$ASOCK" stats >/dev/null 2>&1; }
+	wait_for 10 up && ok "socket-activated broker answers" || fail "socket activation: $(cat "$TMP/activated.log")"
+	grep -q "listening on systemd socket" "$TMP/activated.log" && ok "it used the socket systemd passed" ||
+		fail "socket activation: the broker did not take fd 3: $(cat "$TMP/activated.log")"
+	kill "$APID" 2>/dev/null
+	wait "$APID" 2>/dev/null
+else
+	echo "note: no systemd-socket-activate: socket activation not exercised"
+fi
+
+echo "$PASS passed, $FAILS failed"
+[[ $FAILS -eq 0 ]]

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/* pmctl: what a running pagemapd holds (pagemaps, clients, counters), and revoking a device. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <json-c/json.h>
+
+#include "client.h"
+#include "config.h"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: pmctl [OPTIONS] COMMAND\n"
+	      "Inspect and administer the pagemap broker (pagemapd).\n\n"
+	      "Commands:\n"
+	      "  pagemaps              every live pagemap: id, device, region, kind, state, refs, size\n"
+	      "  clients               every connected session: pid, uid, gid, open handles\n"
+	      "  revoke DEVICE         revoke DEVICE's pagemaps (root or the broker's user only)\n"
+	      "  stats                 the broker's counters\n\n"
+	      "Options:\n"
+	      "  --socket PATH         the broker's socket (default $PAGEMAP_SOCKET, then\n"
+	      "                        $XDG_RUNTIME_DIR/pagemap/broker.sock, /run/pagemap/broker.sock)\n"
+	      "  --json                JSON on stdout instead of a table\n"
+	      "  -h, --help            this text;  --version\n",
+	      f);
+}
+
+static const char *kind_name(uint32_t k)
+{
+	switch (k) {
+	case PM_KIND_HOST_NUMA: return "host-numa";
+	case PM_KIND_PCI_BAR: return "pci-bar";
+	case PM_KIND_RDMA_REMOTE: return "rdma-remote";
+	case PM_KIND_GPU: return "gpu";
+	case PM_KIND_EMULATED: return "emulated";
+	}
+	return "unknown";
+}
+
+static const char *state_name(uint32_t s)
+{
+	switch (s) {
+	case PM_STATE_ACTIVE: return "active";
+	case PM_STATE_LINGERING: return "lingering";
+	case PM_STATE_REVOKED: return "revoked";
+	}
+	return "unknown";
+}
+
+/* "512 MiB", "1.5 GiB": binary units, one decimal only when it is not whole. */
+static const char *human_bytes(uint64_t v, char *buf, size_t len)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	while (d >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0 || d == (double)(uint64_t)d)
+		snprintf(buf, len, "%.0f %s", d, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+static int add(json_object *obj, const char *key, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, val)) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int append(json_object *arr, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_array_add(arr, val)) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Prints and frees root. */
+static int print_json(json_object *root)
+{
+	const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+								     JSON_C_TO_STRING_SPACED |
+								     JSON_C_TO_STRING_NOSLASHESCAPE);
+	int r = s ? 0 : -ENOMEM;
+
+	if (s)
+		printf("%s\n", s);
+	json_object_put(root);
+	return r;
+}
+
+/*
+ * A list request (LIST, CLIENTS): the reply body is pm_list_reply's count
+ * and flags, then count records of size rec. Returns the count,
+ * with *recs pointing into buf, or -errno (-EPROTO for a reply that does
+ * not add up).
+ */
+static int call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap, size_t rec,
+		     const uint8_t **recs)
+{
+	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
+	uint32_t count, flags;
+	size_t len = 0;
+	int r = pm_client_call(c, op, NULL, 0, buf, cap, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len < head)
+		return -EPROTO;
+	memcpy(&count, buf, sizeof(count));
+	memcpy(&flags, buf + sizeof(count), sizeof(flags));
+	if ((uint32_t)r != count || len != head + (size_t)count * rec)
+		return -EPROTO;
+	if (flags & PM_LIST_TRUNCATED)
+		fprintf(stderr, "pmctl: the broker has more than %u; only those fit one reply\n",
+			count);
+	*recs = buf + head;
+	return (int)count;
+}
+
+static json_object *pagemap_json(const struct pm_info *in)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (add(o, "id", json_object_new_uint64(in->id)) ||
+	    add(o, "device", json_object_new_string(in->device)) ||
+	    add(o, "region", json_object_new_string(in->region)) ||
+	    add(o, "kind", json_object_new_string(kind_name(in->kind))) ||
+	    add(o, "state", json_object_new_string(state_name(in->state))) ||
+	    add(o, "refs", json_object_new_int64(in->refs)) ||
+	    add(o, "capacity", json_object_new_uint64(in->capacity)) ||
+	    add(o, "used", json_object_new_uint64(in->used)) ||
+	    add(o, "numa_node", json_object_new_int(in->numa_node)) ||
+	    add(o, "addr_bits", json_object_new_int64(in->addr_bits))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int cmd_pagemaps(struct pm_client *c, bool json)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	const uint8_t *recs = NULL;
+	json_object *arr;
+	int n = call_list(c, PM_OP_LIST, buf, sizeof(buf), sizeof(struct pm_info), &recs);
+
+	if (n < 0)
+		return n;
+	if (json) {
+		arr = json_object_new_array();
+		if (!arr)
+			return -ENOMEM;
+		for (int i = 0; i < n; i++) {
+			struct pm_info in;
+
+			memcpy(&in, recs + (size_t)i * sizeof(in), sizeof(in));
+			in.device[sizeof(in.device) - 1] = '\0';
+			in.region[sizeof(in.region) - 1] = '\0';
+			if (append(arr, pagemap_json(&in)) < 0) {
+				json_object_put(arr);
+				return -ENOMEM;
+			}
+		}
+		return print_json(arr);
+	}
+	printf("%-6s %-16s %-8s %-11s %-9s %4s %10s %10s %4s\n", "ID", "DEVICE", "REGION",
+	       "KIND", "STATE", "REFS", "CAPACITY", "USED", "NUMA");
+	for (int i = 0; i < n; i++) {
+		struct pm_info in;
+		char cap[32], used[32], numa[16];
+
+		memcpy(&in, recs + (size_t)i * sizeof(in), sizeof(in));
+		in.device[sizeof(in.device) - 1] = '\0';
+		in.region[sizeof(in.region) - 1] = '\0';
+		if (in.numa_node >= 0)
+			snprintf(numa, sizeof(numa), "%d", in.numa_node);
+		else
+			snprintf(numa, sizeof(numa), "-");
+		printf("%-6" PRIu64 " %-16s %-8s %-11s %-9s %4u %10s %10s %4s\n", in.id, in.device,
+		       in.region[0] ? in.region : "-", kind_name(in.kind), state_name(in.state),
+		       in.refs, human_bytes(in.capacity, cap, sizeof(cap)),
+		       human_bytes(in.used, used, sizeof(used)), numa);
+	}
+	if (n == 0)
+		printf("(no live pagemaps)\n");
+	return 0;
+}
+
+static json_object *client_json(const struct pm_client_info *ci)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (add(o, "session_id", json_object_new_uint64(ci->session_id)) ||
+	    add(o, "pid", json_object_new_int(ci->pid)) ||
+	    add(o, "uid", json_object_new_int64(ci->uid)) ||
+	    add(o, "gid", json_object_new_int64(ci->gid)) ||
+	    add(o, "handles", json_object_new_int64(ci->handles)) ||
+	    add(o, "client", json_object_new_string(ci->client))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int cmd_clients(struct pm_client *c, bool json)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	const uint8_t *recs = NULL;
+	json_object *arr;
+	int n = call_list(c, PM_OP_CLIENTS, buf, sizeof(buf), sizeof(struct pm_client_info), &recs);
+
+	if (n < 0)
+		return n;
+	if (json) {
+		arr = json_object_new_array();
+		if (!arr)
+			return -ENOMEM;
+		for (int i = 0; i < n; i++) {
+			struct pm_client_info ci;
+
+			memcpy(&ci, recs + (size_t)i * sizeof(ci), sizeof(ci));
+			ci.client[sizeof(ci.client) - 1] = '\0';
+			if (append(arr, client_json(&ci)) < 0) {
+				json_object_put(arr);
+				return -ENOMEM;
+			}
+		}
+		return print_json(arr);
+	}
+	printf("%-8s %8s %6s %6s %7s  %s\n", "SESSION", "PID", "UID", "GID", "HANDLES", "CLIENT");
+	for (int i = 0; i < n; i++) {
+		struct pm_client_info ci;
+
+		memcpy(&ci, recs + (size_t)i * sizeof(ci), sizeof(ci));
+		ci.client[sizeof(ci.client) - 1] = '\0';
+		printf("%-8" PRIu64 " %8d %6u %6u %7u  %s%s\n", ci.session_id, ci.pid, ci.uid, ci.gid,
+		       ci.handles, ci.client[0] ? ci.client : "-",
+		       ci.session_id == c->session_id ? " (this pmctl)" : "");
+	}
+	return 0;
+}
+
+static int cmd_revoke(struct pm_client *c, const char *device, bool json)
+{
+	struct pm_revoke rv = { 0 };
+	json_object *o;
+	int r;
+
+	if (pm_name_put(rv.device, sizeof(rv.device), device) < 0) {
+		fprintf(stderr, "pmctl: revoke %s: device name longer than %d bytes\n", device,
+			PM_NAME_MAX - 1);
+		return 2;
+	}
+	r = pm_client_call(c, PM_OP_REVOKE, &rv, sizeof(rv), NULL, 0, NULL, NULL);
+	if (r == -EPERM) {
+		fprintf(stderr, "pmctl: revoke %s: not allowed (root or the broker's user only)\n",
+			device);
+		return 1;
+	}
+	if (r == -ENOENT) {
+		fprintf(stderr, "pmctl: revoke %s: the broker serves no pool of device '%s' "
+				"(see pmctl pagemaps, pmtopo --json)\n", device, device);
+		return 1;
+	}
+	if (r == -EINVAL) {
+		fprintf(stderr, "pmctl: revoke %s: invalid device name\n", device);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(-r));
+		return 1;
+	}
+	if (json) {
+		o = json_object_new_object();
+		if (!o || add(o, "device", json_object_new_string(device)) ||
+		    add(o, "revoked", json_object_new_int(r))) {
+			json_object_put(o);
+			fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(ENOMEM));
+			return 1;
+		}
+		return print_json(o) < 0 ? 1 : 0;
+	}
+	printf("%s: revoked %d pagemap%s\n", device, r, r == 1 ? "" : "s");
+	return 0;
+}
+
+static int cmd_stats(struct pm_client *c, bool json)
+{
+	struct pm_stats_reply st = { 0 };
+	const size_t want = sizeof(st) - sizeof(st.r);
+	const struct {
+		const char *name;
+		const uint64_t *v;
+		const char *help;
+	} f[] = {
+		{ "sessions", &st.sessions, "connected now" },
+		{ "pagemaps", &st.pagemaps, "live (active + lingering)" },
+		{ "handles", &st.handles, "open pagemap handles" },
+		{ "created", &st.created, "pagemaps created since start" },
+		{ "revived", &st.revived, "lingering pagemaps reopened" },
+		{ "torn_down", &st.torn_down, "torn down after their linger" },
+		{ "reclaimed", &st.reclaimed, "torn down early under memory pressure" },
+		{ "revoked", &st.revoked, "pagemaps revoked" },
+		{ "denied", &st.denied, "opens refused by policy" },
+		{ "protocol_errors", &st.protocol_errors, "malformed requests" },
+	};
+	size_t len = 0;
+	json_object *o;
+	int r = pm_client_call(c, PM_OP_STATS, NULL, 0, &st.sessions, want, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len != want)
+		return -EPROTO;
+	if (json) {
+		o = json_object_new_object();
+		if (!o)
+			return -ENOMEM;
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			if (add(o, f[i].name, json_object_new_uint64(*f[i].v)) < 0) {
+				json_object_put(o);
+				return -ENOMEM;
+			}
+		return print_json(o);
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		printf("%-16s %12" PRIu64 "  %s\n", f[i].name, *f[i].v, f[i].help);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static const char *const commands[] = { "pagemaps", "clients", "revoke", "stats" };
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *socket_arg = NULL, *cmd, *device = NULL;
+	struct pm_client *c = NULL;
+	bool json = false;
+	int ch, nargs, r;
+	size_t i;
+
+	opterr = 0; /* our messages, named "pmctl:" whatever argv[0] is */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_SOCKET: socket_arg = optarg; break;
+		case OPT_JSON: json = true; break;
+		case OPT_VERSION: printf("pmctl %s\n", PAGEMAP_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		case ':':
+			fprintf(stderr, "pmctl: option '%s' needs an argument\n", argv[optind - 1]);
+			return 2;
+		default:
+			if (optopt)
+				fprintf(stderr, "pmctl: unknown option '-%c' (see pmctl --help)\n",
+					optopt);
+			else
+				fprintf(stderr, "pmctl: unknown option '%s' (see pmctl --help)\n",
+					argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "pmctl: missing COMMAND (pagemaps, clients, revoke, stats)\n");
+		return 2;
+	}
+	cmd = argv[optind++];
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i]))
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
+		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, revoke, stats)\n",
+			cmd);
+		return 2;
+	}
+	nargs = !strcmp(cmd, "revoke") ? 1 : 0;
+	if (argc - optind < nargs) {
+		fprintf(stderr, "pmctl: %s: missing DEVICE argument\n", cmd);
+		return 2;
+	}
+	if (argc - optind > nargs) {
+		fprintf(stderr, "pmctl: %s: unexpected argument '%s'\n", cmd, argv[optind + nargs]);
+		return 2;
+	}
+	if (nargs)
+		device = argv[optind];
+	if (device && !device[0]) {
+		fprintf(stderr, "pmctl: revoke: empty DEVICE argument\n");
+		return 2;
+	}
+
+	r = pm_client_socket_path(socket_arg, path, sizeof(path));
+	if (r < 0) {
+		fprintf(stderr, "pmctl: socket path '%s': %s\n",
+			socket_arg ? socket_arg : getenv("PAGEMAP_SOCKET"), strerror(-r));
+		return 1;
+	}
+	r = pm_connect(path, &c);
+	if (r < 0) {
+		fprintf(stderr, "pmctl: cannot connect to %s: %s%s\n", path, strerror(-r),
+			r == -ENOENT || r == -ECONNREFUSED ? " (is pagemapd running?)" : "");
+		return 1;
+	}
+	if (!strcmp(cmd, "revoke")) {
+		r = cmd_revoke(c, device, json);
+		pm_disconnect(c);
+		return r;
+	}
+	if (!strcmp(cmd, "pagemaps"))
+		r = cmd_pagemaps(c, json);
+	else if (!strcmp(cmd, "clients"))
+		r = cmd_clients(c, json);
+	else
+		r = cmd_stats(c, json);
+	pm_disconnect(c);
+	if (r < 0) {
+		fprintf(stderr, "pmctl: %s: %s\n", cmd, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
