@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "pmbench.h"
@@ -38,6 +39,17 @@ void bench_stats(double *samples, int n, struct bench_stats *out)
 	out->p5 = n ? pct(samples, n, 0.05) : 0;
 	out->p95 = n ? pct(samples, n, 0.95) : 0;
 	out->p99 = n ? pct(samples, n, 0.99) : 0;
+}
+
+void bench_self_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	buf[n > 0 ? n : 0] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash)
+		*slash = '\0';
 }
 
 static const struct {

@@ -12,6 +12,8 @@ struct bench_stats {
 double bench_now(void);
 /* Sorts samples in place and fills stats. */
 void bench_stats(double *samples, int n, struct bench_stats *out);
+/* The directory of the running binary, to find its siblings (pmtopo, ../broker). */
+void bench_self_dir(char *buf, size_t len);
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 #endif

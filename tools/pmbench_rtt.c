@@ -137,17 +137,6 @@ static pid_t start_echo(int *sock)
 	return pid;
 }
 
-static void self_dir(char *buf, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-	char *slash;
-
-	buf[n > 0 ? n : 0] = '\0';
-	slash = strrchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -204,7 +193,7 @@ static int start_broker(struct broker_proc *bp, struct pm_client **out)
 	if (env && *env) {
 		snprintf(exe, sizeof(exe), "%s", env);
 	} else {
-		self_dir(dir, sizeof(dir));
+		bench_self_dir(dir, sizeof(dir));
 		snprintf(exe, sizeof(exe), "%s/../broker/pagemapd", dir);
 	}
 	if (access(exe, X_OK) < 0) {

@@ -89,17 +89,6 @@ static int sample_discovery(const char *root, int n, struct bench_stats *s, size
 	return r;
 }
 
-static void self_dir(char *buf, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-	char *slash;
-
-	buf[n > 0 ? n : 0] = '\0';
-	slash = strrchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-}
-
 /* Replaces *g by the graph read back from its own topology file text. */
 static int load_from_file_text(struct topo_graph **g, double *secs, size_t *bytes)
 {
@@ -258,7 +247,7 @@ int pmbench_topo(int argc, char **argv)
 		fprintf(stderr, "pmbench topo: discovery failed: %s\n", strerror(-r));
 		return 1;
 	}
-	self_dir(dir, sizeof(dir));
+	bench_self_dir(dir, sizeof(dir));
 	snprintf(pmtopo, sizeof(pmtopo), "%s/pmtopo", dir);
 	char *ours_argv[] = { pmtopo, "--json", "--no-verbs", root ? "--sysfs-root" : NULL,
 			      (char *)root, NULL };

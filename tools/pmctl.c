@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+#include "json_out.h"
+
 #include "client.h"
 #include "config.h"
 
@@ -71,28 +73,6 @@ static const char *human_bytes(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-static int add(json_object *obj, const char *key, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int append(json_object *arr, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_array_add(arr, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* Prints and frees root. */
 static int print_json(json_object *root)
 {
@@ -142,16 +122,16 @@ static json_object *pagemap_json(const struct pm_info *in)
 
 	if (!o)
 		return NULL;
-	if (add(o, "id", json_object_new_uint64(in->id)) ||
-	    add(o, "device", json_object_new_string(in->device)) ||
-	    add(o, "region", json_object_new_string(in->region)) ||
-	    add(o, "kind", json_object_new_string(kind_name(in->kind))) ||
-	    add(o, "state", json_object_new_string(state_name(in->state))) ||
-	    add(o, "refs", json_object_new_int64(in->refs)) ||
-	    add(o, "capacity", json_object_new_uint64(in->capacity)) ||
-	    add(o, "used", json_object_new_uint64(in->used)) ||
-	    add(o, "numa_node", json_object_new_int(in->numa_node)) ||
-	    add(o, "addr_bits", json_object_new_int64(in->addr_bits))) {
+	if (json_out_add(o, "id", json_object_new_uint64(in->id)) ||
+	    json_out_add(o, "device", json_object_new_string(in->device)) ||
+	    json_out_add(o, "region", json_object_new_string(in->region)) ||
+	    json_out_add(o, "kind", json_object_new_string(kind_name(in->kind))) ||
+	    json_out_add(o, "state", json_object_new_string(state_name(in->state))) ||
+	    json_out_add(o, "refs", json_object_new_int64(in->refs)) ||
+	    json_out_add(o, "capacity", json_object_new_uint64(in->capacity)) ||
+	    json_out_add(o, "used", json_object_new_uint64(in->used)) ||
+	    json_out_add(o, "numa_node", json_object_new_int(in->numa_node)) ||
+	    json_out_add(o, "addr_bits", json_object_new_int64(in->addr_bits))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -177,7 +157,7 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 			memcpy(&in, recs + (size_t)i * sizeof(in), sizeof(in));
 			in.device[sizeof(in.device) - 1] = '\0';
 			in.region[sizeof(in.region) - 1] = '\0';
-			if (append(arr, pagemap_json(&in)) < 0) {
+			if (json_out_append(arr, pagemap_json(&in)) < 0) {
 				json_object_put(arr);
 				return -ENOMEM;
 			}
@@ -213,12 +193,12 @@ static json_object *client_json(const struct pm_client_info *ci)
 
 	if (!o)
 		return NULL;
-	if (add(o, "session_id", json_object_new_uint64(ci->session_id)) ||
-	    add(o, "pid", json_object_new_int(ci->pid)) ||
-	    add(o, "uid", json_object_new_int64(ci->uid)) ||
-	    add(o, "gid", json_object_new_int64(ci->gid)) ||
-	    add(o, "handles", json_object_new_int64(ci->handles)) ||
-	    add(o, "client", json_object_new_string(ci->client))) {
+	if (json_out_add(o, "session_id", json_object_new_uint64(ci->session_id)) ||
+	    json_out_add(o, "pid", json_object_new_int(ci->pid)) ||
+	    json_out_add(o, "uid", json_object_new_int64(ci->uid)) ||
+	    json_out_add(o, "gid", json_object_new_int64(ci->gid)) ||
+	    json_out_add(o, "handles", json_object_new_int64(ci->handles)) ||
+	    json_out_add(o, "client", json_object_new_string(ci->client))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -243,7 +223,7 @@ static int cmd_clients(struct pm_client *c, bool json)
 
 			memcpy(&ci, recs + (size_t)i * sizeof(ci), sizeof(ci));
 			ci.client[sizeof(ci.client) - 1] = '\0';
-			if (append(arr, client_json(&ci)) < 0) {
+			if (json_out_append(arr, client_json(&ci)) < 0) {
 				json_object_put(arr);
 				return -ENOMEM;
 			}
@@ -295,8 +275,8 @@ static int cmd_revoke(struct pm_client *c, const char *device, bool json)
 	}
 	if (json) {
 		o = json_object_new_object();
-		if (!o || add(o, "device", json_object_new_string(device)) ||
-		    add(o, "revoked", json_object_new_int(r))) {
+		if (!o || json_out_add(o, "device", json_object_new_string(device)) ||
+		    json_out_add(o, "revoked", json_object_new_int(r))) {
 			json_object_put(o);
 			fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(ENOMEM));
 			return 1;
@@ -340,7 +320,7 @@ static int cmd_stats(struct pm_client *c, bool json)
 		if (!o)
 			return -ENOMEM;
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-			if (add(o, f[i].name, json_object_new_uint64(*f[i].v)) < 0) {
+			if (json_out_add(o, f[i].name, json_object_new_uint64(*f[i].v)) < 0) {
 				json_object_put(o);
 				return -ENOMEM;
 			}

@@ -10,37 +10,9 @@
 
 #include <json-c/json.h>
 
+#include "json_out.h"
+
 #include "pmtopo.h"
-
-static int add(json_object *obj, const char *key, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* JSON null is a NULL json_object in json-c, so it cannot go through add(). */
-static int add_str_or_null(json_object *obj, const char *key, const char *s)
-{
-	if (!s)
-		return json_object_object_add(obj, key, NULL) ? -ENOMEM : 0;
-	return add(obj, key, json_object_new_string(s));
-}
-
-static int append(json_object *arr, json_object *val)
-{
-	if (!val)
-		return -ENOMEM;
-	if (json_object_array_add(arr, val)) {
-		json_object_put(val);
-		return -ENOMEM;
-	}
-	return 0;
-}
 
 static json_object *device_json(const struct topo_graph *g, const struct topo_device *d, int group)
 {
@@ -48,13 +20,13 @@ static json_object *device_json(const struct topo_graph *g, const struct topo_de
 
 	if (!o)
 		return NULL;
-	if (add(o, "name", json_object_new_string(d->name)) ||
-	    add(o, "alias", json_object_new_string(d->alias)) ||
-	    add(o, "kind", json_object_new_string(topo_dev_kind_name(d->kind))) ||
-	    add_str_or_null(o, "pci", d->pci >= 0 ? g->pci[d->pci].bdf : NULL) ||
-	    add_str_or_null(o, "rdma", d->rdma >= 0 ? g->rdma[d->rdma].name : NULL) ||
-	    add(o, "numa", json_object_new_int(d->numa)) ||
-	    add(o, "peer_group", json_object_new_int(group))) {
+	if (json_out_add(o, "name", json_object_new_string(d->name)) ||
+	    json_out_add(o, "alias", json_object_new_string(d->alias)) ||
+	    json_out_add(o, "kind", json_object_new_string(topo_dev_kind_name(d->kind))) ||
+	    json_out_add_str_or_null(o, "pci", d->pci >= 0 ? g->pci[d->pci].bdf : NULL) ||
+	    json_out_add_str_or_null(o, "rdma", d->rdma >= 0 ? g->rdma[d->rdma].name : NULL) ||
+	    json_out_add(o, "numa", json_object_new_int(d->numa)) ||
+	    json_out_add(o, "peer_group", json_object_new_int(group))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -69,21 +41,21 @@ static json_object *pair_json(const struct topo_graph *g, int a, int b, struct t
 	if (!o || topo_classify(g, a, b, p) < 0)
 		goto fail;
 	topo_class_cell(p, cell, sizeof(cell));
-	if (add(o, "a", json_object_new_string(g->devices[a].name)) ||
-	    add(o, "b", json_object_new_string(g->devices[b].name)) ||
-	    add(o, "class", json_object_new_string(cell)) ||
-	    add(o, "p2p", json_object_new_string(topo_p2p_verdict_name(p->p2p))) ||
-	    add(o, "p2p_distance", json_object_new_int(p->p2p_distance)) ||
-	    add(o, "p2p_acs_unknown", json_object_new_boolean(p->p2p_acs_unknown)) ||
-	    add(o, "reason", json_object_new_string(p->reason)) ||
-	    add(o, "gbps", json_object_new_double(p->gbps)))
+	if (json_out_add(o, "a", json_object_new_string(g->devices[a].name)) ||
+	    json_out_add(o, "b", json_object_new_string(g->devices[b].name)) ||
+	    json_out_add(o, "class", json_object_new_string(cell)) ||
+	    json_out_add(o, "p2p", json_object_new_string(topo_p2p_verdict_name(p->p2p))) ||
+	    json_out_add(o, "p2p_distance", json_object_new_int(p->p2p_distance)) ||
+	    json_out_add(o, "p2p_acs_unknown", json_object_new_boolean(p->p2p_acs_unknown)) ||
+	    json_out_add(o, "reason", json_object_new_string(p->reason)) ||
+	    json_out_add(o, "gbps", json_object_new_double(p->gbps)))
 		goto fail;
 	hops = json_object_new_array();
-	if (add(o, "hops", hops))
+	if (json_out_add(o, "hops", hops))
 		goto fail;
 	for (int i = 0; i < p->nhops; i++) {
 		topo_hop_name(g, &p->hops[i], hop, sizeof(hop));
-		if (append(hops, json_object_new_string(hop)))
+		if (json_out_append(hops, json_object_new_string(hop)))
 			goto fail;
 	}
 	return o;
@@ -101,24 +73,24 @@ static int build(const struct pmtopo_view *v, json_object *root, const int *sel,
 	struct topo_path *p = malloc(sizeof(*p));
 	int r = -ENOMEM;
 
-	if (add(root, "devices", devs) || add(root, "pairs", pairs) ||
-	    add(root, "peer_groups", groups) || !p)
+	if (json_out_add(root, "devices", devs) || json_out_add(root, "pairs", pairs) ||
+	    json_out_add(root, "peer_groups", groups) || !p)
 		goto out;
 	for (int i = 0; i < n; i++)
-		if (append(devs, device_json(g, &g->devices[sel[i]], group[sel[i]])))
+		if (json_out_append(devs, device_json(g, &g->devices[sel[i]], group[sel[i]])))
 			goto out;
 	for (int i = 0; i < n; i++)
 		for (int j = i + 1; j < n; j++)
-			if (append(pairs, pair_json(g, sel[i], sel[j], p)))
+			if (json_out_append(pairs, pair_json(g, sel[i], sel[j], p)))
 				goto out;
 	for (int gid = 0; gid < ngroups; gid++) {
 		json_object *members = json_object_new_array();
 
-		if (append(groups, members))
+		if (json_out_append(groups, members))
 			goto out;
 		for (size_t d = 0; d < g->n_devices; d++)
 			if (group[d] == gid &&
-			    append(members, json_object_new_string(g->devices[d].name)))
+			    json_out_append(members, json_object_new_string(g->devices[d].name)))
 				goto out;
 	}
 	r = 0;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <CUnit/Basic.h>
@@ -32,4 +33,18 @@ const char *cu_source_path(const char *rel)
 
 	snprintf(buf, sizeof(buf), "%s/%s", root ? root : ".", rel);
 	return buf;
+}
+
+void cu_check_at(bool ok, const char *file, unsigned line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!ok)
+		fprintf(stderr, "  %s:%u: %s\n", file, line, msg);
+	/* CUnit copies the message into its failure record. */
+	CU_assertImplementation(ok, line, msg, file, "", CU_FALSE);
 }

@@ -21,19 +21,7 @@
 
 /* ---- checks that say what differed ---- */
 
-__attribute__((format(printf, 3, 4))) static void check_at(bool ok, unsigned line,
-							    const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!ok)
-		fprintf(stderr, "  line %u: %s\n", line, msg);
-	CU_assertImplementation(ok, line, msg, __FILE__, "", CU_FALSE);
-}
+#define check_at(ok, line, ...) cu_check_at(ok, __FILE__, line, __VA_ARGS__)
 #define CHECK(cond, ...) check_at(!!(cond), __LINE__, __VA_ARGS__)
 #define CHECK_INT(got, want)                                                              \
 	do {                                                                              \

@@ -23,21 +23,7 @@
 
 extern char **environ;
 
-/* A failed check names the fixture and both sides, so a run says what differs. */
-__attribute__((format(printf, 3, 4))) static void check_at(bool ok, unsigned line,
-							    const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!ok)
-		fprintf(stderr, "  MISMATCH: %s\n", msg);
-	/* CUnit copies the message into its failure record. */
-	CU_assertImplementation(ok, line, msg, __FILE__, "", CU_FALSE);
-}
+#define check_at(ok, line, ...) cu_check_at(ok, __FILE__, line, __VA_ARGS__)
 #define CHECK(cond, ...) check_at(!!(cond), __LINE__, __VA_ARGS__)
 
 /* ---- hwloc's view: the object tree lstopo printed ---- */
