@@ -18,12 +18,21 @@
 static void uevent_read(struct broker *b, struct watch *w, uint32_t events)
 {
 	char buf[8192];
+	struct sockaddr_nl from;
+	socklen_t fromlen = sizeof(from);
 	ssize_t n;
 
 	(void)events;
-	while ((n = recv(w->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+	while ((n = recvfrom(w->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT, (struct sockaddr *)&from,
+			     &fromlen)) > 0) {
 		const char *action = NULL, *devpath = NULL, *subsystem = NULL, *slash;
 
+		/* Only the kernel's own messages (udev re-broadcasts differ). */
+		if (fromlen != sizeof(from) || from.nl_pid != 0) {
+			fromlen = sizeof(from);
+			continue;
+		}
+		fromlen = sizeof(from);
 		buf[n] = '\0';
 		/* "remove@/devices/...\0ACTION=remove\0DEVPATH=...\0SUBSYSTEM=pci\0..." */
 		for (char *kv = buf; kv < buf + n; kv += strlen(kv) + 1) {

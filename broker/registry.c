@@ -98,11 +98,10 @@ static void handle_request(struct broker *b, struct handle *h, struct pm_msg *m)
 		registry_info(h->pm, &rep.info);
 	}
 	if (reply_fd >= 0) {
-		/* The reply socket is the client's: never let it block the loop. */
-		struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
-
-		setsockopt(reply_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		pm_msg_send(reply_fd, &hdr, &rep, sizeof(rep), NULL, 0);
+		/* The reply socket is the client's, its buffer possibly filled on
+		 * purpose: never wait on it. A reply that does not fit is dropped. */
+		if (pm_msg_send_flags(reply_fd, &hdr, &rep, sizeof(rep), NULL, 0, MSG_DONTWAIT) < 0)
+			b->stats.protocol_errors++;
 		close(reply_fd);
 	}
 }

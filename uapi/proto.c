@@ -16,6 +16,12 @@
 int pm_msg_send(int sock, struct pm_hdr *hdr, const void *payload, size_t len, const int *fds,
 		unsigned nfds)
 {
+	return pm_msg_send_flags(sock, hdr, payload, len, fds, nfds, 0);
+}
+
+int pm_msg_send_flags(int sock, struct pm_hdr *hdr, const void *payload, size_t len,
+		      const int *fds, unsigned nfds, int flags)
+{
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * PM_MAX_FDS)];
 		struct cmsghdr align;
@@ -43,7 +49,7 @@ int pm_msg_send(int sock, struct pm_hdr *hdr, const void *payload, size_t len, c
 	}
 	/* A stream socket may take a message in pieces; fds go with the first. */
 	while (sent < total) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -27,6 +27,11 @@ struct pm_msg {
 int pm_msg_send(int sock, struct pm_hdr *hdr, const void *payload, size_t len, const int *fds,
 		unsigned nfds);
 
+/* The same with sendmsg() flags: MSG_DONTWAIT for a socket the caller does
+ * not control (-EAGAIN rather than waiting on a peer that does not read). */
+int pm_msg_send_flags(int sock, struct pm_hdr *hdr, const void *payload, size_t len,
+		      const int *fds, unsigned nfds, int flags);
+
 /*
  * Receives one message: on a stream socket the header then exactly its
  * payload; on a seqpacket socket one datagram. Validates magic, length,

@@ -456,6 +456,46 @@ static void t_query_without_reply_fd(void)
 	close(fd);
 }
 
+/*
+ * A reply socket whose queue the client filled on purpose: the broker must
+ * drop the reply rather than wait on it, and keep serving everyone else.
+ */
+static void t_full_reply_socket(void)
+{
+	struct pm_query q = { 0 };
+	struct pm_hdr h = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_QUERY,
+			    .length = sizeof(q), .request_id = 4, .nfds = 1 };
+	char junk[256] = { 0 };
+	uint64_t before, id;
+	int sv[2], fd, s;
+	uint64_t t0;
+
+	if (!up())
+		return;
+	fd = pagemap_fd();
+	id = it_id(fd);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+	while (send(sv[1], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	before = perrs();
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(it_raw_send(fd, &h, &q, sizeof(q), &sv[1], 1), 0);
+	/* Twenty stalls of even 100 ms would show here. */
+	s = raw_session();
+	t0 = it_now_ms();
+	CU_ASSERT_EQUAL(call(s, PM_OP_NOP, NULL, 0), 0);
+	CU_ASSERT(it_now_ms() - t0 < 500);
+	close(s);
+	/* Dropped at once: waiting even 100 ms on each would take 2 s. */
+	IT_WAIT_UNTIL(perrs() >= before + 20, 1000)
+		;
+	CU_ASSERT(perrs() >= before + 20);
+	close(sv[0]);
+	close(sv[1]);
+	unharmed(fd, id);
+	close(fd);
+}
+
 /* Sends one datagram with a fresh reply socket; the broker's answer status. */
 static int dgram_reply(int fd, const struct pm_hdr *h, const void *p, size_t len)
 {
@@ -607,6 +647,7 @@ int main(void)
 		{ "control: half a message stalls nobody", t_half_message_no_stall },
 		{ "control: a client that never reads is dropped", t_never_reads },
 		{ "pagemap fd: QUERY without a reply socket", t_query_without_reply_fd },
+		{ "pagemap fd: reply socket full on purpose", t_full_reply_socket },
 		{ "pagemap fd: garbage datagrams are ignored", t_garbage_datagrams },
 		{ "pagemap fd: an empty datagram is not a hang-up", t_empty_datagram },
 		{ "the broker survived it all", t_survivor },
