@@ -109,6 +109,7 @@ struct config {
 	unsigned nrules;
 	uint32_t max_sessions;
 	uint32_t max_handles_per_uid;
+	uint32_t max_allocations_per_session;
 };
 
 void config_defaults(struct config *c);
@@ -154,9 +155,20 @@ unsigned registry_handles_of_uid(const struct broker *b, uint32_t uid);
 void registry_free(struct broker *b);
 
 /* ---- session.c: control connections ---- */
+/* A managed allocation a client registered: its memfd, which the broker
+ * keeps to act on the memory, and its chunk geometry. */
+struct allocation {
+	uint64_t id;
+	int memfd;
+	uint64_t size, chunk_size;
+	struct allocation *next;
+};
+
 struct session {
 	struct watch w;
 	struct broker *b;
+	struct allocation *allocs;
+	unsigned nallocs;
 	uint64_t id;
 	struct ucred cred;
 	char client[32];
@@ -166,6 +178,12 @@ struct session {
 };
 
 void session_accept(struct broker *b, struct watch *w, uint32_t events);
+
+/* ---- alloc.c: managed allocations ---- */
+int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a, int memfd,
+		   struct pm_alloc_reply *rep);
+int alloc_free(struct broker *b, struct session *s, uint64_t id);
+void alloc_free_all(struct broker *b, struct session *s);
 void session_free_all(struct broker *b);
 
 /* ---- hotplug.c: devices going away ---- */
@@ -187,7 +205,7 @@ struct broker {
 	struct pool *pools;
 	struct pagemap *pagemaps;
 	struct session *sessions;
-	uint64_t next_session_id, next_pagemap_id;
+	uint64_t next_session_id, next_pagemap_id, next_alloc_id;
 	struct watch *retired;
 	struct pm_stats_reply stats;
 	bool running;

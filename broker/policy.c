@@ -22,6 +22,7 @@ void config_defaults(struct config *c)
 	c->psi_some_avg10 = 20.0;
 	c->max_sessions = 1024;
 	c->max_handles_per_uid = 4096;
+	c->max_allocations_per_session = 65536;
 }
 
 struct cfg_ctx {
@@ -158,7 +159,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					    "pressure", "pools", "access", "limits", NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
-	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid", NULL };
+	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid",
+					     "max_allocations_per_session", NULL };
 	json_object *o;
 	int64_t v;
 	int r;
@@ -218,6 +220,10 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 			return r;
 		if (r)
 			c->max_handles_per_uid = (uint32_t)v;
+		if ((r = get_int(x, o, "limits", "max_allocations_per_session", 1, 1 << 24, &v)) < 0)
+			return r;
+		if (r)
+			c->max_allocations_per_session = (uint32_t)v;
 	}
 	return 0;
 }

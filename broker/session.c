@@ -30,6 +30,7 @@ static void session_end(struct broker *b, struct session *s, const char *why)
 			break;
 		}
 	pm_reader_reset(&s->rd);
+	alloc_free_all(b, s);
 	loop_retire(b, &s->w);
 	b->stats.sessions--;
 }
@@ -195,12 +196,40 @@ static int op_stats(struct broker *b, struct session *s, const struct pm_msg *m)
 	return reply(s, m, &rep, sizeof(rep), NULL, 0);
 }
 
+static int op_alloc(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	const struct pm_alloc *a = (const void *)m->payload;
+	struct pm_alloc_reply rep = { 0 };
+	int memfd, r;
+
+	if (m->nfds != 1)
+		return reply_status(s, m, -EPROTO);
+	if (m->hdr.length != sizeof(*a))
+		return reply_status(s, m, -EINVAL);
+	memfd = pm_msg_take_fd(m, 0);
+	r = alloc_register(b, s, a, memfd, &rep);
+	if (r < 0) {
+		close(memfd);
+		return reply_status(s, m, r);
+	}
+	return reply(s, m, &rep, sizeof(rep), NULL, 0);
+}
+
+static int op_free(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	const struct pm_free *f = (const void *)m->payload;
+
+	if (m->hdr.length != sizeof(*f))
+		return reply_status(s, m, -EINVAL);
+	return reply_status(s, m, alloc_free(b, s, f->alloc_id));
+}
+
 static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	int r;
 
-	/* Requests carry no fds on the control connection. */
-	if (m->nfds || (m->hdr.flags & PM_HDR_KNOWN)) {
+	/* Only ALLOC carries an fd on the control connection. */
+	if ((m->nfds && m->hdr.opcode != PM_OP_ALLOC) || (m->hdr.flags & PM_HDR_KNOWN)) {
 		pm_msg_close_fds(m);
 		return reply_status(s, m, -EPROTO);
 	}
@@ -229,6 +258,12 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_STATS:
 		r = op_stats(b, s, m);
+		break;
+	case PM_OP_ALLOC:
+		r = op_alloc(b, s, m);
+		break;
+	case PM_OP_FREE:
+		r = op_free(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

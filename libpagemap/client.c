@@ -70,6 +70,12 @@ static int read_reply(struct pm_client *c, uint64_t id, uint16_t opcode, struct 
 int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		   void *reply, size_t cap, size_t *len, int *fd)
 {
+	return pm_client_call_fds(c, opcode, req, reqlen, NULL, 0, reply, cap, len, fd);
+}
+
+int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
+		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd)
+{
 	struct pm_msg *m = malloc(sizeof(*m));
 	struct pm_hdr hdr = { .version = c->version ? c->version : PM_PROTO_VERSION_MAX,
 			      .opcode = opcode };
@@ -81,7 +87,7 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	hdr.request_id = ++c->next_id;
-	r = pm_msg_send(c->sock, &hdr, req, reqlen, NULL, 0);
+	r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
 	if (r == 0)
 		r = read_reply(c, hdr.request_id, opcode, m);
 	pthread_mutex_unlock(&c->lock);

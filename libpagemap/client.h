@@ -14,8 +14,18 @@
 #include "pagemap.h"
 #include "proto.h"
 
+/* A managed allocation as this process sees it. */
+struct pm_alloc_entry {
+	void *addr;
+	size_t size, chunk_size;
+	int memfd;
+	uint64_t id;
+	struct pm_alloc_entry *next;
+};
+
 struct pm_client {
 	int sock;
+	struct pm_alloc_entry *allocs; /* under lock */
 	uint16_t version;
 	uint64_t next_id;
 	uint64_t session_id;
@@ -30,9 +40,15 @@ struct pm_client {
  */
 int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		   void *reply, size_t cap, size_t *len, int *fd);
+/* The same, sending nfds fds (borrowed) with the request. */
+int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
+		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd);
 
 /* Resolves NULL to $PAGEMAP_SOCKET, the user's, then the system's socket. */
 int pm_client_socket_path(const char *given, char *buf, size_t len);
 
 void pm_info_from_wire(const struct pm_info *w, struct pagemap_info *out);
+/* pm_disconnect(): unmaps what pm_alloc mapped (the broker drops its side
+ * with the session). */
+void pm_alloc_release_all(struct pm_client *c);
 #endif

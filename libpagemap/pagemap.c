@@ -75,6 +75,7 @@ PM_EXPORT void pm_disconnect(struct pm_client *c)
 {
 	if (!c)
 		return;
+	pm_alloc_release_all(c);
 	close(c->sock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

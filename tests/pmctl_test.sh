@@ -215,7 +215,7 @@ SJ=$(pm --json stats)
 expect "stats --json: pagemaps, handles, created" \
 	"$(jq -c '[.pagemaps, .handles, .created]' <<<"$SJ")" "[2,2,2]"
 expect "stats --json: sessions (holder + this pmctl)" "$(jq .sessions <<<"$SJ")" 2
-expect "stats --json: 10 counters" "$(jq 'keys | length' <<<"$SJ")" 10
+expect "stats --json: 12 counters" "$(jq 'keys | length' <<<"$SJ")" 12
 
 # --- revoke --------------------------------------------------------------------
 R=$(pm revoke 0000:03:00.0)

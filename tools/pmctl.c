@@ -306,6 +306,8 @@ static int cmd_stats(struct pm_client *c, bool json)
 		{ "revoked", &st.revoked, "pagemaps revoked" },
 		{ "denied", &st.denied, "opens refused by policy" },
 		{ "protocol_errors", &st.protocol_errors, "malformed requests" },
+		{ "allocations", &st.allocations, "managed allocations registered" },
+		{ "allocated_bytes", &st.allocated_bytes, "bytes in them" },
 	};
 	size_t len = 0;
 	json_object *o;

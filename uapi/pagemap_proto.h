@@ -56,6 +56,8 @@ enum pm_opcode {
 	PM_OP_CLIENTS = 6, /* control: every session (pmctl clients) */
 	PM_OP_REVOKE = 7,  /* control, admin: revoke a device's pagemaps */
 	PM_OP_STATS = 8,   /* control: broker counters */
+	PM_OP_ALLOC = 9,   /* control: register a managed allocation (its memfd attached) */
+	PM_OP_FREE = 10,   /* control: forget a managed allocation */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -185,9 +187,41 @@ struct pm_stats_reply {
 	uint64_t revoked;
 	uint64_t denied;         /* opens refused by policy */
 	uint64_t protocol_errors;
-	uint64_t reserved[6];
+	uint64_t allocations;     /* managed allocations registered now */
+	uint64_t allocated_bytes; /* their total size */
+	uint64_t reserved[4];
 };
 static_assert(sizeof(struct pm_stats_reply) == 136, "pm_stats_reply is 136 bytes");
+
+/*
+ * PM_OP_ALLOC, with one fd: the memfd backing the allocation, sealed against
+ * shrinking and growing, exactly size bytes. The broker keeps it so it can
+ * act on the memory (copies to and from device pools) and drops it on FREE
+ * or when the session ends.
+ */
+struct pm_alloc {
+	uint64_t size;       /* a multiple of chunk_size */
+	uint64_t chunk_size; /* a power of two, PM_CHUNK_MIN..PM_CHUNK_MAX */
+	uint32_t flags;      /* none defined: must be 0 */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_alloc) == 24, "pm_alloc is 24 bytes");
+
+#define PM_CHUNK_MIN (64u << 10)
+#define PM_CHUNK_MAX (1u << 30)
+
+struct pm_alloc_reply {
+	struct pm_reply r;
+	uint64_t alloc_id; /* names the allocation in later requests of this session */
+	uint64_t nchunks;
+};
+static_assert(sizeof(struct pm_alloc_reply) == 24, "pm_alloc_reply is 24 bytes");
+
+/* PM_OP_FREE */
+struct pm_free {
+	uint64_t alloc_id;
+};
+static_assert(sizeof(struct pm_free) == 8, "pm_free is 8 bytes");
 
 /* PM_EV_REVOKED on a pagemap fd: then the broker closes its end. */
 struct pm_event_revoked {

@@ -17,6 +17,7 @@
 #ifndef PAGEMAP_H
 #define PAGEMAP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -73,7 +74,8 @@ struct pagemap_event {
  */
 int pm_connect(const char *socket_path, struct pm_client **out);
 
-/* Closes the connection. Pagemap fds stay valid: they are the references. */
+/* Closes the connection and frees every allocation pm_alloc made through c.
+ * Pagemap fds stay valid: they are the references. */
 void pm_disconnect(struct pm_client *c);
 
 /*
@@ -100,6 +102,27 @@ int pagemap_read_event(int pagemap_fd, struct pagemap_event *ev);
 
 /* One round trip to the broker that changes nothing (health checks, latency). */
 int pm_ping(struct pm_client *c);
+
+/*
+ * pm_alloc flags. PM_ALLOC_ADDR_BITS(n): place the allocation entirely below
+ * 1 << n (n in 20..63), for a device that addresses n bits, so the CPU and
+ * the device use the same addresses. PM_ALLOC_CHUNK_SHIFT(s): chunks of
+ * 1 << s bytes (s in 16..30; default 21, 2 MiB): the unit of placement.
+ */
+#define PM_ALLOC_ADDR_BITS(n) ((unsigned int)(n) & 0x3fu)
+#define PM_ALLOC_CHUNK_SHIFT(s) (((unsigned int)(s) & 0x1fu) << 8)
+
+/*
+ * Allocates managed memory: at least size bytes (rounded up to whole
+ * chunks), zeroed, used with plain loads and stores, and known to the broker
+ * so that it can be placed in any pool. On success *addr is its start.
+ * -EINVAL bad size or flags, -ENOMEM no room (or no address below the
+ * limit), -EMFILE the session's allocation limit.
+ */
+int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, void **addr);
+
+/* Frees what pm_alloc returned at exactly addr; -EINVAL for anything else. */
+int pm_free(struct pm_client *c, void *addr);
 
 #ifdef __cplusplus
 }
