@@ -116,12 +116,44 @@ static int call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap,
 	return (int)count;
 }
 
-static json_object *pagemap_json(const struct pm_info *in)
+/* Records come unaligned and untrusted: copy them out, NUL-terminate names. */
+static void read_info(const uint8_t *rec, struct pm_info *in)
+{
+	memcpy(in, rec, sizeof(*in));
+	in->device[sizeof(in->device) - 1] = '\0';
+	in->region[sizeof(in->region) - 1] = '\0';
+}
+
+static void read_client(const uint8_t *rec, struct pm_client_info *ci)
+{
+	memcpy(ci, rec, sizeof(*ci));
+	ci->client[sizeof(ci->client) - 1] = '\0';
+}
+
+/* Prints n records of rec bytes as one JSON array, each made by to_json. */
+static int print_json_list(const uint8_t *recs, int n, size_t rec,
+			   json_object *(*to_json)(const uint8_t *rec))
+{
+	json_object *arr = json_object_new_array();
+
+	if (!arr)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		if (json_out_append(arr, to_json(recs + (size_t)i * rec)) < 0) {
+			json_object_put(arr);
+			return -ENOMEM;
+		}
+	return print_json(arr);
+}
+
+static json_object *pagemap_json(const uint8_t *rec)
 {
 	json_object *o = json_object_new_object();
+	struct pm_info info, *in = &info;
 
 	if (!o)
 		return NULL;
+	read_info(rec, in);
 	if (json_out_add(o, "id", json_object_new_uint64(in->id)) ||
 	    json_out_add(o, "device", json_object_new_string(in->device)) ||
 	    json_out_add(o, "region", json_object_new_string(in->region)) ||
@@ -142,37 +174,19 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
 	const uint8_t *recs = NULL;
-	json_object *arr;
 	int n = call_list(c, PM_OP_LIST, buf, sizeof(buf), sizeof(struct pm_info), &recs);
 
 	if (n < 0)
 		return n;
-	if (json) {
-		arr = json_object_new_array();
-		if (!arr)
-			return -ENOMEM;
-		for (int i = 0; i < n; i++) {
-			struct pm_info in;
-
-			memcpy(&in, recs + (size_t)i * sizeof(in), sizeof(in));
-			in.device[sizeof(in.device) - 1] = '\0';
-			in.region[sizeof(in.region) - 1] = '\0';
-			if (json_out_append(arr, pagemap_json(&in)) < 0) {
-				json_object_put(arr);
-				return -ENOMEM;
-			}
-		}
-		return print_json(arr);
-	}
+	if (json)
+		return print_json_list(recs, n, sizeof(struct pm_info), pagemap_json);
 	printf("%-6s %-16s %-8s %-11s %-9s %4s %10s %10s %4s\n", "ID", "DEVICE", "REGION",
 	       "KIND", "STATE", "REFS", "CAPACITY", "USED", "NUMA");
 	for (int i = 0; i < n; i++) {
 		struct pm_info in;
 		char cap[32], used[32], numa[16];
 
-		memcpy(&in, recs + (size_t)i * sizeof(in), sizeof(in));
-		in.device[sizeof(in.device) - 1] = '\0';
-		in.region[sizeof(in.region) - 1] = '\0';
+		read_info(recs + (size_t)i * sizeof(in), &in);
 		if (in.numa_node >= 0)
 			snprintf(numa, sizeof(numa), "%d", in.numa_node);
 		else
@@ -187,12 +201,14 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 	return 0;
 }
 
-static json_object *client_json(const struct pm_client_info *ci)
+static json_object *client_json(const uint8_t *rec)
 {
 	json_object *o = json_object_new_object();
+	struct pm_client_info info, *ci = &info;
 
 	if (!o)
 		return NULL;
+	read_client(rec, ci);
 	if (json_out_add(o, "session_id", json_object_new_uint64(ci->session_id)) ||
 	    json_out_add(o, "pid", json_object_new_int(ci->pid)) ||
 	    json_out_add(o, "uid", json_object_new_int64(ci->uid)) ||
@@ -209,33 +225,17 @@ static int cmd_clients(struct pm_client *c, bool json)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
 	const uint8_t *recs = NULL;
-	json_object *arr;
 	int n = call_list(c, PM_OP_CLIENTS, buf, sizeof(buf), sizeof(struct pm_client_info), &recs);
 
 	if (n < 0)
 		return n;
-	if (json) {
-		arr = json_object_new_array();
-		if (!arr)
-			return -ENOMEM;
-		for (int i = 0; i < n; i++) {
-			struct pm_client_info ci;
-
-			memcpy(&ci, recs + (size_t)i * sizeof(ci), sizeof(ci));
-			ci.client[sizeof(ci.client) - 1] = '\0';
-			if (json_out_append(arr, client_json(&ci)) < 0) {
-				json_object_put(arr);
-				return -ENOMEM;
-			}
-		}
-		return print_json(arr);
-	}
+	if (json)
+		return print_json_list(recs, n, sizeof(struct pm_client_info), client_json);
 	printf("%-8s %8s %6s %6s %7s  %s\n", "SESSION", "PID", "UID", "GID", "HANDLES", "CLIENT");
 	for (int i = 0; i < n; i++) {
 		struct pm_client_info ci;
 
-		memcpy(&ci, recs + (size_t)i * sizeof(ci), sizeof(ci));
-		ci.client[sizeof(ci.client) - 1] = '\0';
+		read_client(recs + (size_t)i * sizeof(ci), &ci);
 		printf("%-8" PRIu64 " %8d %6u %6u %7u  %s%s\n", ci.session_id, ci.pid, ci.uid, ci.gid,
 		       ci.handles, ci.client[0] ? ci.client : "-",
 		       ci.session_id == c->session_id ? " (this pmctl)" : "");
