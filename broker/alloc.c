@@ -57,6 +57,11 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	al = calloc(1, sizeof(*al));
 	if (!al)
 		return -ENOMEM;
+	al->where = calloc(a->size / a->chunk_size, sizeof(*al->where));
+	if (!al->where) {
+		free(al);
+		return -ENOMEM;
+	}
 	al->id = ++b->next_alloc_id;
 	al->memfd = memfd;
 	al->size = a->size;
@@ -73,11 +78,83 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 
 static void drop(struct broker *b, struct session *s, struct allocation *al)
 {
+	for (uint64_t i = 0; i < al->size / al->chunk_size; i++)
+		if (al->where[i])
+			registry_unpin(b, al->where[i]);
+	free(al->where);
 	close(al->memfd);
 	s->nallocs--;
 	b->stats.allocations--;
 	b->stats.allocated_bytes -= al->size;
 	free(al);
+}
+
+static struct allocation *find(struct session *s, uint64_t id)
+{
+	for (struct allocation *al = s->allocs; al; al = al->next)
+		if (al->id == id)
+			return al;
+	return NULL;
+}
+
+/* [first, first + count) within al's chunks, without overflow. */
+static bool in_range(const struct allocation *al, uint64_t first, uint64_t count)
+{
+	uint64_t n = al->size / al->chunk_size;
+
+	return count && first < n && count <= n - first;
+}
+
+int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd)
+{
+	struct allocation *al = find(s, pl->alloc_id);
+	struct handle *h;
+
+	if (pl->flags || pl->reserved)
+		return -EINVAL;
+	if (!al)
+		return -ENOENT;
+	if (!in_range(al, pl->first, pl->count))
+		return -EINVAL;
+	/* The fd is the capability: only a live handle's client end names a pagemap. */
+	h = registry_handle_of_fd(b, pagemap_fd);
+	if (!h)
+		return -EBADF;
+	for (uint64_t i = pl->first; i < pl->first + pl->count; i++) {
+		struct pagemap *old = al->where[i];
+
+		if (old == h->pm)
+			continue;
+		registry_pin(b, h->pm);
+		al->where[i] = h->pm;
+		if (old)
+			registry_unpin(b, old);
+	}
+	return 0;
+}
+
+int alloc_query(struct broker *b, struct session *s, const struct pm_query_range *q,
+		uint64_t *ids)
+{
+	struct allocation *al = find(s, q->alloc_id);
+
+	(void)b;
+	if (!al)
+		return -ENOENT;
+	if (!in_range(al, q->first, q->count) || q->count > PM_QUERY_MAX)
+		return -EINVAL;
+	for (uint64_t i = 0; i < q->count; i++)
+		ids[i] = al->where[q->first + i] ? al->where[q->first + i]->id : 0;
+	return (int)q->count;
+}
+
+void alloc_forget_pagemap(struct broker *b, const struct pagemap *pm)
+{
+	for (struct session *s = b->sessions; s; s = s->next)
+		for (struct allocation *al = s->allocs; al; al = al->next)
+			for (uint64_t i = 0; i < al->size / al->chunk_size; i++)
+				if (al->where[i] == pm)
+					al->where[i] = NULL;
 }
 
 int alloc_free(struct broker *b, struct session *s, uint64_t id)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "pagemap_proto.h"
 #include "proto.h"
@@ -123,6 +124,10 @@ int policy_check(const struct broker *b, const struct pool *p, const struct ucre
 struct handle {
 	struct watch w; /* the broker's end of the pagemap fd's socketpair */
 	struct pagemap *pm;
+	/* The client's end, by identity: a pagemap fd sent back to us is this
+	 * handle's when it is the same socket inode. */
+	dev_t cdev;
+	ino_t cino;
 	uint64_t session_id; /* who opened it (the fd may have moved since) */
 	uint32_t uid;
 	struct handle *next;
@@ -133,6 +138,7 @@ struct pagemap {
 	struct pool *pool;
 	enum pm_pagemap_state state;
 	uint32_t refs; /* handles alive */
+	uint64_t pins; /* allocation chunks living in it: they keep it too */
 	uint64_t linger_deadline;
 	struct handle *handles;
 	struct pagemap *next;
@@ -144,6 +150,10 @@ struct pagemap {
 int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_t uid,
 		  struct pm_info *info);
 void registry_info(const struct pagemap *pm, struct pm_info *info);
+/* The live handle whose client end fd is, or NULL. */
+struct handle *registry_handle_of_fd(struct broker *b, int fd);
+void registry_pin(struct broker *b, struct pagemap *pm);
+void registry_unpin(struct broker *b, struct pagemap *pm);
 /* Revokes every pagemap of the named device; marks its pools gone. Returns
  * the number revoked or -ENOENT. */
 int registry_revoke_device(struct broker *b, const char *device, int reason);
@@ -161,6 +171,7 @@ struct allocation {
 	uint64_t id;
 	int memfd;
 	uint64_t size, chunk_size;
+	struct pagemap **where; /* per chunk; NULL: system memory, nothing asked */
 	struct allocation *next;
 };
 
@@ -183,6 +194,11 @@ void session_accept(struct broker *b, struct watch *w, uint32_t events);
 int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a, int memfd,
 		   struct pm_alloc_reply *rep);
 int alloc_free(struct broker *b, struct session *s, uint64_t id);
+int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd);
+int alloc_query(struct broker *b, struct session *s, const struct pm_query_range *q,
+		uint64_t *ids);
+/* A revoked pagemap's chunks fall back to system memory. */
+void alloc_forget_pagemap(struct broker *b, const struct pagemap *pm);
 void alloc_free_all(struct broker *b, struct session *s);
 void session_free_all(struct broker *b);
 

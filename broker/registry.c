@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -55,6 +56,45 @@ static void teardown(struct broker *b, struct pagemap *pm)
 	b->stats.pagemaps--;
 }
 
+/* Nothing holds pm any more: no handle, no chunk. It lingers. */
+static void maybe_linger(struct broker *b, struct pagemap *pm)
+{
+	if (pm->refs || pm->pins || pm->state != PM_STATE_ACTIVE)
+		return;
+	pm->state = PM_STATE_LINGERING;
+	pm->linger_deadline = now_ms() + (uint64_t)b->conf.linger_ms;
+	blog(LOG_DEBUG, "pagemap %llu lingers %d ms", (unsigned long long)pm->id, b->conf.linger_ms);
+	if (b->conf.linger_ms == 0)
+		registry_expire(b, false);
+	else
+		loop_arm_timer(b);
+}
+
+void registry_pin(struct broker *b, struct pagemap *pm)
+{
+	(void)b;
+	pm->pins++;
+}
+
+void registry_unpin(struct broker *b, struct pagemap *pm)
+{
+	pm->pins--;
+	maybe_linger(b, pm);
+}
+
+struct handle *registry_handle_of_fd(struct broker *b, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return NULL;
+	for (struct pagemap *pm = b->pagemaps; pm; pm = pm->next)
+		for (struct handle *h = pm->handles; h; h = h->next)
+			if (h->cino == st.st_ino && h->cdev == st.st_dev)
+				return h;
+	return NULL;
+}
+
 static void handle_close(struct broker *b, struct handle *h)
 {
 	struct pagemap *pm = h->pm;
@@ -67,16 +107,7 @@ static void handle_close(struct broker *b, struct handle *h)
 	loop_retire(b, &h->w);
 	pm->refs--;
 	b->stats.handles--;
-	if (pm->refs == 0 && pm->state == PM_STATE_ACTIVE) {
-		pm->state = PM_STATE_LINGERING;
-		pm->linger_deadline = now_ms() + (uint64_t)b->conf.linger_ms;
-		blog(LOG_DEBUG, "pagemap %llu lingers %d ms", (unsigned long long)pm->id,
-		     b->conf.linger_ms);
-		if (b->conf.linger_ms == 0)
-			registry_expire(b, false);
-		else
-			loop_arm_timer(b);
-	}
+	maybe_linger(b, pm);
 }
 
 /* PM_OP_QUERY on a pagemap fd: the reply goes to the socket that came with it. */
@@ -195,6 +226,16 @@ int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_
 		b->stats.revived++;
 		blog(LOG_DEBUG, "pagemap %llu revived", (unsigned long long)pm->id);
 	}
+	{
+		struct stat st;
+
+		if (fstat(sv[1], &st) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		h->cdev = st.st_dev;
+		h->cino = st.st_ino;
+	}
 	h->w.fd = sv[0];
 	h->w.cb = handle_event;
 	h->pm = pm;
@@ -243,6 +284,8 @@ static void pagemap_revoke(struct broker *b, struct pagemap *pm, int reason)
 		b->stats.handles--;
 	}
 	pm->refs = 0;
+	alloc_forget_pagemap(b, pm);
+	pm->pins = 0;
 	b->stats.revoked++;
 	teardown(b, pm);
 }

@@ -224,12 +224,43 @@ static int op_free(struct broker *b, struct session *s, const struct pm_msg *m)
 	return reply_status(s, m, alloc_free(b, s, f->alloc_id));
 }
 
+static int op_place(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	const struct pm_place *pl = (const void *)m->payload;
+
+	if (m->nfds != 1)
+		return reply_status(s, m, -EPROTO);
+	if (m->hdr.length != sizeof(*pl))
+		return reply_status(s, m, -EINVAL);
+	/* The fd is only looked at; dispatch's caller closes it. */
+	return reply_status(s, m, alloc_place(b, s, pl, m->fds[0]));
+}
+
+static int op_query_range(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint64_t ids[PM_QUERY_MAX + 1];
+	const struct pm_query_range *q = (const void *)m->payload;
+	struct pm_reply *rep = (struct pm_reply *)ids;
+	int n;
+
+	if (m->hdr.length != sizeof(*q))
+		return reply_status(s, m, -EINVAL);
+	n = alloc_query(b, s, q, ids + 1);
+	if (n < 0)
+		return reply_status(s, m, n);
+	/* struct pm_reply is 8 bytes: it takes ids[0]'s place. */
+	rep->status = n;
+	rep->reserved = 0;
+	return reply(s, m, ids, sizeof(*rep) + (size_t)n * sizeof(uint64_t), NULL, 0);
+}
+
 static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	int r;
 
-	/* Only ALLOC carries an fd on the control connection. */
-	if ((m->nfds && m->hdr.opcode != PM_OP_ALLOC) || (m->hdr.flags & PM_HDR_KNOWN)) {
+	/* Only ALLOC and PLACE carry an fd on the control connection. */
+	if ((m->nfds && m->hdr.opcode != PM_OP_ALLOC && m->hdr.opcode != PM_OP_PLACE) ||
+	    (m->hdr.flags & PM_HDR_KNOWN)) {
 		pm_msg_close_fds(m);
 		return reply_status(s, m, -EPROTO);
 	}
@@ -264,6 +295,12 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_FREE:
 		r = op_free(b, s, m);
+		break;
+	case PM_OP_PLACE:
+		r = op_place(b, s, m);
+		break;
+	case PM_OP_QUERY_RANGE:
+		r = op_query_range(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

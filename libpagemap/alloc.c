@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/mempolicy.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -203,4 +205,132 @@ void pm_alloc_release_all(struct pm_client *c)
 		close(e->memfd);
 		free(e);
 	}
+}
+
+/* The allocation holding [addr, addr + len) entirely, or NULL. Caller holds
+ * c->lock; the entry's fields are copied out before it is released. */
+static const struct pm_alloc_entry *find_range(const struct pm_client *c, uintptr_t addr,
+					       size_t len)
+{
+	for (const struct pm_alloc_entry *e = c->allocs; e; e = e->next) {
+		uintptr_t start = (uintptr_t)e->addr;
+
+		if (addr >= start && addr - start < e->size && len <= e->size - (addr - start))
+			return e;
+	}
+	return NULL;
+}
+
+struct span {
+	uint64_t id, first, count;
+	uintptr_t start; /* first chunk's address */
+	size_t chunk;
+};
+
+/* The chunks [addr, addr + len) touches. -EINVAL: not page aligned, empty,
+ * or not inside one allocation (Linux's rules: never silently rounded). */
+static int chunks_of(struct pm_client *c, const void *addr, size_t len, struct span *sp)
+{
+	uintptr_t a = (uintptr_t)addr, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const struct pm_alloc_entry *e;
+	int r = -EINVAL;
+
+	if (!len || (a & (page - 1)))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	e = find_range(c, a, len);
+	if (e) {
+		uintptr_t off = a - (uintptr_t)e->addr;
+
+		sp->id = e->id;
+		sp->chunk = e->chunk_size;
+		sp->first = off / e->chunk_size;
+		sp->count = (off + len + e->chunk_size - 1) / e->chunk_size - sp->first;
+		sp->start = (uintptr_t)e->addr + sp->first * e->chunk_size;
+		r = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Binds [start, start + len) to node and moves what is already there
+ * (MPOL_MF_MOVE: our pages, mapped only here). */
+static int move_to_node(uintptr_t start, size_t len, int node)
+{
+	unsigned long mask[16] = { 0 };
+	const unsigned long bits = 8 * sizeof(mask[0]);
+
+	if (node < 0 || (size_t)node >= bits * 16)
+		return -EINVAL;
+	mask[node / bits] = 1ul << (node % bits);
+	if (syscall(SYS_mbind, start, len, MPOL_BIND, mask, bits * 16 + 1, MPOL_MF_MOVE) < 0)
+		return -errno;
+	return 0;
+}
+
+PM_EXPORT int pm_migrate(struct pm_client *c, void *addr, size_t len, int pagemap_fd,
+			 unsigned int flags)
+{
+	struct pagemap_info info;
+	struct pm_place pl = { 0 };
+	struct span sp;
+	int r;
+
+	if (!c || flags)
+		return -EINVAL;
+	r = chunks_of(c, addr, len, &sp);
+	if (r < 0)
+		return r;
+	r = pagemap_query(pagemap_fd, &info);
+	if (r < 0)
+		return r;
+	/* Host memory moves here, in the process whose pages they are; device
+	 * pools need the broker's migration engine, which is not built yet. */
+	if (info.kind != PAGEMAP_KIND_HOST_NUMA)
+		return -EOPNOTSUPP;
+	r = move_to_node(sp.start, sp.count * sp.chunk, info.numa_node);
+	if (r < 0)
+		return r;
+	pl.alloc_id = sp.id;
+	pl.first = sp.first;
+	pl.count = sp.count;
+	r = pm_client_call_fds(c, PM_OP_PLACE, &pl, sizeof(pl), &pagemap_fd, 1, NULL, 0, NULL, NULL);
+	return r < 0 ? r : 0;
+}
+
+PM_EXPORT int pm_query(struct pm_client *c, const void *addr, size_t len, uint64_t *pagemap_ids,
+		       size_t n)
+{
+	struct pm_query_range q = { 0 };
+	struct span sp;
+	size_t done = 0;
+	int r;
+
+	if (!c || (n && !pagemap_ids))
+		return -EINVAL;
+	r = chunks_of(c, addr, len, &sp);
+	if (r < 0)
+		return r;
+	if (sp.count > INT32_MAX)
+		return -EINVAL;
+	q.alloc_id = sp.id;
+	/* As many requests as it takes: one reply holds PM_QUERY_MAX ids. */
+	while (done < n && done < sp.count) {
+		size_t want = sp.count - done, got = 0;
+
+		if (want > n - done)
+			want = n - done;
+		if (want > PM_QUERY_MAX)
+			want = PM_QUERY_MAX;
+		q.first = sp.first + done;
+		q.count = want;
+		r = pm_client_call(c, PM_OP_QUERY_RANGE, &q, sizeof(q), pagemap_ids + done,
+				   want * sizeof(uint64_t), &got, NULL);
+		if (r < 0)
+			return r;
+		if ((size_t)r != want || got != want * sizeof(uint64_t))
+			return -EPROTO;
+		done += want;
+	}
+	return (int)sp.count;
 }

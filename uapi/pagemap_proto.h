@@ -58,6 +58,8 @@ enum pm_opcode {
 	PM_OP_STATS = 8,   /* control: broker counters */
 	PM_OP_ALLOC = 9,   /* control: register a managed allocation (its memfd attached) */
 	PM_OP_FREE = 10,   /* control: forget a managed allocation */
+	PM_OP_PLACE = 11,  /* control: chunks now live in the attached pagemap fd's pagemap */
+	PM_OP_QUERY_RANGE = 12, /* control: the pagemap each chunk lives in */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -222,6 +224,31 @@ struct pm_free {
 	uint64_t alloc_id;
 };
 static_assert(sizeof(struct pm_free) == 8, "pm_free is 8 bytes");
+
+/*
+ * PM_OP_PLACE, with one fd: a pagemap fd, the capability for the pagemap the
+ * chunks [first, first + count) of the allocation now live in. The client
+ * moved host memory itself (its pages, its mapping); the broker records the
+ * location, and the chunks keep that pagemap alive until they leave it.
+ */
+struct pm_place {
+	uint64_t alloc_id;
+	uint64_t first;
+	uint64_t count;
+	uint32_t flags; /* none defined: must be 0 */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_place) == 32, "pm_place is 32 bytes");
+
+/* PM_OP_QUERY_RANGE: reply body is count u64 pagemap ids (0: system memory,
+ * no pagemap asked for), count <= PM_QUERY_MAX. */
+struct pm_query_range {
+	uint64_t alloc_id;
+	uint64_t first;
+	uint64_t count;
+};
+static_assert(sizeof(struct pm_query_range) == 24, "pm_query_range is 24 bytes");
+#define PM_QUERY_MAX ((PM_MAX_PAYLOAD - sizeof(struct pm_reply)) / sizeof(uint64_t))
 
 /* PM_EV_REVOKED on a pagemap fd: then the broker closes its end. */
 struct pm_event_revoked {

@@ -124,6 +124,23 @@ int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, void **addr);
 /* Frees what pm_alloc returned at exactly addr; -EINVAL for anything else. */
 int pm_free(struct pm_client *c, void *addr);
 
+/*
+ * Moves the chunks [addr, addr + len) touches into pagemap_fd's pool, now
+ * (synchronous). addr must be page aligned and the range inside one
+ * allocation (-EINVAL; never rounded). flags must be 0. The chunks keep the
+ * pagemap alive while they live in it, whatever happens to the fd.
+ * Host NUMA pagemaps only, so far: others return -EOPNOTSUPP.
+ * -EBADF not a pagemap fd, -ENODEV revoked.
+ */
+int pm_migrate(struct pm_client *c, void *addr, size_t len, int pagemap_fd, unsigned int flags);
+
+/*
+ * Where each chunk [addr, addr + len) touches lives: the id of its pagemap
+ * (pagemap_info.id), or 0 for system memory no placement asked for. Fills at
+ * most n ids and returns the number of chunks in the range, or -errno.
+ */
+int pm_query(struct pm_client *c, const void *addr, size_t len, uint64_t *pagemap_ids, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
