@@ -137,17 +137,12 @@ int topo_graph_find_pci(const struct topo_graph *g, uint32_t domain, uint8_t bus
 /* Accepts "DDDD:BB:DD.F" (any domain width) and "BB:DD.F" (domain 0), as lspci does. */
 int topo_graph_find_pci_bdf(const struct topo_graph *g, const char *bdf)
 {
-	unsigned int dom = 0, bus, dev, fn;
-	char tail;
+	uint32_t dom;
+	uint8_t bus, dev, fn;
 
-	if (sscanf(bdf, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) != 4) {
-		dom = 0;
-		if (sscanf(bdf, "%x:%x.%x%c", &bus, &dev, &fn, &tail) != 3)
-			return -EINVAL;
-	}
-	if (bus > 0xff || dev > 0x1f || fn > 7)
+	if (!topo_parse_bdf(bdf, true, &dom, &bus, &dev, &fn))
 		return -EINVAL;
-	return topo_graph_find_pci(g, dom, (uint8_t)bus, (uint8_t)dev, (uint8_t)fn);
+	return topo_graph_find_pci(g, dom, bus, dev, fn);
 }
 
 int topo_graph_find_numa(const struct topo_graph *g, int id)

@@ -128,19 +128,6 @@ static void read_caps(struct topo_ctx *ctx, struct pci_dev *d, struct topo_pci *
 	}
 }
 
-static int parse_bdf(const char *s, uint32_t *dom, uint8_t *bus, uint8_t *dev, uint8_t *fn)
-{
-	unsigned a, b, c, e;
-
-	if (sscanf(s, "%x:%x:%x.%x", &a, &b, &c, &e) != 4 || b > 0xff || c > 0x1f || e > 7)
-		return -EINVAL;
-	*dom = a;
-	*bus = (uint8_t)b;
-	*dev = (uint8_t)c;
-	*fn = (uint8_t)e;
-	return 0;
-}
-
 /*
  * The device's sysfs path, "../../../devices/pci0000:17/0000:17:00.0/0000:18:00.0",
  * names its host bridge (the "pciDDDD:BB" component) and its ancestors, nearest
@@ -160,9 +147,10 @@ static int read_chain(struct topo_ctx *ctx, const char *bdf, char *hb, size_t hb
 	if (n < 0 && errno == EINVAL) {
 		/* A plain directory (some captures): no chain; like hwloc, give
 		 * the function a host bridge of its own bus. */
-		unsigned dom, bus;
+		uint32_t dom;
+		uint8_t bus, dev, fn;
 
-		if (sscanf(bdf, "%x:%x:", &dom, &bus) != 2)
+		if (!topo_parse_bdf(bdf, false, &dom, &bus, &dev, &fn))
 			return -EINVAL;
 		snprintf(hb, hblen, "pci%04x:%02x", dom, bus);
 		return 0;
@@ -179,7 +167,7 @@ static int read_chain(struct topo_ctx *ctx, const char *bdf, char *hb, size_t hb
 			 * a new hierarchy: what came before is not upstream. */
 			snprintf(hb, hblen, "%s", tok);
 			pl->nchain = 0;
-		} else if (!parse_bdf(tok, &dom, &b, &dv, &f) && strcmp(tok, bdf) &&
+		} else if (topo_parse_bdf(tok, false, &dom, &b, &dv, &f) && strcmp(tok, bdf) &&
 			 pl->nchain < MAX_CHAIN)
 			snprintf(pl->chain[pl->nchain++], TOPO_BDF_MAX, "%s", tok);
 	}
@@ -189,16 +177,13 @@ static int read_chain(struct topo_ctx *ctx, const char *bdf, char *hb, size_t hb
 static int find_or_add_hostbridge(struct topo_graph *g, const char *name)
 {
 	struct topo_hostbridge hb = { .numa = -1 };
-	unsigned dom, bus;
 
 	for (size_t i = 0; i < g->n_hostbridges; i++)
 		if (!strcmp(g->hostbridges[i].name, name))
 			return (int)i;
-	if (sscanf(name, "pci%x:%x", &dom, &bus) != 2)
+	if (!topo_parse_hostbridge(name, &hb.domain, &hb.bus))
 		return -EINVAL;
 	snprintf(hb.name, sizeof(hb.name), "%s", name);
-	hb.domain = dom;
-	hb.bus = (uint8_t)bus;
 	return topo_graph_add_hostbridge(g, &hb);
 }
 
@@ -275,7 +260,7 @@ static int fill_from_sysfs(struct topo_ctx *ctx, struct pci_names *names, const 
 	long v[5] = { 0, 0, 0, 0, 0 };
 	char path[4096];
 
-	if (parse_bdf(bdf, &p->domain, &p->bus, &p->dev, &p->fn) < 0)
+	if (!topo_parse_bdf(bdf, false, &p->domain, &p->bus, &p->dev, &p->fn))
 		return -EINVAL;
 	snprintf(p->bdf, sizeof(p->bdf), "%04x:%02x:%02x.%x", p->domain, p->bus, p->dev, p->fn);
 	for (size_t i = 0; i < 5; i++) {

@@ -16,18 +16,12 @@ int topo_synth_hostbridge(struct topo_graph *g, uint32_t domain, uint8_t bus, in
 int topo_synth_fn(struct topo_graph *g, const char *bdf, int parent, int hb,
 		  uint32_t class_code, enum topo_port_type port, int speed, int width)
 {
-	unsigned dom, bus, dev, fn;
 	struct topo_pci p;
 
-	if (sscanf(bdf, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4 || bus > 0xff || dev > 0x1f ||
-	    fn > 7)
-		return -EINVAL;
 	topo_pci_init(&p);
-	p.domain = dom;
-	p.bus = (uint8_t)bus;
-	p.dev = (uint8_t)dev;
-	p.fn = (uint8_t)fn;
-	snprintf(p.bdf, sizeof(p.bdf), "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	if (!topo_parse_bdf(bdf, false, &p.domain, &p.bus, &p.dev, &p.fn))
+		return -EINVAL;
+	snprintf(p.bdf, sizeof(p.bdf), "%04x:%02x:%02x.%x", p.domain, p.bus, p.dev, p.fn);
 	p.parent = parent;
 	p.hostbridge = hb;
 	p.class_code = class_code;

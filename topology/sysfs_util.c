@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sysfs_util.h"
+#include "topo.h"
 
 int sysfs_path(char *buf, size_t len, const char *root, const char *fmt, ...)
 {
@@ -118,16 +119,15 @@ int sysfs_link_basename(const char *path, char *buf, size_t len)
 
 static int is_bdf(const char *s, size_t n)
 {
-	unsigned dom, bus, dev, fn;
-	int used = 0;
+	uint32_t dom;
+	uint8_t bus, dev, fn;
 	char tmp[32];
 
 	if (n >= sizeof(tmp))
 		return 0;
 	memcpy(tmp, s, n);
 	tmp[n] = '\0';
-	return sscanf(tmp, "%x:%x:%x.%x%n", &dom, &bus, &dev, &fn, &used) == 4 &&
-	       (size_t)used == n;
+	return topo_parse_bdf(tmp, false, &dom, &bus, &dev, &fn);
 }
 
 int sysfs_link_last_bdf(const char *path, char *bdf, size_t len)

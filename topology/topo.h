@@ -180,6 +180,14 @@ struct topo_graph {
 	TOPO_ARRAY(struct topo_device, devices); /* derived by topo_graph_finalize() */
 };
 
+/* ---- bdf.c ---- */
+/* "DDDD:BB:DD.F" (the domain may be wider than 16 bits), and with
+ * allow_short lspci's "BB:DD.F" (domain 0). The whole string, in range. */
+bool topo_parse_bdf(const char *s, bool allow_short, uint32_t *dom, uint8_t *bus, uint8_t *dev,
+		    uint8_t *fn);
+/* "pciDDDD:BB", the kernel's name for a host bridge's root bus. */
+bool topo_parse_hostbridge(const char *s, uint32_t *dom, uint8_t *bus);
+
 /* ---- graph.c: building and looking up ---- */
 struct topo_graph *topo_graph_new(void);
 void topo_graph_free(struct topo_graph *g);

@@ -265,52 +265,6 @@ int topo_file_get_hex(struct topo_file_rd *rd, struct json_object *o, const char
 	return 1;
 }
 
-/* 1 to max hex digits. */
-static bool hexrun(const char **s, int max, uint32_t *v)
-{
-	int n = 0;
-
-	*v = 0;
-	for (; n < max; n++, (*s)++) {
-		char c = **s;
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-
-		if (d < 0)
-			break;
-		*v = *v << 4 | (uint32_t)d;
-	}
-	return n > 0;
-}
-
-/* "DDDD:BB:DD.F" or lspci's short "BB:DD.F" (domain 0). */
-bool topo_file_parse_bdf(const char *s, uint32_t *dom, uint8_t *bus, uint8_t *dev, uint8_t *fn)
-{
-	uint32_t a, b, c, d;
-
-	if (!hexrun(&s, 8, &a) || *s++ != ':' || !hexrun(&s, 2, &b))
-		return false;
-	if (*s == ':') {
-		s++;
-		if (!hexrun(&s, 2, &c) || *s++ != '.' || !hexrun(&s, 1, &d) || *s)
-			return false;
-	} else {
-		if (a > 0xff || *s++ != '.' || !hexrun(&s, 1, &c) || *s)
-			return false;
-		d = c;
-		c = b;
-		b = a;
-		a = 0;
-	}
-	if (c > 0x1f || d > 7)
-		return false;
-	*dom = a;
-	*bus = (uint8_t)b;
-	*dev = (uint8_t)c;
-	*fn = (uint8_t)d;
-	return true;
-}
-
 /* A reference to a PCI function already in the graph: *out = its index, -1 for null. */
 int topo_file_get_pci_ref(struct topo_file_rd *rd, struct json_object *o, const char *path,
 			  const char *key, unsigned flags, int *out)
@@ -330,7 +284,7 @@ int topo_file_get_pci_ref(struct topo_file_rd *rd, struct json_object *o, const 
 	}
 	s = json_object_get_string(v);
 	if (strlen(s) != (size_t)json_object_get_string_len(v) ||
-	    !topo_file_parse_bdf(s, &dom, &bus, &dev, &fn))
+	    !topo_parse_bdf(s, true, &dom, &bus, &dev, &fn))
 		return topo_file_invalid(rd, topo_file_path_key(p, path, key),
 					 "not a PCI address (DDDD:BB:DD.F): \"%.32s\"", s);
 	i = topo_graph_find_pci(rd->g, dom, bus, dev, fn);
@@ -339,20 +293,6 @@ int topo_file_get_pci_ref(struct topo_file_rd *rd, struct json_object *o, const 
 					 "no PCI function %04x:%02x:%02x.%x", dom, bus, dev, fn);
 	*out = i;
 	return 1;
-}
-
-/* "pciDDDD:BB", the kernel's name for a host bridge's root bus. */
-bool topo_file_parse_hb_name(const char *s, uint32_t *dom, uint8_t *bus)
-{
-	uint32_t b;
-
-	if (strncmp(s, "pci", 3))
-		return false;
-	s += 3;
-	if (!hexrun(&s, 8, dom) || *s++ != ':' || !hexrun(&s, 2, &b) || *s)
-		return false;
-	*bus = (uint8_t)b;
-	return true;
 }
 
 /* "" or "0-3,8,10-11": what sysfs cpulist files hold. */

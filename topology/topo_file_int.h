@@ -104,7 +104,5 @@ int topo_file_get_element(struct topo_file_rd *rd, struct json_object *arr, size
 			  const char *path, const char *const *keys, char *ipath,
 			  struct json_object **el);
 /* "DDDD:BB:DD.F" or lspci's "BB:DD.F"; "pciDDDD:BB". */
-bool topo_file_parse_bdf(const char *s, uint32_t *dom, uint8_t *bus, uint8_t *dev, uint8_t *fn);
-bool topo_file_parse_hb_name(const char *s, uint32_t *dom, uint8_t *bus);
 
 #endif

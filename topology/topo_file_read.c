@@ -208,7 +208,7 @@ static int read_hostbridges(struct topo_file_rd *rd, struct json_object *root)
 		    (r = topo_file_get_string(rd, el, p, "name", F_REQ, hb.name,
 					      sizeof(hb.name))) < 0)
 			return r;
-		if (!topo_file_parse_hb_name(hb.name, &hb.domain, &hb.bus))
+		if (!topo_parse_hostbridge(hb.name, &hb.domain, &hb.bus))
 			return topo_file_invalid(rd, topo_file_path_key(q, p, "name"),
 						 "expected \"pciDDDD:BB\", got \"%s\"", hb.name);
 		/* Store the kernel's spelling whatever case the file used. */
@@ -240,7 +240,7 @@ static int find_hostbridge(const struct topo_graph *g, const char *name)
 	uint32_t dom;
 	uint8_t bus;
 
-	if (!topo_file_parse_hb_name(name, &dom, &bus))
+	if (!topo_parse_hostbridge(name, &dom, &bus))
 		return -EINVAL;
 	for (size_t i = 0; i < g->n_hostbridges; i++)
 		if (g->hostbridges[i].domain == dom && g->hostbridges[i].bus == bus)
@@ -376,7 +376,7 @@ static int read_pci_fields(struct topo_file_rd *rd, struct json_object *el, cons
 
 	if ((r = topo_file_get_string(rd, el, path, "bdf", F_REQ, s, sizeof(s))) < 0)
 		return r;
-	if (!topo_file_parse_bdf(s, &p->domain, &p->bus, &p->dev, &p->fn))
+	if (!topo_parse_bdf(s, true, &p->domain, &p->bus, &p->dev, &p->fn))
 		return topo_file_invalid(rd, topo_file_path_key(q, path, "bdf"),
 					 "not a PCI address (DDDD:BB:DD.F): \"%s\"", s);
 	snprintf(p->bdf, sizeof(p->bdf), "%04x:%02x:%02x.%x", p->domain, p->bus, p->dev, p->fn);
