@@ -334,12 +334,12 @@ void registry_expire(struct broker *b, bool pressure)
 
 uint64_t registry_next_deadline(const struct broker *b)
 {
-	uint64_t next = 0;
+	uint64_t next = 0, tick = now_ms() + 1000;
 
 	for (const struct pagemap *pm = b->pagemaps; pm; pm = pm->next) {
 		/* Live pagemaps of devices that can vanish want a periodic look. */
 		uint64_t t = pm->state == PM_STATE_LINGERING ? pm->linger_deadline
-			     : pm->pool->sysfs[0]         ? now_ms() + 1000
+			     : pm->pool->sysfs[0]         ? tick
 							  : 0;
 
 		if (t && (!next || t < next))
