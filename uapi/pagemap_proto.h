@@ -60,6 +60,10 @@ enum pm_opcode {
 	PM_OP_FREE = 10,   /* control: forget a managed allocation */
 	PM_OP_PLACE = 11,  /* control: chunks now live in the attached pagemap fd's pagemap */
 	PM_OP_QUERY_RANGE = 12, /* control: the pagemap each chunk lives in */
+	PM_OP_MIGRATE = 13, /* control: move chunks (pagemap fds attached) */
+	PM_OP_ADVISE = 14,  /* control: placement advice for chunks */
+	PM_OP_RANGES = 15,  /* control: chunk state as uniform runs */
+	PM_OP_ALLOCS = 16,  /* control: allocations and their runs (pmctl ranges) */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -191,7 +195,10 @@ struct pm_stats_reply {
 	uint64_t protocol_errors;
 	uint64_t allocations;     /* managed allocations registered now */
 	uint64_t allocated_bytes; /* their total size */
-	uint64_t reserved[4];
+	uint64_t bytes_direct;    /* migrated device to device */
+	uint64_t bytes_bounced;   /* migrated device to device through a host buffer */
+	uint64_t bytes_host;      /* migrated between host memory and a device */
+	uint64_t faults;          /* chunks brought back by CPU faults */
 };
 static_assert(sizeof(struct pm_stats_reply) == 136, "pm_stats_reply is 136 bytes");
 
@@ -249,6 +256,96 @@ struct pm_query_range {
 };
 static_assert(sizeof(struct pm_query_range) == 24, "pm_query_range is 24 bytes");
 #define PM_QUERY_MAX ((PM_MAX_PAYLOAD - sizeof(struct pm_reply)) / sizeof(uint64_t))
+
+/*
+ * PM_OP_MIGRATE: pm_migrate_req, then nranges pm_migrate_entry; up to
+ * PM_MAX_FDS pagemap fds attached, which entries name by index. Reply:
+ * pm_migrate_reply when the move is over, or at once with PM_MIG_ASYNC,
+ * carrying one fd: a SOCK_SEQPACKET socket on which the broker sends one
+ * pm_migrate_reply (header opcode PM_OP_MIGRATE, flags PM_HDR_EVENT) at the
+ * end and then closes.
+ */
+#define PM_MIG_ASYNC 0x1u
+#define PM_MIG_DISCARD 0x2u /* contents undefined: no copy */
+#define PM_MIG_FAULT 0x4u   /* a CPU fault: to system memory, before anything else */
+#define PM_MIG_KNOWN (PM_MIG_ASYNC | PM_MIG_DISCARD | PM_MIG_FAULT)
+#define PM_MIGRATE_MAX_RANGES 64
+
+struct pm_migrate_req {
+	uint32_t flags; /* PM_MIG_* */
+	uint32_t nranges; /* 1..PM_MIGRATE_MAX_RANGES */
+};
+static_assert(sizeof(struct pm_migrate_req) == 8, "pm_migrate_req is 8 bytes");
+
+#define PM_TARGET_SYSTEM (-1)    /* system memory */
+#define PM_TARGET_PREFERRED (-2) /* each chunk's preferred location */
+
+struct pm_migrate_entry {
+	uint64_t alloc_id;
+	uint64_t first;
+	uint64_t count;
+	int32_t target; /* an attached fd's index, or PM_TARGET_* */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_migrate_entry) == 32, "pm_migrate_entry is 32 bytes");
+
+struct pm_migrate_reply {
+	struct pm_reply r; /* the first error, or 0 */
+	uint64_t chunks_done; /* chunks now where asked, in request order */
+	uint64_t bytes_direct;
+	uint64_t bytes_bounced;
+	uint64_t bytes_host;
+};
+static_assert(sizeof(struct pm_migrate_reply) == 40, "pm_migrate_reply is 40 bytes");
+
+/*
+ * PM_OP_ADVISE, with one pagemap fd attached for the advice that names one
+ * (PREFERRED_LOCATION to a pagemap, ACCESSED_BY, UNSET_ACCESSED_BY). Reply
+ * status: PM_ADV_APPLIED* (pagemap.h) or -errno.
+ */
+struct pm_advise {
+	uint64_t alloc_id;
+	uint64_t first;
+	uint64_t count;
+	uint32_t advice; /* enum pm_advice | PM_ADV_FLAG_* (pagemap.h) */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_advise) == 32, "pm_advise is 32 bytes");
+
+/* PM_OP_RANGES: a pm_query_range request; reply: pm_list_reply (count runs)
+ * then count pm_run. PM_LIST_TRUNCATED: more runs follow the last one. */
+#define PM_ACCESSORS_MAX 4
+struct pm_run {
+	uint64_t first; /* chunk index */
+	uint64_t count;
+	uint64_t resident;  /* pagemap id, 0 system memory */
+	uint64_t requested; /* pagemap id, UINT64_MAX system memory, 0 none */
+	uint64_t accessed_by[PM_ACCESSORS_MAX];
+	uint32_t advice; /* PM_RANGE_* advice bits (pagemap.h) */
+	uint32_t flags;  /* PM_RANGE_* flag bits */
+	int32_t error;
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_run) == 80, "pm_run is 80 bytes");
+
+/* PM_OP_ALLOCS: pm_allocs request; reply: pm_list_reply (count allocations)
+ * then, per allocation, pm_alloc_info and its nruns pm_run. Other sessions'
+ * allocations need an administrator. */
+struct pm_allocs {
+	uint64_t session_id; /* 0: every session */
+};
+static_assert(sizeof(struct pm_allocs) == 8, "pm_allocs is 8 bytes");
+
+struct pm_alloc_info {
+	uint64_t session_id;
+	uint64_t alloc_id;
+	uint64_t size;
+	uint64_t chunk_size;
+	int32_t pid;
+	uint32_t nruns;
+	uint64_t in_flight; /* chunks moving now */
+};
+static_assert(sizeof(struct pm_alloc_info) == 48, "pm_alloc_info is 48 bytes");
 
 /* PM_EV_REVOKED on a pagemap fd: then the broker closes its end. */
 struct pm_event_revoked {

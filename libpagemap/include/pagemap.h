@@ -125,21 +125,158 @@ int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, void **addr);
 int pm_free(struct pm_client *c, void *addr);
 
 /*
- * Moves the chunks [addr, addr + len) touches into pagemap_fd's pool, now
- * (synchronous). addr must be page aligned and the range inside one
- * allocation (-EINVAL; never rounded). flags must be 0. The chunks keep the
+ * Targets a pagemap_fd argument may name besides a pagemap fd.
+ * PM_FD_SYSTEM: system memory (host pages, wherever the range's memory
+ * policy puts them). PM_FD_PREFERRED (pm_migrate only): each chunk's
+ * preferred location (PM_ADV_PREFERRED_LOCATION); chunks without one stay.
+ */
+#define PM_FD_SYSTEM (-1)
+#define PM_FD_PREFERRED (-2)
+
+/* pm_migrate flags. */
+/* Return at once with a completion fd (see pm_migrate_result). */
+#define PM_MIGRATE_ASYNC 0x1u
+/* The destination's contents are undefined afterwards: nothing is copied
+ * (output buffers). The source copy is dropped. */
+#define PM_MIGRATE_DISCARD 0x2u
+
+/* How far a migration got. */
+struct pm_migrate_result {
+	int32_t status;          /* 0, or the first error (-errno) */
+	uint32_t reserved0;
+	uint64_t bytes_done;     /* bytes of the range now at their destination */
+	uint64_t bytes_direct;   /* copied device to device */
+	uint64_t bytes_bounced;  /* copied through a host buffer */
+	uint64_t bytes_host;     /* copied between host memory and a device */
+	uint64_t reserved[3];
+};
+
+/*
+ * Moves the chunks [addr, addr + len) touches into pagemap_fd's pool (or
+ * PM_FD_SYSTEM, PM_FD_PREFERRED). addr must be page aligned and the range
+ * inside one allocation (-EINVAL; never rounded). The chunks keep the
  * pagemap alive while they live in it, whatever happens to the fd.
- * Host NUMA pagemaps only, so far: others return -EOPNOTSUPP.
- * -EBADF not a pagemap fd, -ENODEV revoked.
+ *
+ * Synchronous by default: returns 0 once every chunk is there. With
+ * PM_MIGRATE_ASYNC it returns a completion fd (O_CLOEXEC; the caller closes
+ * it) that polls POLLIN when the migration is over; pm_migrate_result()
+ * then says how it went. Host NUMA moves happen in this process (mbind);
+ * other pools are filled by the broker's migration engine, directly between
+ * two devices where the topology allows, through host memory otherwise.
+ *
+ * A chunk in a non-host pool is not in this process's memory: a CPU access
+ * to it migrates it back first (userfaultfd, inside libpagemap), except for
+ * READ_MOSTLY chunks, whose host copy stays valid until written. Do not
+ * write to a range while it migrates away from host memory: a store racing
+ * the copy may be lost (as with DMA from a buffer the CPU is writing).
+ *
+ * -EBADF not a pagemap fd, -ENODEV revoked, -ENOSPC the pool is full,
+ * -EDQUOT over the uid's quota, -EIO a transfer failed (the broker's log and
+ * pm_query_range say which), -EOPNOTSUPP the kernel lacks userfaultfd.
  */
 int pm_migrate(struct pm_client *c, void *addr, size_t len, int pagemap_fd, unsigned int flags);
 
+/* One range of a batch migration. */
+struct pm_migrate_range {
+	void *addr;
+	size_t len;
+	int pagemap_fd; /* a pagemap fd, PM_FD_SYSTEM or PM_FD_PREFERRED */
+	uint32_t reserved; /* 0 */
+};
+
+/*
+ * Several ranges, each to its own target, in one request to the broker
+ * (at most PM_MIGRATE_BATCH_MAX ranges and PM_MIGRATE_BATCH_FDS distinct
+ * pagemap fds). Ranges are moved in order; a failure stops the rest and
+ * *res (when not NULL) says how far it got. Returns 0, a completion fd
+ * with PM_MIGRATE_ASYNC, or -errno.
+ */
+#define PM_MIGRATE_BATCH_MAX 64
+#define PM_MIGRATE_BATCH_FDS 4
+int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_range *ranges, size_t n,
+		     unsigned int flags, struct pm_migrate_result *res);
+
+/*
+ * Reads the outcome of an asynchronous migration without blocking: 1 with
+ * *res filled once it is over, 0 while it runs, -EBADF not a completion fd.
+ */
+int pm_migrate_result(int completion_fd, struct pm_migrate_result *res);
+
+/* pm_madvise advice, after CUDA's cudaMemAdvise. */
+enum pm_advice {
+	PM_ADV_PREFERRED_LOCATION = 1,       /* pagemap_fd (or PM_FD_SYSTEM): where chunks belong */
+	PM_ADV_UNSET_PREFERRED_LOCATION = 2, /* pagemap_fd: PM_FD_SYSTEM (ignored) */
+	PM_ADV_ACCESSED_BY = 3,              /* pagemap_fd: a pagemap of the accessing device */
+	PM_ADV_UNSET_ACCESSED_BY = 4,        /* pagemap_fd: that pagemap again */
+	PM_ADV_READ_MOSTLY = 5,              /* host copy stays valid while elsewhere */
+	PM_ADV_UNSET_READ_MOSTLY = 6,
+};
+
+/* Flags OR'ed into advice. */
+/* PREFERRED_LOCATION/ACCESSED_BY: when the accessing device has no peer path
+ * to the preferred location, fall back (peer, then the accessor's own
+ * pagemap, then system memory) instead of failing with -ENOLINK. */
+#define PM_ADV_FLAG_FALLBACK 0x100
+/* PREFERRED_LOCATION: prefetches to it (PM_FD_PREFERRED) move only chunks now
+ * in system memory, leaving chunks other devices hold where they are. */
+#define PM_ADV_FLAG_ONLY_SYSTEM 0x200
+
+/* What pm_madvise applied (its return value on success). */
+#define PM_ADV_APPLIED 0        /* as asked: the accessor reaches the location peer to peer */
+#define PM_ADV_APPLIED_LOCAL 1  /* fallback: the accessor's pagemap is the preferred location */
+#define PM_ADV_APPLIED_SYSTEM 2 /* fallback: system memory is the preferred location */
+
+/*
+ * Records advice for the chunks [addr, addr + len) touches; nothing moves
+ * until a migration or a fault (pm_migrate with PM_FD_PREFERRED prefetches
+ * to the preferred location). Repeating the same advice changes nothing.
+ * Returns PM_ADV_APPLIED* or -EINVAL (bad range, unknown advice or flag),
+ * -EBADF, -ENODEV, -ENOLINK (ACCESSED_BY a device with no peer path to the
+ * preferred location, no fallback flag), -EOPNOTSUPP (READ_MOSTLY without
+ * userfaultfd write protection), -E2BIG (more than PM_ACCESSED_BY_MAX
+ * accessors on a chunk).
+ */
+#define PM_ACCESSED_BY_MAX 4
+int pm_madvise(struct pm_client *c, void *addr, size_t len, int advice, int pagemap_fd);
+
 /*
  * Where each chunk [addr, addr + len) touches lives: the id of its pagemap
- * (pagemap_info.id), or 0 for system memory no placement asked for. Fills at
- * most n ids and returns the number of chunks in the range, or -errno.
+ * (pagemap_info.id), or 0 for system memory. Fills at most n ids and returns
+ * the number of chunks in the range, or -errno.
  */
 int pm_query(struct pm_client *c, const void *addr, size_t len, uint64_t *pagemap_ids, size_t n);
+
+#define PM_PAGEMAP_SYSTEM UINT64_MAX /* pm_range.requested: system memory */
+
+/* pm_range.advice bits */
+#define PM_RANGE_PREFERRED 0x1   /* a preferred location is set */
+#define PM_RANGE_ACCESSED_BY 0x2 /* accessors are set (accessed_by[]) */
+#define PM_RANGE_READ_MOSTLY 0x4
+/* pm_range.flags bits */
+#define PM_RANGE_IN_FLIGHT 0x1   /* a migration of these chunks is under way */
+#define PM_RANGE_HOST_COPY 0x2   /* a valid host copy exists besides the resident one */
+
+/* A run of chunks that are alike in every field. */
+struct pm_range {
+	void *addr;
+	size_t len;
+	uint64_t resident;  /* pagemap id where the data is; 0 system memory */
+	uint64_t requested; /* preferred location: pagemap id, PM_PAGEMAP_SYSTEM, 0 none */
+	uint64_t accessed_by[PM_ACCESSED_BY_MAX]; /* pagemap ids, 0-terminated */
+	uint32_t advice;    /* PM_RANGE_PREFERRED... */
+	uint32_t flags;     /* PM_RANGE_IN_FLIGHT... */
+	int32_t error;      /* the last failed transfer's -errno, else 0 */
+	uint32_t reserved0;
+	uint64_t reserved[4];
+};
+
+/*
+ * The range [addr, addr + len) as uniform runs: where the data is and where
+ * it was asked to be are separate fields, never confused. Fills at most n
+ * and returns the number of runs, or -errno.
+ */
+int pm_query_range(struct pm_client *c, const void *addr, size_t len, struct pm_range *out,
+		   size_t n);
 
 #ifdef __cplusplus
 }
