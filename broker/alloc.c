@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,12 +58,16 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	al = calloc(1, sizeof(*al));
 	if (!al)
 		return -ENOMEM;
-	al->where = calloc(a->size / a->chunk_size, sizeof(*al->where));
-	if (!al->where) {
+	al->nchunks = a->size / a->chunk_size;
+	al->chunks = calloc(al->nchunks, sizeof(*al->chunks));
+	if (!al->chunks) {
 		free(al);
 		return -ENOMEM;
 	}
 	al->id = ++b->next_alloc_id;
+	al->session_id = s->id;
+	al->pid = s->cred.pid;
+	al->uid = s->cred.uid;
 	al->memfd = memfd;
 	al->size = a->size;
 	al->chunk_size = a->chunk_size;
@@ -72,24 +77,66 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	b->stats.allocations++;
 	b->stats.allocated_bytes += al->size;
 	rep->alloc_id = al->id;
-	rep->nchunks = al->size / al->chunk_size;
+	rep->nchunks = al->nchunks;
 	return 0;
 }
 
-static void drop(struct broker *b, struct session *s, struct allocation *al)
+void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm)
 {
-	for (uint64_t i = 0; i < al->size / al->chunk_size; i++)
-		if (al->where[i])
-			registry_unpin(b, al->where[i]);
-	free(al->where);
+	struct pagemap *old = *slot;
+
+	if (old == pm)
+		return;
+	if (pm)
+		registry_pin(b, pm);
+	*slot = pm;
+	if (old)
+		registry_unpin(b, old);
+}
+
+/* Drops what a chunk holds: its place in a device pool and its pins. */
+static void chunk_release(struct broker *b, struct allocation *al, struct chunk *ch)
+{
+	if (ch->where && pool_is_device(ch->where->pool)) {
+		space_put(ch->where->pool, ch->off, al->chunk_size);
+		engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+	}
+	alloc_set_ref(b, &ch->where, NULL);
+	alloc_set_ref(b, &ch->requested, NULL);
+	for (unsigned k = 0; k < PM_ACCESSORS_MAX; k++)
+		alloc_set_ref(b, &ch->accessed_by[k], NULL);
+}
+
+void alloc_reap(struct broker *b, struct allocation *al)
+{
+	if (al->busy)
+		return;
+	for (struct allocation **pp = &b->dying; *pp; pp = &(*pp)->next)
+		if (*pp == al) {
+			*pp = al->next;
+			break;
+		}
+	for (uint64_t i = 0; i < al->nchunks; i++)
+		chunk_release(b, al, &al->chunks[i]);
+	free(al->chunks);
 	close(al->memfd);
-	s->nallocs--;
 	b->stats.allocations--;
 	b->stats.allocated_bytes -= al->size;
 	free(al);
 }
 
-static struct allocation *find(struct session *s, uint64_t id)
+/* Unlinked from its session; freed now, or when its last copy completes. */
+static void drop(struct broker *b, struct session *s, struct allocation *al)
+{
+	s->nallocs--;
+	engine_forget_alloc(b, al);
+	al->dead = true;
+	al->next = b->dying;
+	b->dying = al;
+	alloc_reap(b, al);
+}
+
+struct allocation *alloc_find(struct session *s, uint64_t id)
 {
 	for (struct allocation *al = s->allocs; al; al = al->next)
 		if (al->id == id)
@@ -97,64 +144,124 @@ static struct allocation *find(struct session *s, uint64_t id)
 	return NULL;
 }
 
-/* [first, first + count) within al's chunks, without overflow. */
-static bool in_range(const struct allocation *al, uint64_t first, uint64_t count)
+bool alloc_in_range(const struct allocation *al, uint64_t first, uint64_t count)
 {
-	uint64_t n = al->size / al->chunk_size;
-
-	return count && first < n && count <= n - first;
+	return count && first < al->nchunks && count <= al->nchunks - first;
 }
 
+/*
+ * The client moved host pages between NUMA nodes itself and records where
+ * they are now. Chunks in device pools or in flight are the engine's
+ * (PM_OP_MIGRATE moves those).
+ */
 int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd)
 {
-	struct allocation *al = find(s, pl->alloc_id);
+	struct allocation *al = alloc_find(s, pl->alloc_id);
 	struct handle *h;
 
 	if (pl->flags || pl->reserved)
 		return -EINVAL;
 	if (!al)
 		return -ENOENT;
-	if (!in_range(al, pl->first, pl->count))
+	if (!alloc_in_range(al, pl->first, pl->count))
 		return -EINVAL;
 	/* The fd is the capability: only a live handle's client end names a pagemap. */
 	h = registry_handle_of_fd(b, pagemap_fd);
 	if (!h)
 		return -EBADF;
+	if (pool_is_device(h->pm->pool))
+		return -EINVAL;
 	for (uint64_t i = pl->first; i < pl->first + pl->count; i++) {
-		struct pagemap *old = al->where[i];
+		const struct chunk *ch = &al->chunks[i];
 
-		if (old == h->pm)
-			continue;
-		registry_pin(b, h->pm);
-		al->where[i] = h->pm;
-		if (old)
-			registry_unpin(b, old);
+		if (ch->busy || (ch->where && pool_is_device(ch->where->pool)))
+			return -EBUSY;
 	}
+	for (uint64_t i = pl->first; i < pl->first + pl->count; i++)
+		alloc_set_ref(b, &al->chunks[i].where, h->pm);
 	return 0;
 }
 
 int alloc_query(struct broker *b, struct session *s, const struct pm_query_range *q,
 		uint64_t *ids)
 {
-	struct allocation *al = find(s, q->alloc_id);
+	struct allocation *al = alloc_find(s, q->alloc_id);
 
 	(void)b;
 	if (!al)
 		return -ENOENT;
-	if (!in_range(al, q->first, q->count) || q->count > PM_QUERY_MAX)
+	if (!alloc_in_range(al, q->first, q->count) || q->count > PM_QUERY_MAX)
 		return -EINVAL;
-	for (uint64_t i = 0; i < q->count; i++)
-		ids[i] = al->where[q->first + i] ? al->where[q->first + i]->id : 0;
+	for (uint64_t i = 0; i < q->count; i++) {
+		const struct pagemap *w = al->chunks[q->first + i].where;
+
+		ids[i] = w ? w->id : 0;
+	}
 	return (int)q->count;
 }
 
-void alloc_forget_pagemap(struct broker *b, const struct pagemap *pm)
+/* Copies a chunk of a vanishing device pool home. pwrite() rather than
+ * memcpy: a BAR whose device is already gone faults inside the kernel's
+ * copy (-EFAULT) instead of killing the broker with SIGBUS. */
+static int evacuate(struct allocation *al, uint64_t i, const struct pool *p)
 {
+	const struct chunk *ch = &al->chunks[i];
+	uint64_t done = 0;
+
+	if (ch->host_copy)
+		return 0;
+	while (done < al->chunk_size) {
+		ssize_t n = pwrite(al->memfd, p->map + ch->off + done, al->chunk_size - done,
+				   (off_t)(i * al->chunk_size + done));
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void forget_in(struct broker *b, struct allocation *al, struct pagemap *pm)
+{
+	for (uint64_t i = 0; i < al->nchunks; i++) {
+		struct chunk *ch = &al->chunks[i];
+
+		if (ch->where == pm) {
+			int r = pool_is_device(pm->pool) && pm->pool->map ? evacuate(al, i, pm->pool) : 0;
+
+			if (r < 0) {
+				ch->error = -EIO;
+				blog(LOG_ERR, "allocation %llu chunk %llu: lost with %s/%s: %s",
+				     (unsigned long long)al->id, (unsigned long long)i,
+				     pm->pool->device, pm->pool->region, strerror(-r));
+			}
+			if (pool_is_device(pm->pool))
+				engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+			ch->where = NULL;
+			ch->host_copy = false;
+			pm->pins--;
+		}
+		if (ch->requested == pm) {
+			ch->requested = NULL;
+			ch->advice &= (uint16_t)~PM_RANGE_PREFERRED;
+			pm->pins--;
+		}
+		for (unsigned k = 0; k < PM_ACCESSORS_MAX; k++)
+			if (ch->accessed_by[k] == pm) {
+				ch->accessed_by[k] = NULL;
+				pm->pins--;
+			}
+	}
+}
+
+void alloc_forget_pagemap(struct broker *b, struct pagemap *pm)
+{
+	engine_forget_pagemap(b, pm);
 	for (struct session *s = b->sessions; s; s = s->next)
 		for (struct allocation *al = s->allocs; al; al = al->next)
-			for (uint64_t i = 0; i < al->size / al->chunk_size; i++)
-				if (al->where[i] == pm)
-					al->where[i] = NULL;
+			forget_in(b, al, pm);
+	for (struct allocation *al = b->dying; al; al = al->next)
+		forget_in(b, al, pm);
 }
 
 int alloc_free(struct broker *b, struct session *s, uint64_t id)

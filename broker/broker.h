@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "pagemap.h" /* advice and run bits: the wire uses the API's numbers */
 #include "pagemap_proto.h"
 #include "proto.h"
 #include "topo.h"
@@ -63,8 +64,12 @@ struct pool {
 	bool gone; /* revoked or removed: opens fail -ENODEV */
 	char sysfs[512]; /* the device's sysfs directory ("" for none) */
 	int bar;         /* PCI BAR pools: BAR index */
-	void *map;       /* PCI BAR pools: the mapping while a pagemap lives */
+	/* Device pools (BAR, emulated): the broker's mapping of the whole pool
+	 * while a pagemap lives; chunks are copied in and out of it. */
+	uint8_t *map;
 	int memfd;       /* emulated pools: the broker-held memory, -1 when none */
+	uint64_t *space; /* which PM_CHUNK_MIN units are placed (space.c) */
+	uint64_t nunits;
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;
 };
@@ -87,6 +92,19 @@ const char *pool_canonical_device(const struct broker *b, const char *device);
 const char *pool_kind_name(enum pm_pool_kind k);
 /* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
 uint64_t pool_free(const struct broker *b, const struct pool *p);
+/* Whether chunks placed in p live in the broker's mapping (not host pages). */
+static inline bool pool_is_device(const struct pool *p)
+{
+	return p->ops->kind != PM_KIND_HOST_NUMA;
+}
+
+/* ---- space.c: where chunks sit inside a device pool ---- */
+int space_init(struct pool *p);
+void space_fini(struct pool *p);
+/* Reserves len bytes (a multiple of PM_CHUNK_MIN), aligned to len where it
+ * can. Returns the offset, or -ENOSPC. */
+int64_t space_get(struct pool *p, uint64_t len);
+void space_put(struct pool *p, uint64_t off, uint64_t len);
 
 /* ---- policy.c: the configuration file ---- */
 struct access_rule {
@@ -111,6 +129,10 @@ struct config {
 	uint32_t max_sessions;
 	uint32_t max_handles_per_uid;
 	uint32_t max_allocations_per_session;
+	uint64_t max_placed_bytes_per_uid; /* device pool bytes; 0: no quota */
+	uint32_t min_residency_ms; /* advice-driven moves wait this long after a move */
+	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */
+	uint32_t migrate_workers;  /* copy threads */
 };
 
 void config_defaults(struct config *c);
@@ -139,6 +161,7 @@ struct pagemap {
 	enum pm_pagemap_state state;
 	uint32_t refs; /* handles alive */
 	uint64_t pins; /* allocation chunks living in it: they keep it too */
+	unsigned busy; /* copies in flight into or out of its pool */
 	uint64_t linger_deadline;
 	struct handle *handles;
 	struct pagemap *next;
@@ -165,13 +188,36 @@ unsigned registry_handles_of_uid(const struct broker *b, uint32_t uid);
 void registry_free(struct broker *b);
 
 /* ---- session.c: control connections ---- */
+/* One chunk of a managed allocation: where its data is, where it was asked
+ * to be, and the advice on it. Every pagemap pointer here pins its pagemap. */
+struct chunk {
+	struct pagemap *where;     /* NULL: system memory (the memfd's pages) */
+	struct pagemap *requested; /* preferred location; NULL: none */
+	struct pagemap *accessed_by[PM_ACCESSORS_MAX];
+	uint64_t off;              /* where a device pool holds it */
+	uint64_t resident_until;   /* ms: advice-driven moves wait until then */
+	uint32_t residency_ms;     /* grows when the chunk moves back and forth */
+	int32_t error;             /* last failed transfer, 0 */
+	uint16_t advice;           /* PM_RANGE_PREFERRED... */
+	bool requested_system;     /* preferred location is system memory */
+	bool only_system;          /* PM_ADV_FLAG_ONLY_SYSTEM */
+	bool host_copy;            /* READ_MOSTLY: the memfd's pages are valid too */
+	bool busy;                 /* a copy is in flight */
+	uint64_t came_from;        /* the pagemap id it last moved from, 0 system */
+};
+
 /* A managed allocation a client registered: its memfd, which the broker
- * keeps to act on the memory, and its chunk geometry. */
+ * keeps to act on the memory, and its chunks. */
 struct allocation {
 	uint64_t id;
+	uint64_t session_id;
+	int32_t pid;
+	uint32_t uid;
 	int memfd;
-	uint64_t size, chunk_size;
-	struct pagemap **where; /* per chunk; NULL: system memory, nothing asked */
+	uint64_t size, chunk_size, nchunks;
+	struct chunk *chunks;
+	unsigned busy; /* chunks in flight: the allocation outlives its free */
+	bool dead;     /* freed (or its session ended) while busy */
 	struct allocation *next;
 };
 
@@ -194,13 +240,53 @@ void session_accept(struct broker *b, struct watch *w, uint32_t events);
 int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a, int memfd,
 		   struct pm_alloc_reply *rep);
 int alloc_free(struct broker *b, struct session *s, uint64_t id);
+struct allocation *alloc_find(struct session *s, uint64_t id);
+/* [first, first + count) within al's chunks, without overflow. */
+bool alloc_in_range(const struct allocation *al, uint64_t first, uint64_t count);
 int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd);
 int alloc_query(struct broker *b, struct session *s, const struct pm_query_range *q,
 		uint64_t *ids);
-/* A revoked pagemap's chunks fall back to system memory. */
-void alloc_forget_pagemap(struct broker *b, const struct pagemap *pm);
+/* Points chunk field *slot at pm, pinning pm and unpinning the old one. */
+void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm);
+/* A revoked pagemap: its chunks are copied home (evacuated) if the pool can
+ * still be read, and every reference to it is dropped. */
+void alloc_forget_pagemap(struct broker *b, struct pagemap *pm);
 void alloc_free_all(struct broker *b, struct session *s);
+/* Frees a dead allocation once nothing is in flight. */
+void alloc_reap(struct broker *b, struct allocation *al);
 void session_free_all(struct broker *b);
+struct session *session_by_id(struct broker *b, uint64_t id);
+/* Sends a reply on s's control connection. */
+int session_reply(struct session *s, uint16_t opcode, uint64_t request_id, const void *body,
+		  size_t len, const int *fds, unsigned nfds);
+
+/* ---- migrate.c: the migration engine ---- */
+int engine_init(struct broker *b);
+void engine_fini(struct broker *b);
+/* PM_OP_MIGRATE: checks and queues; replies when over (or at once, async).
+ * Returns 0 when the reply is deferred or sent, or -errno to reply now. */
+int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m);
+/* al is being freed: work queued on it is cancelled. */
+void engine_forget_alloc(struct broker *b, struct allocation *al);
+/* The session is gone: its queued work is cancelled, nobody is answered. */
+void engine_session_gone(struct broker *b, struct session *s);
+/* pm is revoked: waits for copies touching its pool, fails work aimed at it. */
+void engine_forget_pagemap(struct broker *b, struct pagemap *pm);
+/* Issues whatever queued work can run now. */
+void engine_kick(struct broker *b);
+uint64_t engine_next_deadline(const struct broker *b);
+/* Whether device a's pool reaches device b's pool peer to peer. */
+bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c);
+/* Device bytes uid has placed, for the quota. */
+uint64_t engine_uid_bytes(const struct broker *b, uint32_t uid);
+void engine_uid_account(struct broker *b, uint32_t uid, int64_t delta);
+
+/* ---- advise.c: advice and chunk state as runs ---- */
+int advise_apply(struct broker *b, struct session *s, const struct pm_advise *a, int pagemap_fd);
+/* Fills at most max runs for chunks [first, first + count); returns how
+ * many were filled; *more says whether chunks remain after them. */
+unsigned runs_describe(const struct allocation *al, uint64_t first, uint64_t count,
+		       struct pm_run *out, unsigned max, bool *more);
 
 /* ---- hotplug.c: devices going away ---- */
 int hotplug_init(struct broker *b);
@@ -221,6 +307,8 @@ struct broker {
 	struct pool *pools;
 	struct pagemap *pagemaps;
 	struct session *sessions;
+	struct allocation *dying; /* freed while copies were in flight */
+	struct engine *engine;
 	uint64_t next_session_id, next_pagemap_id, next_alloc_id;
 	struct watch *retired;
 	struct pm_stats_reply stats;

@@ -55,8 +55,11 @@ void loop_reap(struct broker *b)
  */
 void loop_arm_timer(struct broker *b)
 {
-	uint64_t next = registry_next_deadline(b), now = now_ms();
+	uint64_t next = registry_next_deadline(b), mig = engine_next_deadline(b), now = now_ms();
 	struct itimerspec its = { 0 };
+
+	if (mig && (!next || mig < next))
+		next = mig;
 
 	if (next) {
 		uint64_t ms = next > now ? next - now : 1;

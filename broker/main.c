@@ -107,6 +107,8 @@ static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
 		blog(LOG_WARN, "timer: %s", strerror(errno));
 	hotplug_check_sysfs(b);
 	registry_expire(b, pressure_high(b));
+	engine_kick(b); /* chunks whose residency ended */
+	loop_arm_timer(b);
 }
 
 static void signal_fired(struct broker *b, struct watch *w, uint32_t events)
@@ -249,6 +251,11 @@ int main(int argc, char **argv)
 	r = setup(&b, &listen_fd, &owns_path);
 	if (r < 0)
 		return 1;
+	r = engine_init(&b);
+	if (r < 0) {
+		blog(LOG_ERR, "migration engine: %s", strerror(-r));
+		return 1;
+	}
 	blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)",
 	     b.conf.socket_path[0] ? b.conf.socket_path : "systemd socket", b.topo->source,
 	     b.topo->n_numa, b.topo->emulated ? ", EMULATED" : "");
@@ -272,6 +279,7 @@ int main(int argc, char **argv)
 		loop_reap(&b);
 	}
 	session_free_all(&b);
+	engine_fini(&b);
 	registry_free(&b);
 	loop_reap(&b);
 	pools_free(&b);

@@ -23,6 +23,9 @@ void config_defaults(struct config *c)
 	c->max_sessions = 1024;
 	c->max_handles_per_uid = 4096;
 	c->max_allocations_per_session = 65536;
+	c->min_residency_ms = 20;
+	c->max_residency_ms = 1000;
+	c->migrate_workers = 4;
 }
 
 struct cfg_ctx {
@@ -156,11 +159,15 @@ static int read_access(struct cfg_ctx *x, struct config *c, json_object *arr)
 static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 {
 	static const char *const keys[] = { "socket", "topology", "sysfs_root", "linger_ms",
-					    "pressure", "pools", "access", "limits", NULL };
+					    "pressure", "pools", "access", "limits", "migration",
+					    NULL };
+	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
+					     NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
 	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid",
-					     "max_allocations_per_session", NULL };
+					     "max_allocations_per_session",
+					     "max_placed_bytes_per_uid", NULL };
 	json_object *o;
 	int64_t v;
 	int r;
@@ -224,6 +231,30 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 			return r;
 		if (r)
 			c->max_allocations_per_session = (uint32_t)v;
+		if ((r = get_int(x, o, "limits", "max_placed_bytes_per_uid", 0, INT64_MAX, &v)) < 0)
+			return r;
+		if (r)
+			c->max_placed_bytes_per_uid = (uint64_t)v;
+	}
+	if (json_object_object_get_ex(root, "migration", &o)) {
+		if (!json_object_is_type(o, json_type_object))
+			return fail(x, "migration", "must be an object");
+		if ((r = check_keys(x, o, "migration", mkeys)) < 0)
+			return r;
+		if ((r = get_int(x, o, "migration", "workers", 1, 64, &v)) < 0)
+			return r;
+		if (r)
+			c->migrate_workers = (uint32_t)v;
+		if ((r = get_int(x, o, "migration", "min_residency_ms", 0, 60000, &v)) < 0)
+			return r;
+		if (r)
+			c->min_residency_ms = (uint32_t)v;
+		if ((r = get_int(x, o, "migration", "max_residency_ms", 0, 600000, &v)) < 0)
+			return r;
+		if (r)
+			c->max_residency_ms = (uint32_t)v;
+		if (c->max_residency_ms < c->min_residency_ms)
+			return fail(x, "migration", "max_residency_ms is below min_residency_ms");
 	}
 	return 0;
 }

@@ -27,6 +27,11 @@ static int bar_create(struct pool *p)
 	if (map == MAP_FAILED)
 		return -errno;
 	p->map = map;
+	if (space_init(p) < 0) {
+		munmap(map, p->capacity);
+		p->map = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -35,6 +40,7 @@ static void bar_destroy(struct pool *p)
 	if (p->map)
 		munmap(p->map, p->capacity);
 	p->map = NULL;
+	space_fini(p);
 }
 
 const struct pool_ops pool_bar_ops = {

@@ -14,7 +14,8 @@
 static int emulated_create(struct pool *p)
 {
 	char name[96];
-	int fd;
+	void *map;
+	int fd, r;
 
 	snprintf(name, sizeof(name), "pagemapd:emulated:%s", p->device);
 	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -22,20 +23,36 @@ static int emulated_create(struct pool *p)
 		return -errno;
 	if (ftruncate(fd, (off_t)p->capacity) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
-		int r = -errno;
-
+		r = -errno;
 		close(fd);
 		return r;
 	}
+	/* Mapped whole, as a BAR pool is: pages appear as chunks are written. */
+	map = mmap(NULL, p->capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (map == MAP_FAILED) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (space_init(p) < 0) {
+		munmap(map, p->capacity);
+		close(fd);
+		return -ENOMEM;
+	}
+	p->map = map;
 	p->memfd = fd;
 	return 0;
 }
 
 static void emulated_destroy(struct pool *p)
 {
+	if (p->map)
+		munmap(p->map, p->capacity);
 	if (p->memfd >= 0)
 		close(p->memfd);
+	p->map = NULL;
 	p->memfd = -1;
+	space_fini(p);
 }
 
 const struct pool_ops pool_emulated_ops = {

@@ -30,20 +30,34 @@ static void session_end(struct broker *b, struct session *s, const char *why)
 			break;
 		}
 	pm_reader_reset(&s->rd);
+	engine_session_gone(b, s);
 	alloc_free_all(b, s);
 	loop_retire(b, &s->w);
 	b->stats.sessions--;
 }
 
-/* Sends a reply; a client that does not read its replies loses its session. */
-static int reply(struct session *s, const struct pm_msg *req, void *body, size_t len,
-		 const int *fds, unsigned nfds)
+int session_reply(struct session *s, uint16_t opcode, uint64_t request_id, const void *body,
+		  size_t len, const int *fds, unsigned nfds)
 {
 	struct pm_hdr hdr = { .version = s->version ? s->version : PM_PROTO_VERSION_MAX,
-			      .opcode = req->hdr.opcode, .flags = PM_HDR_REPLY,
-			      .request_id = req->hdr.request_id };
+			      .opcode = opcode, .flags = PM_HDR_REPLY, .request_id = request_id };
 
 	return pm_msg_send(s->w.fd, &hdr, body, len, fds, nfds);
+}
+
+struct session *session_by_id(struct broker *b, uint64_t id)
+{
+	for (struct session *s = b->sessions; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* Sends a reply; a client that does not read its replies loses its session. */
+static int reply(struct session *s, const struct pm_msg *req, const void *body, size_t len,
+		 const int *fds, unsigned nfds)
+{
+	return session_reply(s, req->hdr.opcode, req->hdr.request_id, body, len, fds, nfds);
 }
 
 /* Malformed requests (not refusals such as -ENOENT or -EACCES) are counted. */
@@ -254,13 +268,124 @@ static int op_query_range(struct broker *b, struct session *s, const struct pm_m
 	return reply(s, m, ids, sizeof(*rep) + (size_t)n * sizeof(uint64_t), NULL, 0);
 }
 
+static int op_migrate(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	int r = engine_migrate(b, s, m);
+
+	/* 0: the engine answers, now (async) or when the move is over. */
+	return r < 0 ? reply_status(s, m, r) : 0;
+}
+
+static int op_advise(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	const struct pm_advise *a = (const void *)m->payload;
+
+	if (m->hdr.length != sizeof(*a) || m->nfds > 1)
+		return reply_status(s, m, -EINVAL);
+	return reply_status(s, m, advise_apply(b, s, a, m->nfds ? m->fds[0] : -1));
+}
+
+static int op_ranges(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	const struct pm_query_range *q = (const void *)m->payload;
+	struct pm_list_reply *rep = (void *)buf;
+	const struct allocation *al;
+	unsigned n, max = (sizeof(buf) - sizeof(*rep)) / sizeof(struct pm_run);
+	bool more;
+
+	(void)b;
+	if (m->hdr.length != sizeof(*q))
+		return reply_status(s, m, -EINVAL);
+	al = alloc_find(s, q->alloc_id);
+	if (!al)
+		return reply_status(s, m, -ENOENT);
+	if (!alloc_in_range(al, q->first, q->count))
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	n = runs_describe(al, q->first, q->count, (struct pm_run *)(rep + 1), max, &more);
+	rep->count = n;
+	rep->flags = more ? PM_LIST_TRUNCATED : 0;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_run), NULL, 0);
+}
+
+/* Whether s may see t's allocations: its own uid's, or all for an admin. */
+static bool may_see(const struct session *s, const struct session *t)
+{
+	return broker_is_admin(&s->cred) || s->cred.uid == t->cred.uid;
+}
+
+static int op_allocs(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	const struct pm_allocs *q = (const void *)m->payload;
+	struct pm_list_reply *rep = (void *)buf;
+	size_t used = sizeof(*rep);
+	uint32_t count = 0;
+
+	if (m->hdr.length != sizeof(*q))
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	for (const struct session *t = b->sessions; t; t = t->next) {
+		if ((q->session_id && t->id != q->session_id) || !may_see(s, t))
+			continue;
+		for (const struct allocation *al = t->allocs; al; al = al->next) {
+			struct pm_alloc_info *ai = (void *)(buf + used);
+			unsigned room;
+			bool more;
+
+			if (sizeof(buf) - used < sizeof(*ai) + sizeof(struct pm_run)) {
+				rep->flags |= PM_LIST_TRUNCATED;
+				goto out;
+			}
+			room = (unsigned)((sizeof(buf) - used - sizeof(*ai)) / sizeof(struct pm_run));
+			memset(ai, 0, sizeof(*ai));
+			ai->session_id = t->id;
+			ai->alloc_id = al->id;
+			ai->size = al->size;
+			ai->chunk_size = al->chunk_size;
+			ai->pid = al->pid;
+			for (uint64_t i = 0; i < al->nchunks; i++)
+				ai->in_flight += al->chunks[i].busy;
+			ai->nruns = runs_describe(al, 0, al->nchunks, (struct pm_run *)(ai + 1), room,
+						  &more);
+			used += sizeof(*ai) + ai->nruns * sizeof(struct pm_run);
+			count++;
+			if (more) {
+				rep->flags |= PM_LIST_TRUNCATED;
+				goto out;
+			}
+		}
+	}
+out:
+	if (q->session_id && !count && !session_by_id(b, q->session_id))
+		return reply_status(s, m, -ENOENT);
+	rep->count = count;
+	rep->r.status = (int32_t)count;
+	return reply(s, m, buf, used, NULL, 0);
+}
+
+/* The opcodes that may carry fds on the control connection, and how many. */
+static unsigned max_fds(uint16_t opcode)
+{
+	switch (opcode) {
+	case PM_OP_ALLOC:
+	case PM_OP_PLACE:
+	case PM_OP_ADVISE:
+		return 1;
+	case PM_OP_MIGRATE:
+		return PM_MAX_FDS;
+	default:
+		return 0;
+	}
+}
+
 static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	int r;
 
-	/* Only ALLOC and PLACE carry an fd on the control connection. */
-	if ((m->nfds && m->hdr.opcode != PM_OP_ALLOC && m->hdr.opcode != PM_OP_PLACE) ||
-	    (m->hdr.flags & PM_HDR_KNOWN)) {
+	if (m->nfds > max_fds(m->hdr.opcode) || (m->hdr.flags & PM_HDR_KNOWN)) {
 		pm_msg_close_fds(m);
 		return reply_status(s, m, -EPROTO);
 	}
@@ -301,6 +426,18 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_QUERY_RANGE:
 		r = op_query_range(b, s, m);
+		break;
+	case PM_OP_MIGRATE:
+		r = op_migrate(b, s, m);
+		break;
+	case PM_OP_ADVISE:
+		r = op_advise(b, s, m);
+		break;
+	case PM_OP_RANGES:
+		r = op_ranges(b, s, m);
+		break;
+	case PM_OP_ALLOCS:
+		r = op_allocs(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

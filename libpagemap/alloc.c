@@ -10,9 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/mempolicy.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -122,6 +120,16 @@ PM_EXPORT int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, voi
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->state = calloc(size / chunk, sizeof(*e->state));
+	e->pref_node = malloc(size / chunk * sizeof(*e->pref_node));
+	if (!e->state || !e->pref_node) {
+		free(e->state);
+		free(e->pref_node);
+		free(e);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < size / chunk; i++)
+		e->pref_node[i] = -1;
 	fd = create_memfd(size);
 	if (fd < 0) {
 		free(e);
@@ -144,6 +152,7 @@ PM_EXPORT int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, voi
 	e->addr = p;
 	e->size = size;
 	e->chunk_size = chunk;
+	e->nchunks = size / chunk;
 	e->memfd = fd;
 	e->id = rep.alloc_id;
 	pthread_mutex_lock(&c->lock);
@@ -156,8 +165,15 @@ fail_map:
 	munmap(p, size);
 fail_fd:
 	close(fd);
-	free(e);
+	pm_alloc_entry_free(e);
 	return r;
+}
+
+void pm_alloc_entry_free(struct pm_alloc_entry *e)
+{
+	free(e->state);
+	free(e->pref_node);
+	free(e);
 }
 
 static struct pm_alloc_entry *unlink_alloc(struct pm_client *c, void *addr)
@@ -191,7 +207,7 @@ PM_EXPORT int pm_free(struct pm_client *c, void *addr)
 	r = pm_client_call(c, PM_OP_FREE, &req, sizeof(req), NULL, 0, NULL, NULL);
 	munmap(e->addr, e->size);
 	close(e->memfd);
-	free(e);
+	pm_alloc_entry_free(e);
 	return r < 0 ? r : 0;
 }
 
@@ -203,16 +219,16 @@ void pm_alloc_release_all(struct pm_client *c)
 		c->allocs = e->next;
 		munmap(e->addr, e->size);
 		close(e->memfd);
-		free(e);
+		pm_alloc_entry_free(e);
 	}
 }
 
 /* The allocation holding [addr, addr + len) entirely, or NULL. Caller holds
- * c->lock; the entry's fields are copied out before it is released. */
-static const struct pm_alloc_entry *find_range(const struct pm_client *c, uintptr_t addr,
-					       size_t len)
+ * c->lock. */
+struct pm_alloc_entry *pm_alloc_find_range(const struct pm_client *c, uintptr_t addr,
+					   size_t len)
 {
-	for (const struct pm_alloc_entry *e = c->allocs; e; e = e->next) {
+	for (struct pm_alloc_entry *e = c->allocs; e; e = e->next) {
 		uintptr_t start = (uintptr_t)e->addr;
 
 		if (addr >= start && addr - start < e->size && len <= e->size - (addr - start))
@@ -221,15 +237,7 @@ static const struct pm_alloc_entry *find_range(const struct pm_client *c, uintpt
 	return NULL;
 }
 
-struct span {
-	uint64_t id, first, count;
-	uintptr_t start; /* first chunk's address */
-	size_t chunk;
-};
-
-/* The chunks [addr, addr + len) touches. -EINVAL: not page aligned, empty,
- * or not inside one allocation (Linux's rules: never silently rounded). */
-static int chunks_of(struct pm_client *c, const void *addr, size_t len, struct span *sp)
+int pm_span_of(struct pm_client *c, const void *addr, size_t len, struct pm_span *sp)
 {
 	uintptr_t a = (uintptr_t)addr, page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	const struct pm_alloc_entry *e;
@@ -238,7 +246,7 @@ static int chunks_of(struct pm_client *c, const void *addr, size_t len, struct s
 	if (!len || (a & (page - 1)))
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	e = find_range(c, a, len);
+	e = pm_alloc_find_range(c, a, len);
 	if (e) {
 		uintptr_t off = a - (uintptr_t)e->addr;
 
@@ -253,62 +261,17 @@ static int chunks_of(struct pm_client *c, const void *addr, size_t len, struct s
 	return r;
 }
 
-/* Binds [start, start + len) to node and moves what is already there
- * (MPOL_MF_MOVE: our pages, mapped only here). */
-static int move_to_node(uintptr_t start, size_t len, int node)
-{
-	unsigned long mask[16] = { 0 };
-	const unsigned long bits = 8 * sizeof(mask[0]);
-
-	if (node < 0 || (size_t)node >= bits * 16)
-		return -EINVAL;
-	mask[node / bits] = 1ul << (node % bits);
-	if (syscall(SYS_mbind, start, len, MPOL_BIND, mask, bits * 16 + 1, MPOL_MF_MOVE) < 0)
-		return -errno;
-	return 0;
-}
-
-PM_EXPORT int pm_migrate(struct pm_client *c, void *addr, size_t len, int pagemap_fd,
-			 unsigned int flags)
-{
-	struct pagemap_info info;
-	struct pm_place pl = { 0 };
-	struct span sp;
-	int r;
-
-	if (!c || flags)
-		return -EINVAL;
-	r = chunks_of(c, addr, len, &sp);
-	if (r < 0)
-		return r;
-	r = pagemap_query(pagemap_fd, &info);
-	if (r < 0)
-		return r;
-	/* Host memory moves here, in the process whose pages they are; device
-	 * pools need the broker's migration engine, which is not built yet. */
-	if (info.kind != PAGEMAP_KIND_HOST_NUMA)
-		return -EOPNOTSUPP;
-	r = move_to_node(sp.start, sp.count * sp.chunk, info.numa_node);
-	if (r < 0)
-		return r;
-	pl.alloc_id = sp.id;
-	pl.first = sp.first;
-	pl.count = sp.count;
-	r = pm_client_call_fds(c, PM_OP_PLACE, &pl, sizeof(pl), &pagemap_fd, 1, NULL, 0, NULL, NULL);
-	return r < 0 ? r : 0;
-}
-
 PM_EXPORT int pm_query(struct pm_client *c, const void *addr, size_t len, uint64_t *pagemap_ids,
 		       size_t n)
 {
 	struct pm_query_range q = { 0 };
-	struct span sp;
+	struct pm_span sp;
 	size_t done = 0;
 	int r;
 
 	if (!c || (n && !pagemap_ids))
 		return -EINVAL;
-	r = chunks_of(c, addr, len, &sp);
+	r = pm_span_of(c, addr, len, &sp);
 	if (r < 0)
 		return r;
 	if (sp.count > INT32_MAX)

@@ -51,20 +51,56 @@ void pm_info_from_wire(const struct pm_info *w, struct pagemap_info *out)
 	out->addr_bits = w->addr_bits;
 }
 
-/* Reads replies until the one for id arrives; the control connection carries
- * no events, so anything else is a broken broker. */
-static int read_reply(struct pm_client *c, uint64_t id, uint16_t opcode, struct pm_msg *m)
-{
-	int r = pm_msg_recv(c->sock, m);
+/* A caller waiting for the reply to request id. */
+struct pm_reply_slot {
+	uint64_t id;
+	struct pm_msg *m; /* set when the reply arrived */
+	struct pm_reply_slot *next;
+};
 
-	if (r < 0)
-		return r;
-	if (!(m->hdr.flags & PM_HDR_REPLY) || m->hdr.request_id != id ||
-	    m->hdr.opcode != opcode || m->hdr.length < sizeof(struct pm_reply)) {
-		pm_msg_close_fds(m);
-		return -EPROTO;
+/* Hands a message to the slot waiting for it. Caller holds c->lock. */
+static void deliver(struct pm_client *c, struct pm_msg *m)
+{
+	for (struct pm_reply_slot *w = c->waiting; w; w = w->next)
+		if (!w->m && (m->hdr.flags & PM_HDR_REPLY) && w->id == m->hdr.request_id) {
+			w->m = m;
+			return;
+		}
+	/* The control connection carries no events: a broken broker. */
+	pm_msg_close_fds(m);
+	free(m);
+	c->dead = -EPROTO;
+}
+
+/* Waits for slot's reply, reading for everyone while nobody else does.
+ * Called and returns with c->lock held. */
+static int wait_reply(struct pm_client *c, struct pm_reply_slot *slot)
+{
+	while (!slot->m && !c->dead) {
+		struct pm_msg *m;
+		int r;
+
+		if (c->reading) {
+			pthread_cond_wait(&c->replied, &c->lock);
+			continue;
+		}
+		m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		c->reading = true;
+		pthread_mutex_unlock(&c->lock);
+		r = pm_msg_recv(c->sock, m);
+		pthread_mutex_lock(&c->lock);
+		c->reading = false;
+		if (r < 0) {
+			free(m);
+			c->dead = r;
+		} else {
+			deliver(c, m);
+		}
+		pthread_cond_broadcast(&c->replied);
 	}
-	return 0;
+	return slot->m ? 0 : c->dead;
 }
 
 int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
@@ -76,37 +112,60 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd)
 {
-	struct pm_msg *m = malloc(sizeof(*m));
 	struct pm_hdr hdr = { .version = c->version ? c->version : PM_PROTO_VERSION_MAX,
 			      .opcode = opcode };
+	struct pm_reply_slot slot = { 0 };
 	const struct pm_reply *rep;
+	struct pm_msg *m;
 	size_t body;
 	int r;
 
-	if (!m)
-		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
-	hdr.request_id = ++c->next_id;
-	r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
-	if (r == 0)
-		r = read_reply(c, hdr.request_id, opcode, m);
+	r = c->dead;
+	if (!r) {
+		hdr.request_id = slot.id = ++c->next_id;
+		r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
+	}
+	if (r < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	slot.next = c->waiting;
+	c->waiting = &slot;
+	r = wait_reply(c, &slot);
+	for (struct pm_reply_slot **pp = &c->waiting; *pp; pp = &(*pp)->next)
+		if (*pp == &slot) {
+			*pp = slot.next;
+			break;
+		}
 	pthread_mutex_unlock(&c->lock);
-	if (r < 0)
+	m = slot.m;
+	if (r < 0 || !m) {
+		if (m) {
+			pm_msg_close_fds(m);
+			free(m);
+		}
+		return r < 0 ? r : -EPROTO;
+	}
+	if (m->hdr.opcode != opcode || m->hdr.length < sizeof(struct pm_reply)) {
+		r = -EPROTO;
 		goto out;
+	}
+	/* Copied outside the lock: reply may be managed memory that faults. */
 	rep = (const void *)m->payload;
 	r = rep->status;
 	body = m->hdr.length - sizeof(*rep);
-	if (r >= 0 && reply) {
-		if (body > cap)
-			body = cap;
+	/* Error replies may carry a body too (how far a migration got). */
+	if (body > cap)
+		body = cap;
+	if (reply)
 		memcpy(reply, m->payload + sizeof(*rep), body);
-	}
 	if (len)
-		*len = r >= 0 ? body : 0;
+		*len = reply ? body : 0;
 	if (fd)
 		*fd = r >= 0 ? pm_msg_take_fd(m, 0) : -1;
-	pm_msg_close_fds(m);
 out:
+	pm_msg_close_fds(m);
 	free(m);
 	return r;
 }

@@ -8,20 +8,30 @@
 #define PAGEMAP_CLIENT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "pagemap.h"
 #include "proto.h"
 
+/* What this process knows of a chunk, to protect and fault it right. */
+#define PM_CHUNK_READ_MOSTLY 0x1 /* advised: write-protect while elsewhere */
+#define PM_CHUNK_REGISTERED 0x2  /* under userfaultfd: it may leave host memory */
+
 /* A managed allocation as this process sees it. */
 struct pm_alloc_entry {
 	void *addr;
-	size_t size, chunk_size;
+	size_t size, chunk_size, nchunks;
 	int memfd;
 	uint64_t id;
+	uint8_t *state;     /* PM_CHUNK_* per chunk, under the client's lock */
+	int16_t *pref_node; /* preferred host node per chunk, -1 none */
 	struct pm_alloc_entry *next;
 };
+
+struct pm_reply_slot;
+struct pm_fault;
 
 struct pm_client {
 	int sock;
@@ -29,13 +39,23 @@ struct pm_client {
 	uint16_t version;
 	uint64_t next_id;
 	uint64_t session_id;
-	pthread_mutex_t lock; /* one request/reply exchange at a time */
+	/*
+	 * Requests from several threads share the connection: each sends under
+	 * the lock and waits for its reply; whichever waiter finds nobody
+	 * reading reads for all and hands replies to their slots.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t replied;
+	struct pm_reply_slot *waiting;
+	bool reading;
+	int dead; /* the connection broke: every call fails with this */
+	struct pm_fault *fault; /* userfaultfd handler, started on first need */
 };
 
 /*
  * One request and its reply on the control connection. The reply body
- * (after struct pm_reply) is copied into reply[0..cap) and its length stored
- * in *len; a reply fd, if any, is returned through *fd (caller closes) when
+ * (after struct pm_reply), error replies' too, is copied into reply[0..cap)
+ * and its length stored in *len; a reply fd, if any, is returned through *fd (caller closes) when
  * fd is not NULL, else closed. Returns the reply's status (>= 0) or -errno.
  */
 int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
@@ -51,4 +71,32 @@ void pm_info_from_wire(const struct pm_info *w, struct pagemap_info *out);
 /* pm_disconnect(): unmaps what pm_alloc mapped (the broker drops its side
  * with the session). */
 void pm_alloc_release_all(struct pm_client *c);
+
+void pm_alloc_entry_free(struct pm_alloc_entry *e);
+/* The allocation holding [addr, addr + len) entirely, or NULL. Caller holds
+ * c->lock. */
+struct pm_alloc_entry *pm_alloc_find_range(const struct pm_client *c, uintptr_t addr,
+					   size_t len);
+
+/* The chunks a range touches. */
+struct pm_span {
+	uint64_t id, first, count;
+	uintptr_t start; /* first chunk's address */
+	size_t chunk;
+};
+/* -EINVAL: not page aligned, empty, or not inside one allocation (Linux's
+ * rules: never silently rounded). */
+int pm_span_of(struct pm_client *c, const void *addr, size_t len, struct pm_span *sp);
+
+/* ---- fault.c: CPU access to chunks that left host memory ---- */
+/* Starts the fault handler if needed. 0, or -EOPNOTSUPP without userfaultfd. */
+int pm_fault_start(struct pm_client *c);
+void pm_fault_stop(struct pm_client *c);
+/* Whether the kernel write-protects shmem for us (READ_MOSTLY replicas). */
+bool pm_fault_can_wp(struct pm_client *c);
+/* Puts [addr, addr + len) under the handler (missing pages, and write
+ * protection when available); after pm_fault_start. */
+int pm_fault_register(struct pm_client *c, void *addr, size_t len);
+/* Write-protects (wp) or releases [addr, addr + len); wakes waiters. */
+int pm_fault_protect(struct pm_client *c, void *addr, size_t len, bool wp);
 #endif

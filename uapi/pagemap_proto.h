@@ -291,7 +291,7 @@ static_assert(sizeof(struct pm_migrate_entry) == 32, "pm_migrate_entry is 32 byt
 
 struct pm_migrate_reply {
 	struct pm_reply r; /* the first error, or 0 */
-	uint64_t chunks_done; /* chunks now where asked, in request order */
+	uint64_t bytes_done; /* bytes of chunks now where asked, in request order */
 	uint64_t bytes_direct;
 	uint64_t bytes_bounced;
 	uint64_t bytes_host;

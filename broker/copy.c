@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Copy workers. Host sides go through pread/pwrite on the allocation's
+ * memfd rather than a mapping of it: the broker then never maps a client's
+ * pages (which would make them shared, and unmovable by the client's mbind
+ * without CAP_SYS_NICE), and a device mapping that went bad (a BAR whose
+ * device was removed) fails the copy with -EFAULT inside the kernel instead
+ * of killing the broker with SIGBUS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "copy.h"
+
+static int pread_full(int fd, uint8_t *dst, uint64_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, dst, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		dst += n;
+		len -= (uint64_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const uint8_t *src, uint64_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, src, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		src += n;
+		len -= (uint64_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+void copy_run(struct copy *cp, uint8_t *bounce)
+{
+	int r = 0;
+
+	switch (cp->kind) {
+	case CP_NONE:
+		break;
+	case CP_TO_DEV:
+		if (!cp->discard)
+			r = pread_full(cp->memfd, cp->dst, cp->len, cp->file_off);
+		/* Punching also unmaps the client's pages: its next touch faults
+		 * (userfaultfd) and brings the chunk back. */
+		if (!r && cp->punch &&
+		    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
+			      (off_t)cp->len) < 0)
+			r = -errno;
+		break;
+	case CP_TO_HOST:
+		if (!cp->discard)
+			r = pwrite_full(cp->memfd, cp->src, cp->len, cp->file_off);
+		break;
+	case CP_DIRECT:
+		if (!cp->discard)
+			memcpy(cp->dst, cp->src, cp->len);
+		break;
+	case CP_BOUNCE:
+		/* The path between the pools is not peer to peer: through host
+		 * memory, a piece at a time, as a DMA engine would stage it. */
+		for (uint64_t done = 0; !cp->discard && done < cp->len; done += COPY_BOUNCE) {
+			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
+
+			memcpy(bounce, cp->src + done, n);
+			memcpy(cp->dst + done, bounce, n);
+		}
+		break;
+	}
+	cp->err = r;
+}
+
+static void finish(struct copy_queue *q, struct copy *cp)
+{
+	uint64_t one = 1;
+	struct copy **tail;
+
+	pthread_mutex_lock(&q->lock);
+	/* Oldest first: completions of one chunk are applied in order. */
+	for (tail = &q->done; *tail; tail = &(*tail)->next)
+		;
+	cp->next = NULL;
+	*tail = cp;
+	pthread_mutex_unlock(&q->lock);
+	if (write(q->notify_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow here; EAGAIN still leaves it readable. */
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct copy_queue *q = arg;
+	uint8_t *bounce = mmap(NULL, COPY_BOUNCE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (bounce == MAP_FAILED)
+		bounce = NULL;
+	else
+		mlock(bounce, COPY_BOUNCE); /* staging memory stays put; best effort */
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct copy *cp = q->todo;
+
+		if (!cp) {
+			if (q->stop)
+				break;
+			pthread_cond_wait(&q->cond, &q->lock);
+			continue;
+		}
+		q->todo = cp->next;
+		if (!q->todo)
+			q->todo_tail = &q->todo;
+		pthread_mutex_unlock(&q->lock);
+		if (q->stop)
+			cp->err = -ECANCELED;
+		else if (cp->kind == CP_BOUNCE && !bounce)
+			cp->err = -ENOMEM;
+		else
+			copy_run(cp, bounce);
+		finish(q, cp);
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (bounce)
+		munmap(bounce, COPY_BOUNCE);
+	return NULL;
+}
+
+int copy_queue_start(struct copy_queue *q, unsigned nthreads, int notify_fd)
+{
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->todo = q->done = NULL;
+	q->todo_tail = &q->todo;
+	q->notify_fd = notify_fd;
+	q->stop = false;
+	q->threads = calloc(nthreads, sizeof(*q->threads));
+	if (!q->threads)
+		return -ENOMEM;
+	for (q->nthreads = 0; q->nthreads < nthreads; q->nthreads++) {
+		int r = pthread_create(&q->threads[q->nthreads], NULL, worker, q);
+
+		if (r) {
+			copy_queue_stop(q);
+			return -r;
+		}
+	}
+	return 0;
+}
+
+void copy_queue_stop(struct copy_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	for (unsigned i = 0; i < q->nthreads; i++)
+		pthread_join(q->threads[i], NULL);
+	free(q->threads);
+	q->threads = NULL;
+	q->nthreads = 0;
+}
+
+void copy_queue_push(struct copy_queue *q, struct copy *cp)
+{
+	cp->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	*q->todo_tail = cp;
+	q->todo_tail = &cp->next;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+struct copy *copy_queue_take_done(struct copy_queue *q)
+{
+	struct copy *cp;
+
+	pthread_mutex_lock(&q->lock);
+	cp = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&q->lock);
+	return cp;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration engine's worker threads and the one thing they do: move a
+ * chunk's bytes. A copy is self-contained; workers touch nothing else.
+ */
+#ifndef PAGEMAP_COPY_H
+#define PAGEMAP_COPY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum copy_kind {
+	CP_NONE,    /* nothing to copy (a valid replica is already there) */
+	CP_TO_DEV,  /* host (the allocation's memfd) to a device pool */
+	CP_TO_HOST, /* device pool to host */
+	CP_DIRECT,  /* device to device, one copy */
+	CP_BOUNCE,  /* device to device through a host buffer */
+};
+
+struct copy {
+	struct copy *next;
+	enum copy_kind kind;
+	int memfd;       /* host side: the allocation's memfd ... */
+	off_t file_off;  /* ... at this offset */
+	uint8_t *src, *dst; /* device sides: inside the pools' mappings */
+	uint64_t len;
+	bool discard;    /* no data: the destination's contents are undefined */
+	bool punch;      /* CP_TO_DEV: drop the host pages afterwards */
+	int err;         /* set by the worker: 0 or -errno */
+	/* For the loop thread, untouched by workers. */
+	struct mig_job *job;
+	struct allocation *al;
+	uint64_t chunk;
+	struct pagemap *from, *to;
+	uint64_t to_off;
+	bool keep_host;
+};
+
+struct copy_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct copy *todo, **todo_tail, *done;
+	pthread_t *threads;
+	unsigned nthreads;
+	int notify_fd; /* eventfd written after each completion */
+	bool stop;
+};
+
+int copy_queue_start(struct copy_queue *q, unsigned nthreads, int notify_fd);
+/* Lets copies in flight finish, then joins the workers; queued ones fail
+ * with -ECANCELED and land on the done list. */
+void copy_queue_stop(struct copy_queue *q);
+void copy_queue_push(struct copy_queue *q, struct copy *cp);
+/* Every completed copy, oldest first; the caller frees them. */
+struct copy *copy_queue_take_done(struct copy_queue *q);
+/* Runs one copy in the calling thread (bounce: a buffer of COPY_BOUNCE bytes). */
+#define COPY_BOUNCE (1u << 20)
+void copy_run(struct copy *cp, uint8_t *bounce);
+#endif

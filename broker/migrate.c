@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration engine. Requests (jobs) queue in arrival order, CPU faults
+ * ahead of the rest; the loop thread walks them, decides per chunk what to
+ * do, and hands copies to a few worker threads. Workers only move bytes:
+ * every piece of state (chunk locations, pool space, pins, counters) is
+ * changed by the loop thread, before a copy is issued and after it
+ * completes, so nothing here is shared but the two copy queues.
+ *
+ * A chunk changes location only when its copy has completed, and one copy
+ * per chunk is in flight at a time: later requests on the chunk wait their
+ * turn, so a chunk is never half-owned. Host NUMA moves are not copies: the
+ * client moved its own pages (mbind) before asking, and the engine records
+ * where they are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "copy.h"
+
+enum target_kind { TGT_PAGEMAP, TGT_SYSTEM, TGT_PREFERRED, TGT_REVOKED };
+
+struct mig_range {
+	struct allocation *al;
+	uint64_t first, count, next; /* next: the next chunk to decide on */
+	enum target_kind target;
+	struct pagemap *pm; /* TGT_PAGEMAP: pinned while the job lives */
+};
+
+struct mig_job {
+	struct mig_job *next;
+	struct session *s; /* NULL once the session is gone: nobody to answer */
+	uint64_t request_id;
+	int done_fd;       /* PM_MIG_ASYNC: the broker's end of the completion socket */
+	uint32_t flags;
+	unsigned nranges, cur, inflight;
+	bool stopped;      /* failed or cancelled: nothing more is issued */
+	struct pm_migrate_reply rep;
+	struct mig_range r[];
+};
+
+struct uid_bytes {
+	uint32_t uid;
+	uint64_t bytes;
+	struct uid_bytes *next;
+};
+
+struct engine {
+	struct watch ev; /* eventfd: copies completed */
+	struct copy_queue q;
+	struct mig_job *jobs;
+	unsigned inflight, max_inflight;
+	uint64_t next_deadline; /* earliest resident_until a job waits for */
+	struct uid_bytes *uids;
+};
+
+uint64_t engine_uid_bytes(const struct broker *b, uint32_t uid)
+{
+	for (const struct uid_bytes *u = b->engine->uids; u; u = u->next)
+		if (u->uid == uid)
+			return u->bytes;
+	return 0;
+}
+
+void engine_uid_account(struct broker *b, uint32_t uid, int64_t delta)
+{
+	struct uid_bytes *u;
+
+	for (u = b->engine->uids; u; u = u->next)
+		if (u->uid == uid)
+			break;
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return; /* only the quota's view is off, and only upwards */
+		u->uid = uid;
+		u->next = b->engine->uids;
+		b->engine->uids = u;
+	}
+	u->bytes = (uint64_t)((int64_t)u->bytes + delta);
+}
+
+bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c)
+{
+	int da = topo_graph_lookup(b->topo, a->device), dc = topo_graph_lookup(b->topo, c->device);
+	struct topo_path path;
+
+	if (a == c || !strcmp(a->device, c->device))
+		return true;
+	if (da < 0 || dc < 0 || topo_classify(b->topo, da, dc, &path) < 0)
+		return false;
+	return path.cls == TOPO_CLASS_NV || path.p2p == TOPO_P2P_BUS_ADDR ||
+	       path.p2p == TOPO_P2P_THRU_HOST_BRIDGE;
+}
+
+/* ---- finishing jobs ---- */
+
+static void job_fail(struct mig_job *j, int err)
+{
+	if (!j->rep.r.status)
+		j->rep.r.status = err;
+	j->stopped = true;
+}
+
+static bool job_over(const struct mig_job *j)
+{
+	return !j->inflight && (j->stopped || j->cur >= j->nranges);
+}
+
+static void job_finish(struct broker *b, struct mig_job *j)
+{
+	struct engine *e = b->engine;
+
+	for (struct mig_job **pp = &e->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	if (j->done_fd >= 0) {
+		struct pm_hdr hdr = { .version = PM_PROTO_VERSION_MAX, .opcode = PM_OP_MIGRATE,
+				      .flags = PM_HDR_EVENT, .request_id = j->request_id };
+
+		/* A client that closed its end does not care; nothing to undo. */
+		pm_msg_send_flags(j->done_fd, &hdr, &j->rep, sizeof(j->rep), NULL, 0,
+				  MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(j->done_fd);
+	} else if (j->s) {
+		session_reply(j->s, PM_OP_MIGRATE, j->request_id, &j->rep, sizeof(j->rep), NULL, 0);
+	}
+	for (unsigned i = 0; i < j->nranges; i++)
+		if (j->r[i].pm)
+			registry_unpin(b, j->r[i].pm);
+	free(j);
+}
+
+/* ---- deciding what a chunk needs ---- */
+
+enum plan { PLAN_DONE, PLAN_ISSUED, PLAN_WAIT };
+
+static struct pool *dev_pool(const struct pagemap *pm)
+{
+	return pm && pool_is_device(pm->pool) ? pm->pool : NULL;
+}
+
+/* Records a move and grows the chunk's residency when it comes straight
+ * back where it was (a ping-pong), so advice-driven moves back off. */
+static void note_move(struct broker *b, struct chunk *ch, const struct pagemap *from,
+		      const struct pagemap *to)
+{
+	uint64_t now = now_ms(), base = b->conf.min_residency_ms;
+	uint64_t from_id = from ? from->id : 0, to_id = to ? to->id : 0;
+
+	if (ch->resident_until && now < ch->resident_until + ch->residency_ms &&
+	    ch->came_from == to_id)
+		ch->residency_ms = ch->residency_ms * 2 > b->conf.max_residency_ms
+					   ? b->conf.max_residency_ms
+					   : ch->residency_ms * 2;
+	else
+		ch->residency_ms = (uint32_t)base;
+	ch->came_from = from_id;
+	ch->resident_until = now + ch->residency_ms;
+}
+
+static void count_done(struct broker *b, struct mig_job *j, uint64_t chunk_size,
+		       const struct copy *cp)
+{
+	j->rep.bytes_done += chunk_size;
+	if (!cp || cp->discard)
+		return;
+	switch (cp->kind) {
+	case CP_DIRECT:
+		j->rep.bytes_direct += cp->len;
+		b->stats.bytes_direct += cp->len;
+		break;
+	case CP_BOUNCE:
+		j->rep.bytes_bounced += cp->len;
+		b->stats.bytes_bounced += cp->len;
+		break;
+	case CP_TO_DEV:
+	case CP_TO_HOST:
+		j->rep.bytes_host += cp->len;
+		b->stats.bytes_host += cp->len;
+		break;
+	case CP_NONE:
+		break;
+	}
+}
+
+/* Where chunk i of the range should go; false when it stays. */
+static int target_of(const struct mig_job *j, const struct mig_range *mr, const struct chunk *ch,
+		     struct pagemap **to)
+{
+	if (j->flags & PM_MIG_FAULT) {
+		*to = NULL;
+		return 1;
+	}
+	switch (mr->target) {
+	case TGT_PAGEMAP:
+		*to = mr->pm;
+		return 1;
+	case TGT_SYSTEM:
+		*to = NULL;
+		return 1;
+	case TGT_PREFERRED:
+		if (!ch->requested && !ch->requested_system)
+			return 0;
+		if (ch->only_system && dev_pool(ch->where))
+			return 0;
+		*to = ch->requested;
+		return 1;
+	case TGT_REVOKED:
+		break;
+	}
+	return -ENODEV;
+}
+
+static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr, uint64_t i)
+{
+	struct engine *e = b->engine;
+	struct allocation *al = mr->al;
+	struct chunk *ch = &al->chunks[i];
+	struct pagemap *from = ch->where, *to = NULL;
+	struct pool *fp = dev_pool(from), *tp;
+	struct copy *cp;
+	int64_t off = 0;
+	int r = target_of(j, mr, ch, &to);
+
+	if (r < 0)
+		return r;
+	if (r == 0 || from == to) {
+		count_done(b, j, al->chunk_size, NULL);
+		return PLAN_DONE;
+	}
+	if (to && to->state == PM_STATE_REVOKED)
+		return -ENODEV;
+	tp = dev_pool(to);
+	if (!fp && !tp) {
+		/* Host to host: the client moved its pages before asking. */
+		alloc_set_ref(b, &ch->where, to);
+		count_done(b, j, al->chunk_size, NULL);
+		return PLAN_DONE;
+	}
+	/* Advice-driven moves respect residency; explicit ones and faults do not. */
+	if (mr->target == TGT_PREFERRED && !(j->flags & PM_MIG_FAULT) &&
+	    ch->resident_until > now_ms()) {
+		if (!e->next_deadline || ch->resident_until < e->next_deadline)
+			e->next_deadline = ch->resident_until;
+		return PLAN_WAIT;
+	}
+	if (tp) {
+		if (b->conf.max_placed_bytes_per_uid &&
+		    engine_uid_bytes(b, al->uid) + al->chunk_size > b->conf.max_placed_bytes_per_uid)
+			return -EDQUOT;
+		off = space_get(tp, al->chunk_size);
+		if (off < 0)
+			return (int)off;
+		engine_uid_account(b, al->uid, (int64_t)al->chunk_size);
+	}
+	cp = calloc(1, sizeof(*cp));
+	if (!cp) {
+		if (tp) {
+			space_put(tp, (uint64_t)off, al->chunk_size);
+			engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+		}
+		return -ENOMEM;
+	}
+	cp->job = j;
+	cp->al = al;
+	cp->chunk = i;
+	cp->from = from;
+	cp->to = to;
+	cp->to_off = (uint64_t)off;
+	cp->len = al->chunk_size;
+	cp->memfd = al->memfd;
+	cp->file_off = (off_t)(i * al->chunk_size);
+	cp->discard = j->flags & PM_MIG_DISCARD;
+	if (!fp) {
+		cp->kind = CP_TO_DEV;
+		cp->dst = tp->map + off;
+		/* READ_MOSTLY keeps the host pages as a replica. */
+		cp->keep_host = ch->advice & PM_RANGE_READ_MOSTLY;
+		cp->punch = !cp->keep_host;
+	} else if (!tp) {
+		cp->kind = ch->host_copy ? CP_NONE : CP_TO_HOST;
+		cp->src = fp->map + ch->off;
+	} else {
+		cp->kind = engine_peer_path(b, fp, tp) ? CP_DIRECT : CP_BOUNCE;
+		cp->src = fp->map + ch->off;
+		cp->dst = tp->map + off;
+		cp->keep_host = ch->host_copy;
+	}
+	ch->busy = true;
+	al->busy++;
+	if (from)
+		from->busy++;
+	if (to)
+		to->busy++;
+	j->inflight++;
+	e->inflight++;
+	copy_queue_push(&e->q, cp);
+	return PLAN_ISSUED;
+}
+
+/* Issues what job j can issue now. */
+static void job_issue(struct broker *b, struct mig_job *j)
+{
+	struct engine *e = b->engine;
+
+	while (!j->stopped && j->cur < j->nranges) {
+		struct mig_range *mr = &j->r[j->cur];
+
+		while (mr->next < mr->first + mr->count) {
+			int r;
+
+			if (e->inflight >= e->max_inflight || mr->al->chunks[mr->next].busy)
+				return;
+			r = plan_chunk(b, j, mr, mr->next);
+			if (r == PLAN_WAIT)
+				return;
+			if (r < 0) {
+				job_fail(j, r);
+				return;
+			}
+			mr->next++;
+		}
+		j->cur++;
+	}
+}
+
+void engine_kick(struct broker *b)
+{
+	struct engine *e = b->engine;
+	struct mig_job *j, *next;
+
+	e->next_deadline = 0;
+	for (j = e->jobs; j; j = next) {
+		next = j->next;
+		job_issue(b, j);
+		if (job_over(j))
+			job_finish(b, j);
+	}
+}
+
+uint64_t engine_next_deadline(const struct broker *b)
+{
+	return b->engine ? b->engine->next_deadline : 0;
+}
+
+/* ---- completions ---- */
+
+static void complete(struct broker *b, struct copy *cp)
+{
+	struct engine *e = b->engine;
+	struct mig_job *j = cp->job;
+	struct allocation *al = cp->al;
+	struct chunk *ch = &al->chunks[cp->chunk];
+	struct pool *fp = dev_pool(cp->from), *tp = dev_pool(cp->to);
+
+	ch->busy = false;
+	al->busy--;
+	if (cp->from)
+		cp->from->busy--;
+	if (cp->to)
+		cp->to->busy--;
+	j->inflight--;
+	e->inflight--;
+	if (cp->err) {
+		ch->error = -EIO;
+		if (tp) {
+			space_put(tp, cp->to_off, cp->len);
+			engine_uid_account(b, al->uid, -(int64_t)cp->len);
+		}
+		blog(LOG_ERR, "allocation %llu chunk %llu: copy %s -> %s failed: %s",
+		     (unsigned long long)al->id, (unsigned long long)cp->chunk,
+		     fp ? fp->device : "host", tp ? tp->device : "host", strerror(-cp->err));
+		job_fail(j, -EIO);
+	} else {
+		if (fp) {
+			space_put(fp, ch->off, cp->len);
+			engine_uid_account(b, al->uid, -(int64_t)cp->len);
+		}
+		if (tp)
+			ch->off = cp->to_off;
+		ch->host_copy = tp && cp->keep_host;
+		ch->error = 0;
+		note_move(b, ch, cp->from, cp->to);
+		alloc_set_ref(b, &ch->where, cp->to);
+		count_done(b, j, al->chunk_size, cp);
+		if (j->flags & PM_MIG_FAULT)
+			b->stats.faults++;
+	}
+	free(cp);
+	if (al->dead)
+		alloc_reap(b, al);
+}
+
+static void drain(struct broker *b)
+{
+	struct copy *cp = copy_queue_take_done(&b->engine->q);
+
+	while (cp) {
+		struct copy *next = cp->next;
+
+		complete(b, cp);
+		cp = next;
+	}
+}
+
+static void completions(struct broker *b, struct watch *w, uint32_t events)
+{
+	uint64_t n;
+
+	(void)events;
+	if (read(w->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		blog(LOG_WARN, "engine eventfd: %s", strerror(errno));
+	drain(b);
+	engine_kick(b);
+}
+
+/* ---- requests ---- */
+
+static int parse_range(struct broker *b, struct session *s, const struct pm_migrate_entry *en,
+		       const struct pm_msg *m, struct mig_range *mr)
+{
+	struct handle *h;
+
+	if (en->reserved)
+		return -EINVAL;
+	mr->al = alloc_find(s, en->alloc_id);
+	if (!mr->al)
+		return -ENOENT;
+	if (!alloc_in_range(mr->al, en->first, en->count))
+		return -EINVAL;
+	mr->first = mr->next = en->first;
+	mr->count = en->count;
+	switch (en->target) {
+	case PM_TARGET_SYSTEM:
+		mr->target = TGT_SYSTEM;
+		return 0;
+	case PM_TARGET_PREFERRED:
+		mr->target = TGT_PREFERRED;
+		return 0;
+	default:
+		break;
+	}
+	if (en->target < 0 || (unsigned)en->target >= m->nfds)
+		return -EINVAL;
+	/* The fd is the capability: only a live handle's client end names a pagemap. */
+	h = registry_handle_of_fd(b, m->fds[en->target]);
+	if (!h)
+		return -EBADF;
+	if (h->pm->state == PM_STATE_REVOKED || h->pm->pool->gone)
+		return -ENODEV;
+	mr->target = TGT_PAGEMAP;
+	mr->pm = h->pm;
+	return 0;
+}
+
+int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	const struct pm_migrate_req *rq = (const void *)m->payload;
+	const struct pm_migrate_entry *en = (const void *)(rq + 1);
+	struct mig_job *j, **tail;
+	int sv[2] = { -1, -1 }, r;
+
+	if (m->hdr.length < sizeof(*rq) || !rq->nranges || rq->nranges > PM_MIGRATE_MAX_RANGES ||
+	    m->hdr.length != sizeof(*rq) + rq->nranges * sizeof(*en) || (rq->flags & ~PM_MIG_KNOWN))
+		return -EINVAL;
+	/* A fault brings one range home; it is no place for the rest. */
+	if ((rq->flags & PM_MIG_FAULT) && (rq->nranges != 1 || (rq->flags & ~PM_MIG_FAULT)))
+		return -EINVAL;
+	j = calloc(1, sizeof(*j) + rq->nranges * sizeof(j->r[0]));
+	if (!j)
+		return -ENOMEM;
+	j->s = s;
+	j->request_id = m->hdr.request_id;
+	j->flags = rq->flags;
+	j->done_fd = -1;
+	for (unsigned i = 0; i < rq->nranges; i++) {
+		r = parse_range(b, s, &en[i], m, &j->r[i]);
+		if (r < 0) {
+			free(j);
+			return r;
+		}
+	}
+	for (unsigned i = 0; i < rq->nranges; i++)
+		if (j->r[i].pm)
+			registry_pin(b, j->r[i].pm);
+	j->nranges = rq->nranges;
+	if (j->flags & PM_MIG_ASYNC) {
+		struct pm_reply ok = { 0 };
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+			r = -errno;
+			j->nranges = 0;
+			for (unsigned i = 0; i < rq->nranges; i++)
+				if (j->r[i].pm)
+					registry_unpin(b, j->r[i].pm);
+			free(j);
+			return r;
+		}
+		j->done_fd = sv[0];
+		r = session_reply(s, PM_OP_MIGRATE, m->hdr.request_id, &ok, sizeof(ok), &sv[1], 1);
+		close(sv[1]);
+		if (r < 0)
+			j->s = NULL;
+	}
+	/* Faults go ahead of everything but earlier faults: a thread is stopped. */
+	tail = &b->engine->jobs;
+	if (j->flags & PM_MIG_FAULT)
+		while (*tail && ((*tail)->flags & PM_MIG_FAULT))
+			tail = &(*tail)->next;
+	else
+		while (*tail)
+			tail = &(*tail)->next;
+	j->next = *tail;
+	*tail = j;
+	engine_kick(b);
+	return 0;
+}
+
+void engine_session_gone(struct broker *b, struct session *s)
+{
+	struct mig_job *j, *next;
+
+	for (j = b->engine->jobs; j; j = next) {
+		next = j->next;
+		if (j->s != s)
+			continue;
+		j->s = NULL;
+		job_fail(j, -ECANCELED);
+		if (job_over(j))
+			job_finish(b, j);
+	}
+}
+
+void engine_forget_alloc(struct broker *b, struct allocation *al)
+{
+	for (struct mig_job *j = b->engine->jobs; j; j = j->next)
+		for (unsigned i = 0; i < j->nranges; i++)
+			if (j->r[i].al == al && !j->stopped)
+				job_fail(j, -ECANCELED);
+	/* Finished jobs are answered by the next kick. */
+}
+
+void engine_forget_pagemap(struct broker *b, struct pagemap *pm)
+{
+	struct engine *e = b->engine;
+
+	/* Copies in and out of the pool finish before its mapping goes: wait,
+	 * applying completions (so chunks that just arrived are evacuated). */
+	while (pm->busy) {
+		uint64_t n;
+
+		if (read(e->ev.fd, &n, sizeof(n)) < 0 && errno == EAGAIN) {
+			struct timespec ts = { 0, 200000 };
+
+			nanosleep(&ts, NULL);
+		}
+		drain(b);
+	}
+	for (struct mig_job *j = e->jobs; j; j = j->next)
+		for (unsigned i = 0; i < j->nranges; i++)
+			if (j->r[i].pm == pm) {
+				j->r[i].pm = NULL;
+				j->r[i].target = TGT_REVOKED;
+				pm->pins--;
+			}
+}
+
+int engine_init(struct broker *b)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	unsigned n = b->conf.migrate_workers;
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	e->ev.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->ev.cb = completions;
+	if (e->ev.fd < 0) {
+		free(e);
+		return -errno;
+	}
+	r = copy_queue_start(&e->q, n, e->ev.fd);
+	if (r < 0)
+		goto fail;
+	e->max_inflight = 2 * n;
+	r = loop_add(b, &e->ev, EPOLLIN);
+	if (r < 0) {
+		copy_queue_stop(&e->q);
+		goto fail;
+	}
+	b->engine = e;
+	return 0;
+fail:
+	close(e->ev.fd);
+	free(e);
+	return r;
+}
+
+void engine_fini(struct broker *b)
+{
+	struct engine *e = b->engine;
+
+	if (!e)
+		return;
+	copy_queue_stop(&e->q);
+	drain(b);
+	while (e->jobs) {
+		e->jobs->stopped = true;
+		job_finish(b, e->jobs);
+	}
+	while (e->uids) {
+		struct uid_bytes *u = e->uids;
+
+		e->uids = u->next;
+		free(u);
+	}
+	loop_del(b, &e->ev);
+	close(e->ev.fd);
+	free(e);
+	b->engine = NULL;
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CPU access to chunks that live outside host memory. The broker punches a
+ * chunk out of the allocation's memfd when it moves it to a device pool, so
+ * this process's next touch of it finds no page; the range is registered
+ * with userfaultfd (missing mode), and this thread turns the fault into a
+ * request to bring the chunk home, then lets the access retry.
+ * READ_MOSTLY chunks keep their pages but are write-protected: a write
+ * faults here too, and ends the replica.
+ *
+ * UFFD_USER_MODE_ONLY (Linux 5.11) works where vm.unprivileged_userfaultfd
+ * is 0, as Debian ships it; shmem needs UFFD_FEATURE_MISSING_SHMEM (4.11),
+ * write protection of shmem UFFD_FEATURE_WP_HUGETLBFS_SHMEM (5.19).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+
+struct pm_fault {
+	int uffd;
+	int stop_fd;
+	bool wp;
+	pthread_t thread;
+};
+
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+	/* Before 5.11 the flag is unknown; a privileged process may go on. */
+	if (fd < 0 && errno == EINVAL)
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The features this kernel offers: a handshake on a throw-away fd (the
+ * API handshake can be made once per fd). */
+static int uffd_features(uint64_t *out)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = uffd_open(), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, UFFDIO_API, &api) < 0)
+		r = -errno;
+	close(fd);
+	*out = api.features;
+	return r;
+}
+
+/* Which chunk the faulting address is in: its allocation id, index, start. */
+static bool chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
+		     uintptr_t *start, size_t *size)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&c->lock);
+	for (const struct pm_alloc_entry *e = c->allocs; e; e = e->next) {
+		uintptr_t a = (uintptr_t)e->addr;
+
+		if (addr >= a && addr - a < e->size) {
+			*id = e->id;
+			*idx = (addr - a) / e->chunk_size;
+			*start = a + *idx * e->chunk_size;
+			*size = e->chunk_size;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
+{
+	struct {
+		struct pm_migrate_req rq;
+		struct pm_migrate_entry en;
+	} req = { .rq = { .flags = PM_MIG_FAULT, .nranges = 1 } };
+	uintptr_t page = addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1), start;
+	struct uffdio_range range;
+	uint64_t id, idx;
+	size_t size;
+
+	if (!chunk_at(c, addr, &id, &idx, &start, &size)) {
+		/* Freed under the access: let it retry and meet the unmapping. */
+		range.start = page;
+		range.len = (uint64_t)sysconf(_SC_PAGESIZE);
+		ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+		return;
+	}
+	req.en.alloc_id = id;
+	req.en.first = idx;
+	req.en.count = 1;
+	req.en.target = PM_TARGET_SYSTEM;
+	/* Whatever the broker answers, the access must go on: an error (the
+	 * broker gone, a failed copy) is recorded there and in the chunk. */
+	pm_client_call(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, NULL);
+	if (wp) {
+		pm_fault_protect(c, (void *)start, size, false);
+		return;
+	}
+	/* The page came home, or the chunk was host memory never touched: a
+	 * zero page is then the right answer, and EEXIST says it is there. */
+	{
+		struct uffdio_zeropage zp = { .range = { .start = page,
+							 .len = (uint64_t)sysconf(_SC_PAGESIZE) } };
+
+		if (ioctl(c->fault->uffd, UFFDIO_ZEROPAGE, &zp) == 0)
+			return;
+	}
+	range.start = start;
+	range.len = size;
+	ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct pm_client *c = arg;
+	struct pm_fault *f = c->fault;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = f->uffd, .events = POLLIN },
+				       { .fd = f->stop_fd, .events = POLLIN } };
+		struct uffd_msg msg;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (read(f->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event == UFFD_EVENT_PAGEFAULT)
+			handle_fault(c, (uintptr_t)msg.arg.pagefault.address,
+				     msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+	}
+	return NULL;
+}
+
+int pm_fault_start(struct pm_client *c)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MISSING_SHMEM };
+	struct pm_fault *f;
+	uint64_t have = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->fault)
+		goto out;
+	r = uffd_features(&have);
+	if (r < 0 || !(have & UFFD_FEATURE_MISSING_SHMEM)) {
+		r = -EOPNOTSUPP;
+		goto out;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		r = -ENOMEM;
+		goto out;
+	}
+	api.features |= have & (UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED);
+	f->wp = have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	f->uffd = uffd_open();
+	f->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (f->uffd < 0 || f->stop_fd < 0 || ioctl(f->uffd, UFFDIO_API, &api) < 0) {
+		r = -EOPNOTSUPP;
+		goto fail;
+	}
+	c->fault = f;
+	r = -pthread_create(&f->thread, NULL, fault_thread, c);
+	if (r == 0)
+		goto out;
+	c->fault = NULL;
+fail:
+	if (f->uffd >= 0)
+		close(f->uffd);
+	if (f->stop_fd >= 0)
+		close(f->stop_fd);
+	free(f);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void pm_fault_stop(struct pm_client *c)
+{
+	struct pm_fault *f = c->fault;
+	uint64_t one = 1;
+
+	if (!f)
+		return;
+	if (write(f->stop_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(f->thread, NULL);
+	/* Closing the uffd wakes whoever still waits: their access retries
+	 * without the handler. */
+	close(f->uffd);
+	close(f->stop_fd);
+	free(f);
+	c->fault = NULL;
+}
+
+bool pm_fault_can_wp(struct pm_client *c)
+{
+	return pm_fault_start(c) == 0 && c->fault->wp;
+}
+
+int pm_fault_register(struct pm_client *c, void *addr, size_t len)
+{
+	struct uffdio_register reg = { .range = { .start = (uintptr_t)addr, .len = len },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	if (!c->fault)
+		return -EOPNOTSUPP;
+	if (c->fault->wp)
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
+	return ioctl(c->fault->uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+int pm_fault_protect(struct pm_client *c, void *addr, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = { .range = { .start = (uintptr_t)addr, .len = len },
+					 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+
+	if (!c->fault || !c->fault->wp)
+		return -EOPNOTSUPP;
+	return ioctl(c->fault->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+}

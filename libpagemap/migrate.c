@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pm_migrate and friends. Host NUMA moves happen here, on this process's
+ * own pages (mbind with MPOL_MF_MOVE: pages mapped only here need no
+ * privilege); everything else is the broker's engine, told what to move in
+ * one PM_OP_MIGRATE. Before a chunk may leave host memory it is put under
+ * the fault handler, so that touching it afterwards brings it back rather
+ * than reading a fresh zero page.
+ */
+#include <errno.h>
+#include <linux/mempolicy.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define PM_EXPORT __attribute__((visibility("default")))
+
+struct target {
+	int fd;           /* as the caller gave it */
+	int32_t wire;     /* PM_TARGET_* or an fd index */
+	bool host;        /* system memory or a host NUMA node */
+	int node;         /* host NUMA node, -1 for none */
+};
+
+/* Binds [start, start + len) to node and moves what is already there
+ * (MPOL_MF_MOVE: our pages, mapped only here). */
+static int move_to_node(uintptr_t start, size_t len, int node)
+{
+	unsigned long mask[16] = { 0 };
+	const unsigned long bits = 8 * sizeof(mask[0]);
+
+	if (node < 0 || (size_t)node >= bits * 16)
+		return -EINVAL;
+	mask[node / bits] = 1ul << (node % bits);
+	if (syscall(SYS_mbind, start, len, MPOL_BIND, mask, bits * 16 + 1, MPOL_MF_MOVE) < 0)
+		return -errno;
+	return 0;
+}
+
+static int resolve(int fd, struct target *t)
+{
+	struct pagemap_info info;
+	int r;
+
+	t->fd = fd;
+	t->node = -1;
+	t->host = fd == PM_FD_SYSTEM;
+	if (fd == PM_FD_SYSTEM || fd == PM_FD_PREFERRED) {
+		t->wire = fd == PM_FD_SYSTEM ? PM_TARGET_SYSTEM : PM_TARGET_PREFERRED;
+		return 0;
+	}
+	if (fd < 0)
+		return -EBADF;
+	r = pagemap_query(fd, &info);
+	if (r < 0)
+		return r;
+	if (info.state == PAGEMAP_STATE_REVOKED)
+		return -ENODEV;
+	t->host = info.kind == PAGEMAP_KIND_HOST_NUMA;
+	t->node = t->host ? info.numa_node : -1;
+	return 0;
+}
+
+/*
+ * Readies the chunks of sp for target t. Host nodes: the pages move now,
+ * and the binding makes the broker's copies home land there too. Anywhere
+ * else: the chunks go under the fault handler, READ_MOSTLY ones
+ * write-protected so that a write ends their replica.
+ */
+static int prepare(struct pm_client *c, const struct pm_span *sp, const struct target *t)
+{
+	struct pm_alloc_entry *e;
+	int r = 0;
+
+	if (t->node >= 0)
+		return move_to_node(sp->start, sp->count * sp->chunk, t->node);
+	if (t->wire == PM_TARGET_SYSTEM)
+		return 0;
+	r = pm_fault_start(c);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, sp->start, sp->count * sp->chunk);
+	for (uint64_t i = sp->first; e && r == 0 && i < sp->first + sp->count; i++) {
+		void *a = (uint8_t *)e->addr + i * e->chunk_size;
+
+		/* A preferred host node is a host move: bind it like one. */
+		if (t->wire == PM_TARGET_PREFERRED && e->pref_node[i] >= 0) {
+			r = move_to_node((uintptr_t)a, e->chunk_size, e->pref_node[i]);
+			continue;
+		}
+		if (!(e->state[i] & PM_CHUNK_REGISTERED)) {
+			r = pm_fault_register(c, a, e->chunk_size);
+			if (r == 0)
+				e->state[i] |= PM_CHUNK_REGISTERED;
+		}
+		if (r == 0 && (e->state[i] & PM_CHUNK_READ_MOSTLY))
+			r = pm_fault_protect(c, a, e->chunk_size, true);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return e ? r : -EINVAL;
+}
+
+/* Back in host memory: READ_MOSTLY chunks need no write protection. */
+static void settle_home(struct pm_client *c, const struct pm_span *sp)
+{
+	struct pm_alloc_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, sp->start, sp->count * sp->chunk);
+	for (uint64_t i = sp->first; e && i < sp->first + sp->count; i++)
+		if (e->state[i] & PM_CHUNK_READ_MOSTLY)
+			pm_fault_protect(c, (uint8_t *)e->addr + i * e->chunk_size, e->chunk_size,
+					 false);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The index of fd among the request's fds, adding it: -E2BIG past the limit. */
+static int fd_index(int *fds, unsigned *nfds, int fd)
+{
+	for (unsigned i = 0; i < *nfds; i++)
+		if (fds[i] == fd)
+			return (int)i;
+	if (*nfds == PM_MIGRATE_BATCH_FDS)
+		return -E2BIG;
+	fds[*nfds] = fd;
+	return (int)(*nfds)++;
+}
+
+PM_EXPORT int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_range *ranges,
+			       size_t n, unsigned int flags, struct pm_migrate_result *res)
+{
+	struct {
+		struct pm_migrate_req rq;
+		struct pm_migrate_entry en[PM_MIGRATE_BATCH_MAX];
+	} req = { 0 };
+	struct pm_migrate_reply rep = { 0 };
+	struct pm_span sp[PM_MIGRATE_BATCH_MAX];
+	struct target t[PM_MIGRATE_BATCH_MAX];
+	int fds[PM_MIGRATE_BATCH_FDS];
+	unsigned nfds = 0;
+	int r, done_fd = -1;
+
+	if (!c || !ranges || !n || n > PM_MIGRATE_BATCH_MAX ||
+	    (flags & ~(PM_MIGRATE_ASYNC | PM_MIGRATE_DISCARD)))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (ranges[i].reserved)
+			return -EINVAL;
+		r = pm_span_of(c, ranges[i].addr, ranges[i].len, &sp[i]);
+		if (r < 0)
+			return r;
+		r = resolve(ranges[i].pagemap_fd, &t[i]);
+		if (r < 0)
+			return r;
+		if (ranges[i].pagemap_fd >= 0) {
+			r = fd_index(fds, &nfds, ranges[i].pagemap_fd);
+			if (r < 0)
+				return r;
+			t[i].wire = r;
+		}
+		req.en[i].alloc_id = sp[i].id;
+		req.en[i].first = sp[i].first;
+		req.en[i].count = sp[i].count;
+		req.en[i].target = t[i].wire;
+	}
+	/* Everything checked: now pages may move. */
+	for (size_t i = 0; i < n; i++) {
+		r = prepare(c, &sp[i], &t[i]);
+		if (r < 0)
+			return r;
+	}
+	req.rq.nranges = (uint32_t)n;
+	req.rq.flags = (flags & PM_MIGRATE_ASYNC ? PM_MIG_ASYNC : 0) |
+		       (flags & PM_MIGRATE_DISCARD ? PM_MIG_DISCARD : 0);
+	r = pm_client_call_fds(c, PM_OP_MIGRATE, &req, sizeof(req.rq) + n * sizeof(req.en[0]),
+			       fds, nfds, &rep.bytes_done, sizeof(rep) - sizeof(rep.r), NULL,
+			       flags & PM_MIGRATE_ASYNC ? &done_fd : NULL);
+	if (flags & PM_MIGRATE_ASYNC) {
+		if (r >= 0 && done_fd < 0)
+			r = -EPROTO;
+		return r < 0 ? r : done_fd;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (t[i].host)
+			settle_home(c, &sp[i]);
+	if (res) {
+		memset(res, 0, sizeof(*res));
+		res->status = r < 0 ? r : 0;
+		res->bytes_done = rep.bytes_done;
+		res->bytes_direct = rep.bytes_direct;
+		res->bytes_bounced = rep.bytes_bounced;
+		res->bytes_host = rep.bytes_host;
+	}
+	return r < 0 ? r : 0;
+}
+
+PM_EXPORT int pm_migrate(struct pm_client *c, void *addr, size_t len, int pagemap_fd,
+			 unsigned int flags)
+{
+	struct pm_migrate_range range = { .addr = addr, .len = len, .pagemap_fd = pagemap_fd };
+
+	return pm_migrate_batch(c, &range, 1, flags, NULL);
+}
+
+PM_EXPORT int pm_migrate_result(int completion_fd, struct pm_migrate_result *res)
+{
+	const struct pm_migrate_reply *rep;
+	struct pm_msg *m;
+	int r;
+
+	if (!res)
+		return -EINVAL;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	/* Peeked, not read: the fd stays readable and the call repeatable. */
+	r = pm_msg_recv_flags(completion_fd, m, MSG_DONTWAIT | MSG_PEEK);
+	if (r == -EAGAIN || r == -EWOULDBLOCK) {
+		r = 0;
+		goto out;
+	}
+	if (r == -ENOTSOCK || r == -EBADF) {
+		r = -EBADF;
+		goto out;
+	}
+	if (r < 0)
+		goto out; /* -ECONNRESET: the broker went away first */
+	pm_msg_close_fds(m);
+	rep = (const void *)m->payload;
+	if (!(m->hdr.flags & PM_HDR_EVENT) || m->hdr.opcode != PM_OP_MIGRATE ||
+	    m->hdr.length != sizeof(*rep)) {
+		r = -EBADF;
+		goto out;
+	}
+	memset(res, 0, sizeof(*res));
+	res->status = rep->r.status;
+	res->bytes_done = rep->bytes_done;
+	res->bytes_direct = rep->bytes_direct;
+	res->bytes_bounced = rep->bytes_bounced;
+	res->bytes_host = rep->bytes_host;
+	r = 1;
+out:
+	free(m);
+	return r;
+}
