@@ -262,6 +262,8 @@ void alloc_forget_pagemap(struct broker *b, struct pagemap *pm)
 			forget_in(b, al, pm);
 	for (struct allocation *al = b->dying; al; al = al->next)
 		forget_in(b, al, pm);
+	/* Work aimed at pm now fails; whatever waited on its chunks runs. */
+	engine_kick(b);
 }
 
 int alloc_free(struct broker *b, struct session *s, uint64_t id)

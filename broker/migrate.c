@@ -348,6 +348,9 @@ void engine_kick(struct broker *b)
 		if (job_over(j))
 			job_finish(b, j);
 	}
+	/* Someone waits for a chunk's residency to end: wake then. */
+	if (e->next_deadline)
+		loop_arm_timer(b);
 }
 
 uint64_t engine_next_deadline(const struct broker *b)
@@ -549,7 +552,8 @@ void engine_forget_alloc(struct broker *b, struct allocation *al)
 		for (unsigned i = 0; i < j->nranges; i++)
 			if (j->r[i].al == al && !j->stopped)
 				job_fail(j, -ECANCELED);
-	/* Finished jobs are answered by the next kick. */
+	/* Jobs with nothing left in flight are answered now. */
+	engine_kick(b);
 }
 
 void engine_forget_pagemap(struct broker *b, struct pagemap *pm)

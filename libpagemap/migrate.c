@@ -8,6 +8,7 @@
  * than reading a fresh zero page.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <linux/mempolicy.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "client.h"
 
 #define PM_EXPORT __attribute__((visibility("default")))
+#define PM_MOVE_THREADS 8
+#define PM_MOVE_SLICE_MIN (4u << 20) /* below this per thread, one thread */
 
 struct target {
 	int fd;           /* as the caller gave it */
@@ -26,9 +29,9 @@ struct target {
 	int node;         /* host NUMA node, -1 for none */
 };
 
-/* Binds [start, start + len) to node and moves what is already there
- * (MPOL_MF_MOVE: our pages, mapped only here). */
-static int move_to_node(uintptr_t start, size_t len, int node)
+/* Binds [start, start + len) to node: pages allocated there from now on
+ * (faults here, the broker's copies home) land on it. */
+static int bind_to_node(uintptr_t start, size_t len, int node)
 {
 	unsigned long mask[16] = { 0 };
 	const unsigned long bits = 8 * sizeof(mask[0]);
@@ -36,9 +39,84 @@ static int move_to_node(uintptr_t start, size_t len, int node)
 	if (node < 0 || (size_t)node >= bits * 16)
 		return -EINVAL;
 	mask[node / bits] = 1ul << (node % bits);
-	if (syscall(SYS_mbind, start, len, MPOL_BIND, mask, bits * 16 + 1, MPOL_MF_MOVE) < 0)
+	if (syscall(SYS_mbind, start, len, MPOL_BIND, mask, bits * 16 + 1, 0) < 0)
 		return -errno;
 	return 0;
+}
+
+struct mover {
+	pthread_t thread;
+	uintptr_t start;
+	size_t npages;
+	int node;
+	int err;
+	bool threaded;
+};
+
+/* Moves a slice of pages with move_pages(2). Pages not present (holes,
+ * chunks away from host) report -ENOENT and are not an error. */
+static void *move_slice(void *arg)
+{
+	struct mover *mv = arg;
+	const size_t batch = 1024;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *pages[1024];
+	int nodes[1024], status[1024];
+
+	for (size_t done = 0; done < mv->npages && !mv->err; done += batch) {
+		size_t n = mv->npages - done < batch ? mv->npages - done : batch;
+
+		for (size_t i = 0; i < n; i++) {
+			pages[i] = (void *)(mv->start + (done + i) * page);
+			nodes[i] = mv->node;
+		}
+		if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE) < 0)
+			mv->err = -errno;
+	}
+	return NULL;
+}
+
+/*
+ * Moves the pages of [start, start + len) to node. One mbind(MPOL_MF_MOVE)
+ * would migrate under the mmap lock taken for writing, so the kernel does
+ * it on one thread; move_pages() takes the lock for reading per page, so
+ * slices moved from several threads at once overlap (docs/placement-
+ * design.md). Small ranges are not worth a thread.
+ */
+static int move_to_node(uintptr_t start, size_t len, int node)
+{
+	struct mover mv[PM_MOVE_THREADS];
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), npages = len / page;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = (unsigned)(len / PM_MOVE_SLICE_MIN);
+	int r = bind_to_node(start, len, node);
+
+	if (r < 0)
+		return r;
+	if (n > PM_MOVE_THREADS)
+		n = PM_MOVE_THREADS;
+	if (cpus > 0 && n > (unsigned)cpus)
+		n = (unsigned)cpus;
+	if (n < 1)
+		n = 1;
+	for (unsigned i = 0; i < n; i++) {
+		size_t first = npages * i / n, last = npages * (i + 1) / n;
+
+		mv[i] = (struct mover){ .start = start + first * page, .npages = last - first,
+					.node = node };
+		if (i)
+			mv[i].threaded = pthread_create(&mv[i].thread, NULL, move_slice, &mv[i]) == 0;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (!mv[i].threaded)
+			move_slice(&mv[i]); /* slice 0, and any without a thread */
+	for (unsigned i = 1; i < n; i++)
+		if (mv[i].threaded)
+			pthread_join(mv[i].thread, NULL);
+	for (unsigned i = 0; i < n; i++)
+		if (mv[i].err && !r)
+			r = mv[i].err;
+	return r;
 }
 
 static int resolve(int fd, struct target *t)
