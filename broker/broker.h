@@ -64,6 +64,7 @@ struct pool {
 	bool gone; /* revoked or removed: opens fail -ENODEV */
 	char sysfs[512]; /* the device's sysfs directory ("" for none) */
 	int bar;         /* PCI BAR pools: BAR index */
+	bool enabled_here; /* PCI BAR pools: we turned memory decoding on */
 	/* Device pools (BAR, emulated): the broker's mapping of the whole pool
 	 * while a pagemap lives; chunks are copied in and out of it. */
 	uint8_t *map;

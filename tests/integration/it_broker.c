@@ -244,7 +244,7 @@ int it_broker_start(struct it_broker *b, const struct it_opts *o)
 	b->self_fds = it_count_fds(0);
 	b->failures = CU_get_number_of_failures();
 	snprintf(linger, sizeof(linger), "%d", o->linger_ms);
-	snprintf(topo, sizeof(topo), "%s", cu_source_path(IT_TOPOLOGY));
+	snprintf(topo, sizeof(topo), "%s", cu_source_path(o->topology ? o->topology : IT_TOPOLOGY));
 	/* $PAGEMAPD_WRAPPER runs the broker under a tool: "valgrind -q
 	 * --error-exitcode=99" turns its memory errors into a failed exit. */
 	snprintf(wrapper, sizeof(wrapper), "%s", wrap ? wrap : "");
@@ -549,6 +549,104 @@ uint64_t it_id(int pagemap_fd)
 	struct pagemap_info info;
 
 	return pagemap_query(pagemap_fd, &info) == 0 ? info.id : 0;
+}
+
+/* ---- managed memory ---- */
+
+uint64_t it_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Word w of the pattern: splitmix64 of (seed, w). Any word can be recomputed
+ * alone, and a word that lands at the wrong offset, or under another seed,
+ * differs from the one expected there (but for a 2^-64 chance). */
+static uint64_t pattern_word(uint64_t seed, size_t w)
+{
+	uint64_t s = seed * 0x100000001b3ull + (uint64_t)w * 0x9e3779b97f4a7c15ull;
+
+	return it_rand(&s);
+}
+
+void it_pattern_fill(void *base, size_t off, size_t len, uint64_t seed)
+{
+	uint64_t *p = (uint64_t *)((char *)base + off);
+
+	for (size_t i = 0; i < len / 8; i++)
+		p[i] = pattern_word(seed, off / 8 + i);
+}
+
+uint8_t it_pattern_byte(size_t off, uint64_t seed)
+{
+	uint64_t w = pattern_word(seed, off / 8);
+	uint8_t b[8];
+
+	memcpy(b, &w, sizeof(b));
+	return b[off % 8];
+}
+
+size_t it_pattern_check(const void *base, size_t off, size_t len, uint64_t seed)
+{
+	/* Volatile: every word is loaded, also past a difference, so every
+	 * chunk is touched (and faulted back) whatever the data, and checks on
+	 * fault counters and residency that follow do not fail along with this
+	 * one. */
+	const volatile uint64_t *p = (const volatile uint64_t *)((const char *)base + off);
+	size_t bad = SIZE_MAX;
+
+	for (size_t i = 0; i < len / 8; i++) {
+		uint64_t w = p[i];
+
+		if (bad == SIZE_MAX && w != pattern_word(seed, off / 8 + i)) {
+			uint8_t b[8];
+
+			memcpy(b, &w, sizeof(b));
+			for (size_t k = 0; k < 8 && bad == SIZE_MAX; k++)
+				if (b[k] != it_pattern_byte(off + 8 * i + k, seed))
+					bad = off + 8 * i + k;
+		}
+	}
+	return bad;
+}
+
+uint64_t it_used(int pagemap_fd)
+{
+	struct pagemap_info info;
+
+	return pagemap_query(pagemap_fd, &info) == 0 ? info.used : UINT64_MAX;
+}
+
+int it_chunks_in(struct pm_client *c, const void *addr, size_t len, uint64_t id)
+{
+	/* Chunks are at least PM_CHUNK_MIN: this many ids always suffice. */
+	size_t max = len / PM_CHUNK_MIN + 2;
+	uint64_t *ids = calloc(max, sizeof(*ids));
+	int n, count = 0;
+
+	if (!ids)
+		return -ENOMEM;
+	n = pm_query(c, addr, len, ids, max);
+	for (int i = 0; i < n && (size_t)i < max; i++)
+		count += ids[i] == id;
+	free(ids);
+	if (n >= 0 && (size_t)n > max)
+		return -E2BIG;
+	return n < 0 ? n : count;
+}
+
+bool it_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r == 1 && (p.revents & (POLLIN | POLLHUP));
 }
 
 /* ---- raw ---- */

@@ -36,6 +36,8 @@ struct it_broker {
 struct it_opts {
 	int linger_ms;      /* --linger-ms */
 	bool no_topology;   /* default: --topology IT_TOPOLOGY (an emulated machine) */
+	const char *topology; /* another topology file, relative to PAGEMAP_SOURCE_ROOT;
+			       * NULL: IT_TOPOLOGY */
 	const char *config; /* JSON text: written to DIR/config.json and passed as --config;
 			     * NULL: a config that turns PSI off (the host's pressure
 			     * must not reclaim the tests' lingering pagemaps) */
@@ -100,6 +102,29 @@ int it_count_fds(pid_t pid);
 bool it_has_fd_named(pid_t pid, const char *s);
 /* Waits until the broker has exactly n fds; returns its last count. */
 int it_broker_fds_settle(const struct it_broker *b, int n, unsigned ms);
+
+/* ---- managed memory: seeded data and where it lives ---- */
+/*
+ * Fills [base + off, base + off + len) with a pattern that depends on seed
+ * and on each 8-byte word's offset from base, so data that comes back from
+ * the wrong chunk, or stale, does not match. off and len: multiples of 8.
+ */
+void it_pattern_fill(void *base, size_t off, size_t len, uint64_t seed);
+/* The offset from base of the first byte in [off, off + len) that differs
+ * from the pattern, or SIZE_MAX when all match. Reads every byte, also after
+ * a difference (a CPU access: chunks in device pools fault back). */
+size_t it_pattern_check(const void *base, size_t off, size_t len, uint64_t seed);
+/* The pattern's byte at offset off from base. */
+uint8_t it_pattern_byte(size_t off, uint64_t seed);
+/* The next value of a splitmix64 generator (tests' own random choices). */
+uint64_t it_rand(uint64_t *state);
+/* pagemap_query(fd).used, or UINT64_MAX on error. */
+uint64_t it_used(int pagemap_fd);
+/* How many chunks of [addr, addr + len) pm_query places in pagemap id (0:
+ * system memory), or -errno. Thread-safe. */
+int it_chunks_in(struct pm_client *c, const void *addr, size_t len, uint64_t id);
+/* Whether fd polls POLLIN (or POLLHUP) within timeout_ms. */
+bool it_readable(int fd, int timeout_ms);
 
 /* ---- raw protocol, no libpagemap ---- */
 /* A connected control socket (no HELLO yet), or -errno. */

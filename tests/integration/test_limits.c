@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migration engine's limits: a per-uid quota on bytes placed in device
+ * pools (-EDQUOT, how far it got, nothing lost), and residency: after a
+ * chunk moves, advice-driven prefetches of it wait out min_residency_ms
+ * while explicit migrations do not. Malformed MIGRATE requests are refused
+ * whole.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "it_broker.h"
+
+#define QUOTA (6ull << 20)
+#define RESIDENCY_MS 400
+
+static struct it_broker br;
+
+static bool up(void)
+{
+	static const char conf[] =
+		"{\"pressure\": {\"psi_path\": \"\"},"
+		" \"limits\": {\"max_placed_bytes_per_uid\": 6291456},"
+		" \"migration\": {\"min_residency_ms\": 400, \"max_residency_ms\": 1600}}\n";
+	struct it_opts o = { .linger_ms = 200, .config = conf };
+
+	if (br.pid)
+		return true;
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &o), 0);
+	return true;
+}
+
+static uint64_t id_of(int fd)
+{
+	struct pagemap_info info;
+
+	return pagemap_query(fd, &info) == 0 ? info.id : 0;
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static size_t mismatches(const uint8_t *p, size_t len, uint32_t seed)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		bad += p[i] != (uint8_t)(seed >> 16);
+	}
+	return bad;
+}
+
+static void test_quota(void)
+{
+	struct pm_migrate_range r = { 0 };
+	struct pm_migrate_result res;
+	struct pm_client *c;
+	uint64_t ids[4];
+	void *a;
+	int fd;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 8 << 20, 0, &a), 0);
+	fill(a, 8 << 20, 7);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	r.addr = a;
+	r.len = 8 << 20;
+	r.pagemap_fd = fd;
+	/* 6 MiB of quota: three 2 MiB chunks go, the fourth is refused. */
+	CU_ASSERT_EQUAL(pm_migrate_batch(c, &r, 1, 0, &res), -EDQUOT);
+	CU_ASSERT_EQUAL(res.status, -EDQUOT);
+	CU_ASSERT_EQUAL(res.bytes_done, QUOTA);
+	CU_ASSERT_EQUAL(pm_query(c, a, 8 << 20, ids, 4), 4);
+	CU_ASSERT_EQUAL(ids[0], id_of(fd));
+	CU_ASSERT_EQUAL(ids[2], id_of(fd));
+	CU_ASSERT_EQUAL(ids[3], 0);
+	CU_ASSERT_EQUAL(mismatches(a, 8 << 20, 7), 0);
+	/* Faulted home, the quota is free again. */
+	CU_ASSERT_EQUAL(pm_migrate(c, a, 6 << 20, fd, 0), 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a, 6 << 20, PM_FD_SYSTEM, 0), 0);
+	close(fd);
+	pm_disconnect(c);
+}
+
+static int wait_result(int cfd, struct pm_migrate_result *res, int timeout_ms)
+{
+	struct pollfd p = { .fd = cfd, .events = POLLIN };
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return 0;
+	return pm_migrate_result(cfd, res);
+}
+
+static void test_residency(void)
+{
+	struct pm_migrate_result res;
+	struct pm_client *c;
+	uint64_t ids[1];
+	uint8_t *p;
+	void *a;
+	int fd, cfd;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 2 << 20, 0, &a), 0);
+	p = a;
+	fd = pagemap_open(c, IT_EMU1, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pm_madvise(c, a, 2 << 20, PM_ADV_PREFERRED_LOCATION, fd), PM_ADV_APPLIED);
+	/* An explicit move is obeyed at once, then the CPU takes it back. */
+	CU_ASSERT_EQUAL(pm_migrate(c, a, 2 << 20, fd, 0), 0);
+	CU_ASSERT_EQUAL(p[0], 0);
+	CU_ASSERT_EQUAL(pm_query(c, a, 2 << 20, ids, 1), 1);
+	CU_ASSERT_EQUAL(ids[0], 0);
+	/* The advice-driven prefetch straight after waits out the residency. */
+	cfd = pm_migrate(c, a, 2 << 20, PM_FD_PREFERRED, PM_MIGRATE_ASYNC);
+	CU_ASSERT_FATAL(cfd >= 0);
+	CU_ASSERT_EQUAL(wait_result(cfd, &res, RESIDENCY_MS / 4), 0);
+	CU_ASSERT_EQUAL(wait_result(cfd, &res, 10 * RESIDENCY_MS), 1);
+	CU_ASSERT_EQUAL(res.status, 0);
+	CU_ASSERT_EQUAL(res.bytes_done, 2 << 20);
+	close(cfd);
+	CU_ASSERT_EQUAL(pm_query(c, a, 2 << 20, ids, 1), 1);
+	CU_ASSERT_EQUAL(ids[0], id_of(fd));
+	close(fd);
+	pm_disconnect(c);
+}
+
+static void test_malformed_migrate(void)
+{
+	struct {
+		struct pm_migrate_req rq;
+		struct pm_migrate_entry en[2];
+	} req;
+	int s, st = 0;
+
+	if (!up())
+		return;
+	memset(&req, 0, sizeof(req));
+	s = it_raw_connect(&br);
+	CU_ASSERT_FATAL(s >= 0);
+	CU_ASSERT_EQUAL_FATAL(it_raw_hello(s), 0);
+	/* No ranges; more ranges than sent; unknown flags; a bad fd index;
+	 * a fault with two ranges: each refused, the session lives on. */
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_MIGRATE, &req, sizeof(req.rq), &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, -EINVAL);
+	req.rq.nranges = 2;
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_MIGRATE, &req, sizeof(req.rq) + 32, &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, -EINVAL);
+	req.rq.nranges = 1;
+	req.rq.flags = 0x80;
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_MIGRATE, &req, sizeof(req.rq) + 32, &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, -EINVAL);
+	req.rq.flags = 0;
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_MIGRATE, &req, sizeof(req.rq) + 32, &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, -ENOENT);
+	req.rq.flags = PM_MIG_FAULT;
+	req.rq.nranges = 2;
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_MIGRATE, &req, sizeof(req), &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, -EINVAL);
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_NOP, NULL, 0, &st, NULL), 0);
+	CU_ASSERT_EQUAL(st, 0);
+	close(s);
+}
+
+static void test_stop(void)
+{
+	it_broker_stop(&br);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+		{ "quota: -EDQUOT after what fits, nothing lost", test_quota },
+		{ "residency: advice-driven moves wait, explicit ones do not", test_residency },
+		{ "malformed MIGRATE requests are refused whole", test_malformed_migrate },
+		{ "broker exits cleanly", test_stop },
+		{ NULL, NULL },
+	};
+
+	return cu_run("limits", tests);
+}
