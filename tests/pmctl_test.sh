@@ -3,21 +3,24 @@
 #
 # pmctl against a real pagemapd on a temporary socket.
 #
-#   tests/pmctl_test.sh PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT
+#   tests/pmctl_test.sh PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT [PM_ALLOC_HOLD]
 #
 # Serves examples/topologies/qemu-pcie.json (emulated) with --linger-ms 200,
 # opens node0 and the ivshmem device 0000:03:00.0 from a helper process that
 # holds them, then checks `pmctl pagemaps/clients/stats` (table and --json,
 # compared with the ids the helper printed), `pmctl revoke`, that a pagemap
 # torn down after the last holder dies and the linger ends is no longer
-# listed, and the error paths (each must exit non-zero and name the bad input
-# on stderr). Exit 77 (skip) without jq.
+# listed, `pmctl ranges` against the runs an allocation holder placed
+# (PM_ALLOC_HOLD, default pm_alloc_hold beside PM_OPEN_HOLD), and the error
+# paths (each must exit non-zero and name the bad input on stderr). Exit 77
+# (skip) without jq.
 set -uo pipefail
 
 PMCTL=${1:-}
 PAGEMAPD=${2:-}
 HOLD=${3:-}
 SRC=${4:-}
+ALLOC_HOLD=${5:-$(dirname -- "$HOLD")/pm_alloc_hold}
 for b in "$PMCTL" "$PAGEMAPD" "$HOLD"; do
 	if [[ -z $b || ! -x $b ]]; then
 		echo "usage: $0 PMCTL PAGEMAPD PM_OPEN_HOLD SOURCE_ROOT ('$b' is not executable)" >&2
@@ -120,6 +123,10 @@ expect_err "unknown command" "frobnicate" pm frobnicate
 expect_err "revoke without DEVICE" "revoke" pm revoke
 expect_err "no command" "COMMAND" pm
 expect_err "extra argument" "surplus" pm stats surplus
+expect_err "ranges: SESSION_ID not a number" "'abc'" pm ranges abc
+expect_err "ranges: SESSION_ID out of range" "99999999999999999999999" \
+	pm ranges 99999999999999999999999
+expect_err "ranges: two arguments" "unexpected argument '2'" pm ranges 1 2
 expect_err "unknown option" "--bogus" pm --bogus stats
 "$PMCTL" --help | grep -q "revoke DEVICE" && ok "--help" || fail "--help does not list revoke"
 "$PMCTL" --version | grep -qE '^pmctl [0-9]' && ok "--version" || fail "--version"
@@ -207,7 +214,7 @@ expect "clients --json: holder" \
 S=$(pm stats)
 missing=
 for k in sessions pagemaps handles created revived torn_down reclaimed revoked denied \
-	protocol_errors; do
+	protocol_errors allocations allocated_bytes bytes_direct bytes_bounced bytes_host faults; do
 	grep -qE "^$k +[0-9]+" <<<"$S" || missing+=" $k"
 done
 expect "stats: every counter" "${missing:-none missing}" "none missing"
@@ -215,7 +222,7 @@ SJ=$(pm --json stats)
 expect "stats --json: pagemaps, handles, created" \
 	"$(jq -c '[.pagemaps, .handles, .created]' <<<"$SJ")" "[2,2,2]"
 expect "stats --json: sessions (holder + this pmctl)" "$(jq .sessions <<<"$SJ")" 2
-expect "stats --json: 12 counters" "$(jq 'keys | length' <<<"$SJ")" 12
+expect "stats --json: 16 counters" "$(jq 'keys | length' <<<"$SJ")" 16
 
 # --- revoke --------------------------------------------------------------------
 R=$(pm revoke 0000:03:00.0)
@@ -261,6 +268,85 @@ expect "stats after teardown: pagemaps, handles, torn_down" \
 	"$(jq -c '[.pagemaps, .handles, .torn_down]' <<<"$SJ")" "[0,0,1]"
 expect "stats: no protocol errors since the deliberate one" "$(jq .protocol_errors <<<"$SJ")" "$PE"
 expect "pagemaps table when empty" "$(pm pagemaps | tail -n1)" "(no live pagemaps)"
+
+# --- ranges: the runs of a held allocation -------------------------------------
+expect "ranges with no allocation" "$(pm ranges)" "(no managed allocations)"
+expect "ranges --json with no allocation" "$(pm --json ranges | jq -c .)" "[]"
+expect_err "ranges of an unknown session" "999999" pm ranges 999999
+if [[ -x $ALLOC_HOLD ]]; then
+	# 16 MiB in 2 MiB chunks: 2 chunks preferred at and prefetched to the second
+	# ivshmem pool (the first was revoked above) and accessed by node0, 2
+	# migrated to node0, 4 left in system memory (read-mostly).
+	PAGEMAP_SOCKET=$SOCK "$ALLOC_HOLD" --timeout 0 16 0000:04:00.0 node0 \
+		>"$TMP/alloc" 2>"$TMP/alloc.err" &
+	AH=$!
+	HOLD_PIDS+=("$AH")
+	if ! wait_for 10 grep -q '^ready$' "$TMP/alloc"; then
+		fail "pm_alloc_hold: not ready: $(cat "$TMP/alloc" "$TMP/alloc.err")"
+	else
+		part_id() {
+			awk -v p="$1" '$1 == "part" && $2 == p { sub(/^id=/, "", $6); print $6 }' \
+				"$TMP/alloc"
+		}
+		P0=$(part_id 0)
+		P1=$(part_id 1)
+		AJ=$(pm --json ranges)
+		A=$(jq -c --argjson p "$AH" '[.[] | select(.pid == $p)]' <<<"$AJ")
+		expect "ranges --json: one allocation of the holder" "$(jq length <<<"$A")" 1
+		expect "ranges --json: size, chunk size, chunks, in flight" \
+			"$(jq -c '.[0] | [.size, .chunk_size, .chunks, .in_flight]' <<<"$A")" \
+			"[16777216,2097152,8,0]"
+		expect "ranges --json: three runs covering 8 chunks" \
+			"$(jq -c '.[0].runs | [length, (map(.chunks) | add), (map(.bytes) | add)]' \
+				<<<"$A")" "[3,8,16777216]"
+		expect "ranges --json: run 0 preferred at and resident in the ivshmem pool" \
+			"$(jq -c '.[0].runs[0] | [.first_chunk, .chunks, .resident, .requested,
+				(.advice | index("preferred") != null), .flags, .error]' <<<"$A")" \
+			"[0,2,$P0,$P0,true,[],0]"
+		expect "ranges --json: run 1 in node0, nothing requested" \
+			"$(jq -c '.[0].runs[1] | [.first_chunk, .offset, .resident, .requested, .advice]' \
+				<<<"$A")" "[2,4194304,$P1,null,[]]"
+		expect "ranges --json: run 2 in system memory" \
+			"$(jq -c '.[0].runs[2] | [.first_chunk, .chunks, .resident]' <<<"$A")" \
+			'[4,4,"system"]'
+		if grep -q '^advice accessed-by 0$' "$TMP/alloc"; then
+			expect "ranges --json: run 0 accessed by node0" \
+				"$(jq -c '.[0].runs[0] | [.advice, .accessed_by]' <<<"$A")" \
+				"[[\"preferred\",\"accessed-by\"],[$P1]]"
+		else
+			echo "note: the broker refused ACCESSED_BY ($(grep accessed-by "$TMP/alloc")): not checked"
+		fi
+		if grep -q '^advice read-mostly 0$' "$TMP/alloc"; then
+			expect "ranges --json: run 2 read-mostly" \
+				"$(jq -c '.[0].runs[2].advice' <<<"$A")" '["read-mostly"]'
+		else
+			echo "note: the broker refused READ_MOSTLY ($(grep read-mostly "$TMP/alloc")): not checked"
+		fi
+		SID=$(pm --json clients | jq --argjson p "$AH" '.[] | select(.pid == $p) | .session_id')
+		expect "ranges SESSION_ID: only that session" \
+			"$(pm --json ranges "$SID" | jq -c '[length, .[0].pid]')" "[1,$AH]"
+		T=$(pm ranges "$SID")
+		grep -qE "^session $SID, pid $AH: allocation [0-9]+, 16 MiB in 8 chunks of 2 MiB, 0 in flight$" \
+			<<<"$T" && ok "ranges table: allocation line" || fail "ranges table: allocation line: $T"
+		grep -qE '^  CHUNKS +BYTES +RESIDENT +REQUESTED +FLAGS +ADVICE +ERROR$' <<<"$T" &&
+			ok "ranges table: run header" || fail "ranges table: run header: $T"
+		grep -qE "^  0-1 +4 MiB +$P0 +$P0 +- +preferred( accessed-by:$P1)? +-$" <<<"$T" &&
+			ok "ranges table: run 0" || fail "ranges table: run 0: $T"
+		grep -qE "^  4-7 +8 MiB +system +none +- " <<<"$T" &&
+			ok "ranges table: run 2" || fail "ranges table: run 2: $T"
+		SJ=$(pm --json stats)
+		expect "stats: the allocation and its bytes" \
+			"$(jq -c '[.allocations, .allocated_bytes]' <<<"$SJ")" "[1,16777216]"
+		expect "stats: bytes moved between host memory and the ivshmem pool" \
+			"$(jq '.bytes_host >= 4194304' <<<"$SJ")" true
+		kill "$AH" && wait "$AH" 2>/dev/null
+		gone_allocs() { [[ $(pm --json ranges | jq length) == 0 ]]; }
+		wait_for 5 gone_allocs && ok "ranges: a dead holder's allocation goes" ||
+			fail "ranges: allocation still listed after its holder died: $(pm ranges)"
+	fi
+else
+	fail "no pm_alloc_hold at $ALLOC_HOLD: pmctl ranges with allocations not exercised"
+fi
 
 kill -0 "$BROKER_PID" 2>/dev/null && ok "broker still running" || fail "broker died"
 

@@ -59,6 +59,8 @@ static const struct {
 } cmds[] = {
 	{ "topo", pmbench_topo, "discovery time vs lstopo; classification of all pairs at scale" },
 	{ "rtt", pmbench_rtt, "broker round trips (NOP, open+close, query) vs a raw Unix socket" },
+	{ "migrate", pmbench_migrate, "pm_migrate throughput between pools vs move_pages/memcpy; "
+				      "fault-back latency" },
 };
 
 int main(int argc, char **argv)

@@ -16,4 +16,5 @@ void bench_stats(double *samples, int n, struct bench_stats *out);
 void bench_self_dir(char *buf, size_t len);
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
+int pmbench_migrate(int argc, char **argv);
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pmctl: what a running pagemapd holds (pagemaps, clients, counters), and revoking a device. */
+/* pmctl: what a running pagemapd holds (pagemaps, clients, allocations, counters), and revoking
+ * a device. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "pmctl.h"
 
 static void usage(FILE *f)
 {
@@ -23,6 +25,9 @@ static void usage(FILE *f)
 	      "Commands:\n"
 	      "  pagemaps              every live pagemap: id, device, region, kind, state, refs, size\n"
 	      "  clients               every connected session: pid, uid, gid, open handles\n"
+	      "  ranges [SESSION_ID]   managed allocations and where their chunks are, as runs:\n"
+	      "                        resident and requested pagemap, advice, flags, last error\n"
+	      "                        (default: every session; others' need root or the broker's user)\n"
 	      "  revoke DEVICE         revoke DEVICE's pagemaps (root or the broker's user only)\n"
 	      "  stats                 the broker's counters\n\n"
 	      "Options:\n"
@@ -55,8 +60,7 @@ static const char *state_name(uint32_t s)
 	return "unknown";
 }
 
-/* "512 MiB", "1.5 GiB": binary units, one decimal only when it is not whole. */
-static const char *human_bytes(uint64_t v, char *buf, size_t len)
+const char *pmctl_human_bytes(uint64_t v, char *buf, size_t len)
 {
 	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
 	double d = (double)v;
@@ -73,8 +77,7 @@ static const char *human_bytes(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-/* Prints and frees root. */
-static int print_json(json_object *root)
+int pmctl_print_json(json_object *root)
 {
 	const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								     JSON_C_TO_STRING_SPACED |
@@ -87,14 +90,8 @@ static int print_json(json_object *root)
 	return r;
 }
 
-/*
- * A list request (LIST, CLIENTS): the reply body is pm_list_reply's count
- * and flags, then count records of size rec. Returns the count,
- * with *recs pointing into buf, or -errno (-EPROTO for a reply that does
- * not add up).
- */
-static int call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap, size_t rec,
-		     const uint8_t **recs)
+int pmctl_call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap, size_t rec,
+		    const uint8_t **recs)
 {
 	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
 	uint32_t count, flags;
@@ -143,7 +140,7 @@ static int print_json_list(const uint8_t *recs, int n, size_t rec,
 			json_object_put(arr);
 			return -ENOMEM;
 		}
-	return print_json(arr);
+	return pmctl_print_json(arr);
 }
 
 static json_object *pagemap_json(const uint8_t *rec)
@@ -174,7 +171,7 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
 	const uint8_t *recs = NULL;
-	int n = call_list(c, PM_OP_LIST, buf, sizeof(buf), sizeof(struct pm_info), &recs);
+	int n = pmctl_call_list(c, PM_OP_LIST, buf, sizeof(buf), sizeof(struct pm_info), &recs);
 
 	if (n < 0)
 		return n;
@@ -193,8 +190,8 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 			snprintf(numa, sizeof(numa), "-");
 		printf("%-6" PRIu64 " %-16s %-8s %-11s %-9s %4u %10s %10s %4s\n", in.id, in.device,
 		       in.region[0] ? in.region : "-", kind_name(in.kind), state_name(in.state),
-		       in.refs, human_bytes(in.capacity, cap, sizeof(cap)),
-		       human_bytes(in.used, used, sizeof(used)), numa);
+		       in.refs, pmctl_human_bytes(in.capacity, cap, sizeof(cap)),
+		       pmctl_human_bytes(in.used, used, sizeof(used)), numa);
 	}
 	if (n == 0)
 		printf("(no live pagemaps)\n");
@@ -225,7 +222,8 @@ static int cmd_clients(struct pm_client *c, bool json)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
 	const uint8_t *recs = NULL;
-	int n = call_list(c, PM_OP_CLIENTS, buf, sizeof(buf), sizeof(struct pm_client_info), &recs);
+	int n = pmctl_call_list(c, PM_OP_CLIENTS, buf, sizeof(buf), sizeof(struct pm_client_info),
+				&recs);
 
 	if (n < 0)
 		return n;
@@ -281,7 +279,7 @@ static int cmd_revoke(struct pm_client *c, const char *device, bool json)
 			fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(ENOMEM));
 			return 1;
 		}
-		return print_json(o) < 0 ? 1 : 0;
+		return pmctl_print_json(o) < 0 ? 1 : 0;
 	}
 	printf("%s: revoked %d pagemap%s\n", device, r, r == 1 ? "" : "s");
 	return 0;
@@ -308,6 +306,10 @@ static int cmd_stats(struct pm_client *c, bool json)
 		{ "protocol_errors", &st.protocol_errors, "malformed requests" },
 		{ "allocations", &st.allocations, "managed allocations registered" },
 		{ "allocated_bytes", &st.allocated_bytes, "bytes in them" },
+		{ "bytes_direct", &st.bytes_direct, "migrated device to device" },
+		{ "bytes_bounced", &st.bytes_bounced, "migrated device to device via host memory" },
+		{ "bytes_host", &st.bytes_host, "migrated between host memory and a device" },
+		{ "faults", &st.faults, "chunks brought back by CPU faults" },
 	};
 	size_t len = 0;
 	json_object *o;
@@ -326,10 +328,26 @@ static int cmd_stats(struct pm_client *c, bool json)
 				json_object_put(o);
 				return -ENOMEM;
 			}
-		return print_json(o);
+		return pmctl_print_json(o);
 	}
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		printf("%-16s %12" PRIu64 "  %s\n", f[i].name, *f[i].v, f[i].help);
+	return 0;
+}
+
+/* A decimal u64, the whole string: no sign, no spaces, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
 	return 0;
 }
 
@@ -343,12 +361,13 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static const char *const commands[] = { "pagemaps", "clients", "revoke", "stats" };
+	static const char *const commands[] = { "pagemaps", "clients", "ranges", "revoke", "stats" };
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *socket_arg = NULL, *cmd, *device = NULL;
 	struct pm_client *c = NULL;
 	bool json = false;
-	int ch, nargs, r;
+	uint64_t session = 0;
+	int ch, nmin, nmax, r;
 	size_t i;
 
 	opterr = 0; /* our messages, named "pmctl:" whatever argv[0] is */
@@ -372,7 +391,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "pmctl: missing COMMAND (pagemaps, clients, revoke, stats)\n");
+		fprintf(stderr,
+			"pmctl: missing COMMAND (pagemaps, clients, ranges, revoke, stats)\n");
 		return 2;
 	}
 	cmd = argv[optind++];
@@ -380,23 +400,29 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, commands[i]))
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
-		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, revoke, stats)\n",
-			cmd);
+		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, ranges, revoke, "
+				"stats)\n", cmd);
 		return 2;
 	}
-	nargs = !strcmp(cmd, "revoke") ? 1 : 0;
-	if (argc - optind < nargs) {
+	nmin = !strcmp(cmd, "revoke") ? 1 : 0;
+	nmax = !strcmp(cmd, "revoke") || !strcmp(cmd, "ranges") ? 1 : 0;
+	if (argc - optind < nmin) {
 		fprintf(stderr, "pmctl: %s: missing DEVICE argument\n", cmd);
 		return 2;
 	}
-	if (argc - optind > nargs) {
-		fprintf(stderr, "pmctl: %s: unexpected argument '%s'\n", cmd, argv[optind + nargs]);
+	if (argc - optind > nmax) {
+		fprintf(stderr, "pmctl: %s: unexpected argument '%s'\n", cmd, argv[optind + nmax]);
 		return 2;
 	}
-	if (nargs)
+	if (!strcmp(cmd, "revoke"))
 		device = argv[optind];
 	if (device && !device[0]) {
 		fprintf(stderr, "pmctl: revoke: empty DEVICE argument\n");
+		return 2;
+	}
+	if (!strcmp(cmd, "ranges") && optind < argc && parse_u64(argv[optind], &session) < 0) {
+		fprintf(stderr, "pmctl: ranges: invalid SESSION_ID '%s' (a session number as "
+				"pmctl clients shows it, 0 for every session)\n", argv[optind]);
 		return 2;
 	}
 
@@ -412,8 +438,8 @@ int main(int argc, char **argv)
 			r == -ENOENT || r == -ECONNREFUSED ? " (is pagemapd running?)" : "");
 		return 1;
 	}
-	if (!strcmp(cmd, "revoke")) {
-		r = cmd_revoke(c, device, json);
+	if (!strcmp(cmd, "revoke") || !strcmp(cmd, "ranges")) {
+		r = device ? cmd_revoke(c, device, json) : pmctl_ranges(c, session, json);
 		pm_disconnect(c);
 		return r;
 	}

@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pmbench migrate's measurements: one pair in both directions with its
+ * baseline interleaved, and fault-back latency. Everything outside the timed
+ * calls checks: the chunks are where pm_migrate was asked to put them, and
+ * the data that comes back is the data that left.
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "json_out.h"
+#include "pmbench.h"
+#include "pmbench_migrate.h"
+
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE (1 << 1)
+#endif
+
+#define FAULT_MIN_SAMPLES 100
+
+/* ---- data: a pattern no earlier pair left behind, and its checksum ---- */
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t fill(uint64_t *w, size_t n, uint64_t seed)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		w[i] = mix(seed + i);
+		h = (h ^ w[i]) * 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t checksum(const uint64_t *w, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ w[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Reads the whole buffer (faulting back what lives in a device pool) and
+ * compares; on a mismatch names the first bad word's offset. */
+static int verify(struct migbench *x, uint64_t seed, uint64_t want, char *why, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)x->buf;
+	size_t n = x->size / sizeof(*w);
+
+	if (checksum(w, n) == want)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (w[i] != mix(seed + i)) {
+			snprintf(why, len, "data differs at offset %zu (chunk %zu)",
+				 i * sizeof(*w), i * sizeof(*w) / x->chunk);
+			return -EIO;
+		}
+	snprintf(why, len, "checksum differs but no word does (the data changed while read)");
+	return -EIO;
+}
+
+/* ---- where the buffer is ---- */
+
+static long move_pages_sys(size_t n, void **pages, const int *nodes, int *status, int flags)
+{
+	return syscall(SYS_move_pages, 0, (unsigned long)n, pages, nodes, status, flags);
+}
+
+/*
+ * The node most of the buffer's pages are on (a sample of them), -1 if
+ * unknown. Only for chunks in host memory: each sampled page is read first,
+ * because move_pages() knows only pages mapped here, and pages the broker
+ * wrote into the memfd are not until touched.
+ */
+static int buffer_node(struct migbench *x)
+{
+	int count[64] = { 0 }, best = -1;
+	size_t step = x->npages > 256 ? x->npages / 256 : 1, n = 0, pg = x->size / x->npages;
+	volatile uint8_t sink = 0;
+
+	for (size_t i = 0; i < x->npages; i += step) {
+		x->buf_pages[n] = x->buf + i * pg;
+		sink ^= *(volatile const uint8_t *)x->buf_pages[n++];
+	}
+	(void)sink;
+	if (move_pages_sys(n, x->buf_pages, NULL, x->mp_status, 0) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (x->mp_status[i] >= 0 && x->mp_status[i] < 64)
+			count[x->mp_status[i]]++;
+	for (int i = 0; i < 64; i++)
+		if (count[i] && (best < 0 || count[i] > count[best]))
+			best = i;
+	return best;
+}
+
+/* Chunks of the buffer whose resident pagemap is id; -errno on failure. */
+static long chunks_at(struct migbench *x, uint64_t id)
+{
+	struct pm_range runs[64];
+	uint8_t *p = x->buf, *end = x->buf + x->size;
+	long at = 0;
+
+	while (p < end) {
+		int n = pm_query_range(x->c, p, (size_t)(end - p), runs, 64);
+		uint8_t *next;
+
+		if (n <= 0)
+			return n < 0 ? n : -EPROTO;
+		if (n > 64)
+			n = 64;
+		for (int i = 0; i < n; i++)
+			if (runs[i].resident == id)
+				at += (long)(runs[i].len / x->chunk);
+		next = (uint8_t *)runs[n - 1].addr + runs[n - 1].len;
+		if (next <= p)
+			return -EPROTO;
+		p = next;
+	}
+	return at;
+}
+
+/* After a migration to dst: every chunk says it is there, and host pages are. */
+static int check_at(struct migbench *x, const struct migbench_pool *dst, char *why, size_t len)
+{
+	long want = (long)(x->size / x->chunk), at = chunks_at(x, dst->id);
+	int node;
+
+	if (at < 0) {
+		snprintf(why, len, "pm_query_range: %s", strerror((int)-at));
+		return (int)at;
+	}
+	if (at != want) {
+		snprintf(why, len, "after pm_migrate to %s, %ld of %ld chunks are resident there",
+			 dst->name, at, want);
+		return -EIO;
+	}
+	if (dst->kind == PAGEMAP_KIND_HOST_NUMA && (node = buffer_node(x)) != dst->node) {
+		snprintf(why, len, "after pm_migrate to %s, the pages are on node %d", dst->name,
+			 node);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- one migration, timed by the caller ---- */
+
+static void show_progress(struct migbench *x, const struct migbench_pool *src,
+			  const struct migbench_pool *dst)
+{
+	long at = chunks_at(x, dst->id);
+
+	/* On a terminal one line that updates itself; in a log one line each. */
+	if (at >= 0)
+		fprintf(stderr, "%spmbench migrate: %s -> %s: %ld/%zu chunks%s", x->tty ? "\r" : "",
+			src->name, dst->name, at, x->size / x->chunk, x->tty ? "" : "\n");
+}
+
+/*
+ * pm_migrate of the whole buffer. With --progress it is asynchronous: the
+ * completion fd is polled with a 200 ms timeout and each timeout prints how
+ * many chunks are at the target, so only migrations longer than that pay for
+ * the queries.
+ */
+static int migrate(struct migbench *x, const struct migbench_pool *src,
+		   const struct migbench_pool *dst)
+{
+	struct pm_migrate_result res;
+	bool shown = false;
+	int fd, r;
+
+	if (!x->progress)
+		return pm_migrate(x->c, x->buf, x->size, dst->fd, 0);
+	fd = pm_migrate(x->c, x->buf, x->size, dst->fd, PM_MIGRATE_ASYNC);
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		r = poll(&p, 1, 200);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			r = -errno;
+			break;
+		}
+		if (r == 0) {
+			show_progress(x, src, dst);
+			shown = true;
+			continue;
+		}
+		r = pm_migrate_result(fd, &res);
+		if (r == 0)
+			continue;
+		if (r > 0)
+			r = res.status;
+		break;
+	}
+	if (shown) {
+		show_progress(x, src, dst);
+		if (x->tty)
+			fputc('\n', stderr);
+	}
+	close(fd);
+	return r;
+}
+
+/* The broker's migration byte counters (direct, bounced, host). */
+static int broker_counters(struct migbench *x, uint64_t v[3])
+{
+	struct pm_stats_reply st;
+	const size_t want = sizeof(st) - sizeof(st.r);
+	size_t len = 0;
+	int r = pm_client_call(x->c, PM_OP_STATS, NULL, 0, &st.sessions, want, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len != want)
+		return -EPROTO;
+	v[0] = st.bytes_direct;
+	v[1] = st.bytes_bounced;
+	v[2] = st.bytes_host;
+	return 0;
+}
+
+/* ---- baselines ---- */
+
+enum base_kind { BASE_NONE, BASE_MOVE_PAGES, BASE_MEMCPY };
+static const char *const base_names[] = { "none", "move_pages", "memcpy" };
+
+/* One baseline leg: the same bytes moved the kernel's or the CPU's way. */
+static int base_one(struct migbench *x, enum base_kind k, int dir, double *t)
+{
+	double t0 = bench_now();
+	long r = 0;
+
+	if (k == BASE_MOVE_PAGES)
+		r = move_pages_sys(x->npages, x->mp_pages, x->mp_node[dir], x->mp_status,
+				   MPOL_MF_MOVE);
+	else
+		memcpy(x->plain[!dir], x->plain[dir], x->size);
+	*t = bench_now() - t0;
+	if (r < 0)
+		return -errno;
+	/* Pages the kernel did not move (a positive count, or a page's status
+	 * only: isolation failures) would flatter the time. */
+	for (size_t i = 0; r == 0 && k == BASE_MOVE_PAGES && i < x->npages; i++)
+		if (x->mp_status[i] != x->mp_node[dir][i])
+			r = x->mp_status[i] < 0 ? x->mp_status[i] : -EBUSY;
+	return r > 0 ? -EBUSY : (int)r;
+}
+
+/* Puts the move_pages buffer's pages on node a (leg 0 moves them to b, leg 1 back). */
+static int base_prepare(struct migbench *x, enum base_kind k, int na, int nb)
+{
+	if (k != BASE_MOVE_PAGES)
+		return 0;
+	for (size_t i = 0; i < x->npages; i++) {
+		x->mp_node[0][i] = nb;
+		x->mp_node[1][i] = na;
+	}
+	return move_pages_sys(x->npages, x->mp_pages, x->mp_node[1], x->mp_status, MPOL_MF_MOVE) <
+			       0 ? -errno : 0;
+}
+
+/* ---- results ---- */
+
+/* obj[key] = v with that many decimals, or null when v is not a number (a zero baseline). */
+static int add_num(json_object *o, const char *key, double v, int decimals)
+{
+	char buf[64];
+
+	if (!isfinite(v))
+		return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
+	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	return json_out_add(o, key, json_object_new_double_s(v, buf));
+}
+
+static double gbps(size_t bytes, double secs)
+{
+	return secs > 0 ? (double)bytes / secs / 1e9 : NAN;
+}
+
+/* Throughput percentiles from time percentiles: the slow tail (p5) is the long times' (p95). */
+static int add_rates(json_object *o, size_t bytes, const struct bench_stats *s)
+{
+	return add_num(o, "median_gbps", gbps(bytes, s->median), 3) ||
+	       add_num(o, "p5_gbps", gbps(bytes, s->p95), 3) ||
+	       add_num(o, "p95_gbps", gbps(bytes, s->p5), 3);
+}
+
+static void record_error(struct migbench *x, const struct migbench_pool *a,
+			 const struct migbench_pool *b, const char *stage, int err, const char *why)
+{
+	json_object *o = json_object_new_object();
+
+	fprintf(stderr, "pmbench migrate: %s -> %s, %zu-byte chunks: %s: %s\n", a->name, b->name,
+		x->chunk, stage, why && why[0] ? why : strerror(-err));
+	x->failures++;
+	if (o && (json_out_add(o, "src", json_object_new_string(a->name)) ||
+		  json_out_add(o, "dst", json_object_new_string(b->name)) ||
+		  json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
+		  json_out_add(o, "stage", json_object_new_string(stage)) ||
+		  json_out_add(o, "error", json_object_new_string(why && why[0] ? why
+									      : strerror(-err))))) {
+		json_object_put(o);
+		return;
+	}
+	json_out_append(x->errors, o);
+}
+
+static void record_leg(struct migbench *x, const struct migbench_pool *src,
+		       const struct migbench_pool *dst, const struct migbench_leg *l,
+		       enum base_kind bk)
+{
+	json_object *o = json_object_new_object(), *sub;
+	struct bench_stats pm, bs = { 0 };
+	double ratio = NAN;
+
+	bench_stats(l->pm, x->samples, &pm);
+	if (bk != BASE_NONE) {
+		bench_stats(l->base, x->samples, &bs);
+		ratio = gbps(x->size, pm.median) / gbps(x->size, bs.median);
+	}
+	if (!o || json_out_add(o, "src", json_object_new_string(src->name)) ||
+	    json_out_add(o, "dst", json_object_new_string(dst->name)) ||
+	    json_out_add(o, "src_kind", json_object_new_string(migbench_kind_name(src->kind))) ||
+	    json_out_add(o, "dst_kind", json_object_new_string(migbench_kind_name(dst->kind))) ||
+	    json_out_add(o, "emulated",
+			 json_object_new_boolean(src->kind == PAGEMAP_KIND_EMULATED ||
+						 dst->kind == PAGEMAP_KIND_EMULATED)) ||
+	    json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
+	    json_out_add(o, "bytes", json_object_new_uint64(x->size)) ||
+	    json_out_add(o, "samples", json_object_new_int(x->samples)) ||
+	    add_rates(o, x->size, &pm))
+		goto fail;
+	/* Each sub-object goes into o first: o owns it from then on, also on failure. */
+	sub = json_object_new_object();
+	if (json_out_add(o, "baseline", sub) ||
+	    json_out_add(sub, "kind", json_object_new_string(base_names[bk])) ||
+	    (bk != BASE_NONE && add_rates(sub, x->size, &bs)) || add_num(o, "ratio", ratio, 3))
+		goto fail;
+	if (!l->counters_ok) {
+		if (json_object_object_add(o, "broker_bytes_per_sample", NULL))
+			goto fail;
+	} else {
+		sub = json_object_new_object();
+		if (json_out_add(o, "broker_bytes_per_sample", sub) ||
+		    json_out_add(sub, "direct", json_object_new_uint64(l->counters[0] /
+									(uint64_t)x->samples)) ||
+		    json_out_add(sub, "bounced", json_object_new_uint64(l->counters[1] /
+									 (uint64_t)x->samples)) ||
+		    json_out_add(sub, "host", json_object_new_uint64(l->counters[2] /
+								      (uint64_t)x->samples)))
+			goto fail;
+	}
+	if (json_out_add(o, "verified", json_object_new_boolean(true)) ||
+	    json_out_append(x->pairs, o))
+		goto oom;
+	return;
+fail:
+	json_object_put(o);
+oom:
+	fprintf(stderr, "pmbench migrate: %s -> %s: %s\n", src->name, dst->name, strerror(ENOMEM));
+	x->failures++;
+}
+
+/* ---- one pair at one chunk size ---- */
+
+/* Two nodes: the kernel's move_pages(); anything with a device pool: a memcpy. */
+static enum base_kind baseline_of(const struct migbench_pool *a, const struct migbench_pool *b)
+{
+	if (migbench_pool_is_host(a) && migbench_pool_is_host(b))
+		return a->node >= 0 && b->node >= 0 ? BASE_MOVE_PAGES : BASE_NONE;
+	return BASE_MEMCPY;
+}
+
+/* Times one direction: pm_migrate, and the broker's counters around it. */
+static int pm_leg(struct migbench *x, const struct migbench_pool *src,
+		  const struct migbench_pool *dst, struct migbench_leg *l, int i)
+{
+	uint64_t before[3], after[3];
+	bool counted = broker_counters(x, before) == 0;
+	double t0 = bench_now();
+	int r = migrate(x, src, dst);
+
+	l->pm[i] = bench_now() - t0;
+	if (r == 0 && counted && broker_counters(x, after) == 0) {
+		for (int k = 0; k < 3; k++)
+			l->counters[k] += after[k] - before[k];
+	} else {
+		l->counters_ok = false;
+	}
+	return r;
+}
+
+void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_t seed)
+{
+	const struct migbench_pool *a = &x->pools[j->a], *b = &x->pools[j->b];
+	enum base_kind bk = baseline_of(a, b);
+	const char *stage = "placing the buffer";
+	char why[256] = "";
+	uint64_t want;
+	double t;
+	int r;
+
+	for (int d = 0; d < 2; d++) {
+		memset(x->leg[d].counters, 0, sizeof(x->leg[d].counters));
+		x->leg[d].counters_ok = true;
+	}
+	/* One broker request brings everything home faster than faulting it chunk by chunk. */
+	r = pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0);
+	if (r == 0) {
+		want = fill((uint64_t *)x->buf, x->size / sizeof(uint64_t), seed);
+		r = migrate(x, &x->pools[0], a);
+	}
+	if (r == 0) {
+		stage = "baseline";
+		r = base_prepare(x, bk, a->node, b->node);
+	}
+	/* A warm-up round, which also checks that pm_migrate puts the chunks where asked. */
+	if (r == 0) {
+		stage = "warm-up";
+		r = migrate(x, a, b);
+	}
+	if (r == 0)
+		r = check_at(x, b, why, sizeof(why));
+	if (r == 0)
+		r = migrate(x, b, a);
+	if (r == 0)
+		r = check_at(x, a, why, sizeof(why));
+	for (int d = 0; r == 0 && bk != BASE_NONE && d < 2; d++)
+		r = base_one(x, bk, d, &t);
+	/* Interleaved, so that drift falls on pm_migrate and its baseline alike. */
+	for (int i = 0; r == 0 && i < x->samples; i++) {
+		stage = "pm_migrate";
+		r = pm_leg(x, a, b, &x->leg[0], i);
+		if (r == 0)
+			r = pm_leg(x, b, a, &x->leg[1], i);
+		stage = "baseline";
+		for (int d = 0; r == 0 && bk != BASE_NONE && d < 2; d++)
+			r = base_one(x, bk, d, &x->leg[d].base[i]);
+	}
+	if (r == 0) {
+		stage = "verify";
+		r = verify(x, seed, want, why, sizeof(why));
+	}
+	if (r < 0) {
+		record_error(x, a, b, stage, r, why);
+		return;
+	}
+	record_leg(x, a, b, &x->leg[0], bk);
+	if (j->both)
+		record_leg(x, b, a, &x->leg[1], bk);
+}
+
+/* ---- fault-back latency ---- */
+
+/*
+ * Migrates the buffer to pool p, then times the first CPU read of each
+ * chunk, which brings the chunk back (userfaultfd in libpagemap), in rounds
+ * until there are enough samples. Baseline: a memcpy of one chunk.
+ */
+json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool *p,
+				 uint64_t seed)
+{
+	size_t nchunks = x->size / x->chunk, want_n = (size_t)x->samples;
+	size_t rounds, n = 0;
+	double *lat, *base;
+	struct bench_stats ls, bs;
+	const char *stage = "placing the buffer";
+	volatile uint8_t sink = 0;
+	char why[256] = "";
+	json_object *o, *b;
+	uint64_t want = 0;
+	int r;
+
+	if (want_n < FAULT_MIN_SAMPLES)
+		want_n = FAULT_MIN_SAMPLES;
+	rounds = (want_n + nchunks - 1) / nchunks;
+	lat = calloc(rounds * nchunks, sizeof(double));
+	base = calloc(rounds * nchunks, sizeof(double));
+	r = lat && base ? pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0) : -ENOMEM;
+	if (r == 0)
+		want = fill((uint64_t *)x->buf, x->size / sizeof(uint64_t), seed);
+	for (size_t round = 0; r == 0 && round < rounds; round++) {
+		stage = "pm_migrate";
+		r = migrate(x, &x->pools[0], p);
+		if (r == 0)
+			r = check_at(x, p, why, sizeof(why));
+		stage = "first touch";
+		for (size_t k = 0; r == 0 && k < nchunks; k++) {
+			volatile const uint8_t *c = x->buf + k * x->chunk;
+			double t0 = bench_now();
+
+			sink ^= *c;
+			lat[n] = bench_now() - t0;
+			t0 = bench_now();
+			memcpy(x->plain[1], x->plain[0], x->chunk);
+			base[n++] = bench_now() - t0;
+		}
+	}
+	if (r == 0) {
+		stage = "verify";
+		r = verify(x, seed, want, why, sizeof(why));
+	}
+	(void)sink;
+	if (r < 0) {
+		record_error(x, &x->pools[0], p, stage, r, why);
+		free(lat);
+		free(base);
+		return NULL;
+	}
+	bench_stats(lat, (int)n, &ls);
+	bench_stats(base, (int)n, &bs);
+	o = json_object_new_object();
+	if (!o || json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
+	    json_out_add(o, "samples", json_object_new_int((int)n)) ||
+	    add_num(o, "median_us", ls.median * 1e6, 2) ||
+	    add_num(o, "p5_us", ls.p5 * 1e6, 2) || add_num(o, "p95_us", ls.p95 * 1e6, 2))
+		goto fail;
+	b = json_object_new_object();
+	if (json_out_add(o, "baseline", b) ||
+	    json_out_add(b, "kind", json_object_new_string("memcpy_chunk")) ||
+	    add_num(b, "median_us", bs.median * 1e6, 2) ||
+	    add_num(o, "slowdown", ls.median / bs.median, 1) ||
+	    json_out_add(o, "verified", json_object_new_boolean(true)))
+		goto fail;
+	free(lat);
+	free(base);
+	return o;
+fail:
+	json_object_put(o);
+	o = NULL;
+	fprintf(stderr, "pmbench migrate: fault-back: %s\n", strerror(ENOMEM));
+	x->failures++;
+	free(lat);
+	free(base);
+	return o;
+}
+
+/* ---- buffers ---- */
+
+static void *map_plain(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Managed memory is shmem in 4 KiB pages: the baselines move the same size. */
+	madvise(p, size, MADV_NOHUGEPAGE);
+	memset(p, 0x5a, size);
+	return p;
+}
+
+int migbench_buffers_init(struct migbench *x)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	x->npages = x->size / (size_t)pg;
+	for (int d = 0; d < 2; d++) {
+		x->plain[d] = map_plain(x->size);
+		x->mp_node[d] = calloc(x->npages, sizeof(int));
+		x->leg[d].pm = calloc((size_t)x->samples, sizeof(double));
+		x->leg[d].base = calloc((size_t)x->samples, sizeof(double));
+		if (!x->plain[d] || !x->mp_node[d] || !x->leg[d].pm || !x->leg[d].base)
+			return -ENOMEM;
+	}
+	x->mp = map_plain(x->size);
+	x->mp_pages = calloc(x->npages, sizeof(void *));
+	x->buf_pages = calloc(x->npages, sizeof(void *));
+	x->mp_status = calloc(x->npages, sizeof(int));
+	if (!x->mp || !x->mp_pages || !x->buf_pages || !x->mp_status)
+		return -ENOMEM;
+	for (size_t i = 0; i < x->npages; i++)
+		x->mp_pages[i] = x->mp + i * (size_t)pg;
+	return 0;
+}
+
+void migbench_buffers_free(struct migbench *x)
+{
+	for (int d = 0; d < 2; d++) {
+		if (x->plain[d])
+			munmap(x->plain[d], x->size);
+		free(x->mp_node[d]);
+		free(x->leg[d].pm);
+		free(x->leg[d].base);
+	}
+	if (x->mp)
+		munmap(x->mp, x->size);
+	free(x->mp_pages);
+	free(x->buf_pages);
+	free(x->mp_status);
+}
