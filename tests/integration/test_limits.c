@@ -180,6 +180,50 @@ static void test_malformed_migrate(void)
 	close(s);
 }
 
+/*
+ * Two pools with no peer path between them (examples/topologies/two-socket-
+ * mem.json: one under a switch on node 0, one on node 1, SYS): the engine
+ * copies through a host buffer and counts it as bounced, and the data is
+ * intact when the CPU faults it home.
+ */
+static void test_bounced(void)
+{
+	struct it_opts o = { .linger_ms = 200,
+			     .topology = "examples/topologies/two-socket-mem.json" };
+	struct pm_migrate_result res;
+	struct pm_migrate_range r = { 0 };
+	struct it_broker far = { 0 };
+	struct pm_client *c;
+	uint64_t ids[2];
+	int near_fd, far_fd;
+	void *a;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&far), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&far, &o), 0);
+	c = it_connect(&far);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 4 << 20, 0, &a), 0);
+	fill(a, 4 << 20, 11);
+	near_fd = pagemap_open(c, "0000:03:00.0", NULL, 0);
+	far_fd = pagemap_open(c, "0000:81:00.0", NULL, 0);
+	CU_ASSERT_FATAL(near_fd >= 0 && far_fd >= 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a, 4 << 20, near_fd, 0), 0);
+	r.addr = a;
+	r.len = 4 << 20;
+	r.pagemap_fd = far_fd;
+	CU_ASSERT_EQUAL(pm_migrate_batch(c, &r, 1, 0, &res), 0);
+	CU_ASSERT_EQUAL(res.bytes_bounced, 4 << 20);
+	CU_ASSERT_EQUAL(res.bytes_direct, 0);
+	CU_ASSERT_EQUAL(res.bytes_host, 0);
+	CU_ASSERT_EQUAL(pm_query(c, a, 4 << 20, ids, 2), 2);
+	CU_ASSERT_EQUAL(ids[1], id_of(far_fd));
+	CU_ASSERT_EQUAL(mismatches(a, 4 << 20, 11), 0);
+	close(near_fd);
+	close(far_fd);
+	pm_disconnect(c);
+	it_broker_stop(&far);
+}
+
 static void test_stop(void)
 {
 	it_broker_stop(&br);
@@ -191,6 +235,7 @@ int main(void)
 		{ "quota: -EDQUOT after what fits, nothing lost", test_quota },
 		{ "residency: advice-driven moves wait, explicit ones do not", test_residency },
 		{ "malformed MIGRATE requests are refused whole", test_malformed_migrate },
+		{ "no peer path: bounced through host, intact", test_bounced },
 		{ "broker exits cleanly", test_stop },
 		{ NULL, NULL },
 	};
