@@ -223,6 +223,23 @@ static int target_of(const struct mig_job *j, const struct mig_range *mr, const 
 	return -ENODEV;
 }
 
+/* Whether a job other than j still has chunk i of al to move. */
+static bool pending_elsewhere(const struct engine *e, const struct mig_job *j,
+			      const struct allocation *al, uint64_t i)
+{
+	for (const struct mig_job *k = e->jobs; k; k = k->next) {
+		if (k == j || k->stopped)
+			continue;
+		for (unsigned n = k->cur; n < k->nranges; n++) {
+			const struct mig_range *mr = &k->r[n];
+
+			if (mr->al == al && i >= mr->next && i < mr->first + mr->count)
+				return true;
+		}
+	}
+	return false;
+}
+
 static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr, uint64_t i)
 {
 	struct engine *e = b->engine;
@@ -236,6 +253,14 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 
 	if (r < 0)
 		return r;
+	/*
+	 * A fault jumps the queue, but not another request's pending move of
+	 * the same chunk: the writer was stopped by the write protection put
+	 * on for that move, and must be let go only once the chunk has gone
+	 * and come back, or its store would land in pages about to go.
+	 */
+	if ((j->flags & PM_MIG_FAULT) && pending_elsewhere(e, j, al, i))
+		return PLAN_WAIT;
 	if (r == 0 || from == to) {
 		count_done(b, j, al->chunk_size, NULL);
 		return PLAN_DONE;

@@ -25,11 +25,10 @@ static void remember(struct pm_client *c, const struct pm_span *sp, int advice, 
 			e->state[i] |= PM_CHUNK_READ_MOSTLY;
 			break;
 		case PM_ADV_UNSET_READ_MOSTLY:
+			/* The broker ended the replicas. The protection stays
+			 * until the next write, which faults once and lifts it
+			 * (a migration under way may still need it). */
 			e->state[i] &= (uint8_t)~PM_CHUNK_READ_MOSTLY;
-			/* The broker ended the replicas: writes need no fault. */
-			if (e->state[i] & PM_CHUNK_REGISTERED)
-				pm_fault_protect(c, (uint8_t *)e->addr + i * e->chunk_size,
-						 e->chunk_size, false);
 			break;
 		case PM_ADV_PREFERRED_LOCATION:
 			e->pref_node[i] = (int16_t)(applied == PM_ADV_APPLIED ? node : -1);

@@ -122,9 +122,11 @@ PM_EXPORT int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, voi
 		return -ENOMEM;
 	e->state = calloc(size / chunk, sizeof(*e->state));
 	e->pref_node = malloc(size / chunk * sizeof(*e->pref_node));
-	if (!e->state || !e->pref_node) {
+	e->wp_epoch = calloc(size / chunk, sizeof(*e->wp_epoch));
+	if (!e->state || !e->pref_node || !e->wp_epoch) {
 		free(e->state);
 		free(e->pref_node);
+		free(e->wp_epoch);
 		free(e);
 		return -ENOMEM;
 	}
@@ -173,6 +175,7 @@ void pm_alloc_entry_free(struct pm_alloc_entry *e)
 {
 	free(e->state);
 	free(e->pref_node);
+	free(e->wp_epoch);
 	free(e);
 }
 

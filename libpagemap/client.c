@@ -109,8 +109,26 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 	return pm_client_call_fds(c, opcode, req, reqlen, NULL, 0, reply, cap, len, fd);
 }
 
+static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *req,
+		size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
+		int *fd);
+
 int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd)
+{
+	return call(c, false, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
+}
+
+int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
+			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
+			   int *fd)
+{
+	return call(c, true, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
+}
+
+static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *req,
+		size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
+		int *fd)
 {
 	struct pm_hdr hdr = { .version = c->version ? c->version : PM_PROTO_VERSION_MAX,
 			      .opcode = opcode };
@@ -126,6 +144,8 @@ int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, si
 		hdr.request_id = slot.id = ++c->next_id;
 		r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
 	}
+	if (ordered)
+		pthread_mutex_unlock(&c->order);
 	if (r < 0) {
 		pthread_mutex_unlock(&c->lock);
 		return r;

@@ -27,6 +27,9 @@ struct pm_alloc_entry {
 	uint64_t id;
 	uint8_t *state;     /* PM_CHUNK_* per chunk, under the client's lock */
 	int16_t *pref_node; /* preferred host node per chunk, -1 none */
+	/* Which migration write-protected each chunk last (pm_client.wp_epoch):
+	 * only that one, or a fault seen after it, may lift the protection. */
+	uint64_t *wp_epoch;
 	struct pm_alloc_entry *next;
 };
 
@@ -45,11 +48,19 @@ struct pm_client {
 	 * reading reads for all and hands replies to their slots.
 	 */
 	pthread_mutex_t lock;
+	/*
+	 * Orders requests that must reach the broker in order: a migration
+	 * write-protects its chunks and is sent under it, and the fault
+	 * handler sends under it too, so a fault on a chunk about to move
+	 * never overtakes the request that moves it.
+	 */
+	pthread_mutex_t order;
 	pthread_cond_t replied;
 	struct pm_reply_slot *waiting;
 	bool reading;
 	int dead; /* the connection broke: every call fails with this */
 	struct pm_fault *fault; /* userfaultfd handler, started on first need */
+	uint64_t wp_epoch;      /* under lock: one per migration that protects */
 };
 
 /*
@@ -63,6 +74,11 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 /* The same, sending nfds fds (borrowed) with the request. */
 int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd);
+/* The same, called holding c->order, which it releases once the request is
+ * sent (or has failed to be). */
+int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
+			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
+			   int *fd);
 
 /* Resolves NULL to $PAGEMAP_SOCKET, the user's, then the system's socket. */
 int pm_client_socket_path(const char *given, char *buf, size_t len);
@@ -98,5 +114,9 @@ bool pm_fault_can_wp(struct pm_client *c);
  * protection when available); after pm_fault_start. */
 int pm_fault_register(struct pm_client *c, void *addr, size_t len);
 /* Write-protects (wp) or releases [addr, addr + len); wakes waiters. */
+/* The chunk holding addr: its allocation id, index, start, size, and the
+ * epoch of the migration that protected it last. Takes c->lock. */
+bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
+		 uintptr_t *start, size_t *size, uint64_t *epoch);
 int pm_fault_protect(struct pm_client *c, void *addr, size_t len, bool wp);
 #endif

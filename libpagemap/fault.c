@@ -6,7 +6,8 @@
  * with userfaultfd (missing mode), and this thread turns the fault into a
  * request to bring the chunk home, then lets the access retry.
  * READ_MOSTLY chunks keep their pages but are write-protected: a write
- * faults here too, and ends the replica.
+ * faults here too, and ends the replica. Chunks on their way out are
+ * write-protected as well, so a store racing the copy waits here.
  *
  * UFFD_USER_MODE_ONLY (Linux 5.11) works where vm.unprivileged_userfaultfd
  * is 0, as Debian ships it; shmem needs UFFD_FEATURE_MISSING_SHMEM (4.11),
@@ -68,9 +69,8 @@ static int uffd_features(uint64_t *out)
 	return r;
 }
 
-/* Which chunk the faulting address is in: its allocation id, index, start. */
-static bool chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
-		     uintptr_t *start, size_t *size)
+bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
+		 uintptr_t *start, size_t *size, uint64_t *epoch)
 {
 	bool found = false;
 
@@ -83,12 +83,45 @@ static bool chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t
 			*idx = (addr - a) / e->chunk_size;
 			*start = a + *idx * e->chunk_size;
 			*size = e->chunk_size;
+			*epoch = e->wp_epoch[*idx];
 			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return found;
+}
+
+/*
+ * The chunk came home for a fault: lifts its protection, gives a page that
+ * is still a hole (a chunk in host memory never touched there) a zero page,
+ * and wakes the chunk's waiters. All under c->order, so that no migration
+ * can protect and start moving the chunk in between; if one did so after
+ * the fault was taken (its epoch moved), nothing is lifted or filled: the
+ * access faults again and waits for that migration.
+ */
+static void release(struct pm_client *c, uintptr_t start, size_t size, uint64_t epoch,
+		    uintptr_t page, bool missing)
+{
+	struct uffdio_range range = { .start = start, .len = size };
+	uint64_t id, idx, now = 0;
+	uintptr_t s2;
+	size_t z;
+
+	pthread_mutex_lock(&c->order);
+	if (pm_chunk_at(c, start, &id, &idx, &s2, &z, &now) && now == epoch) {
+		struct uffdio_zeropage zp = {
+			.range = { .start = page, .len = (uint64_t)sysconf(_SC_PAGESIZE) },
+			.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+		};
+
+		pm_fault_protect(c, (void *)start, size, false);
+		/* EEXIST: the page came home with the chunk. */
+		if (missing)
+			ioctl(c->fault->uffd, UFFDIO_ZEROPAGE, &zp);
+	}
+	ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+	pthread_mutex_unlock(&c->order);
 }
 
 static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
@@ -99,10 +132,10 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	} req = { .rq = { .flags = PM_MIG_FAULT, .nranges = 1 } };
 	uintptr_t page = addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1), start;
 	struct uffdio_range range;
-	uint64_t id, idx;
+	uint64_t id, idx, epoch;
 	size_t size;
 
-	if (!chunk_at(c, addr, &id, &idx, &start, &size)) {
+	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epoch)) {
 		/* Freed under the access: let it retry and meet the unmapping. */
 		range.start = page;
 		range.len = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -115,23 +148,9 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	req.en.target = PM_TARGET_SYSTEM;
 	/* Whatever the broker answers, the access must go on: an error (the
 	 * broker gone, a failed copy) is recorded there and in the chunk. */
-	pm_client_call(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, NULL);
-	if (wp) {
-		pm_fault_protect(c, (void *)start, size, false);
-		return;
-	}
-	/* The page came home, or the chunk was host memory never touched: a
-	 * zero page is then the right answer, and EEXIST says it is there. */
-	{
-		struct uffdio_zeropage zp = { .range = { .start = page,
-							 .len = (uint64_t)sysconf(_SC_PAGESIZE) } };
-
-		if (ioctl(c->fault->uffd, UFFDIO_ZEROPAGE, &zp) == 0)
-			return;
-	}
-	range.start = start;
-	range.len = size;
-	ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+	pthread_mutex_lock(&c->order);
+	pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL, NULL);
+	release(c, start, size, epoch, page, !wp);
 }
 
 static void *fault_thread(void *arg)

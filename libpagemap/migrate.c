@@ -149,19 +149,27 @@ static int resolve(int fd, struct target *t)
  * else: the chunks go under the fault handler, READ_MOSTLY ones
  * write-protected so that a write ends their replica.
  */
-static int prepare(struct pm_client *c, const struct pm_span *sp, const struct target *t)
+static int prepare(struct pm_client *c, const struct pm_span *sp, const struct target *t,
+		   uint64_t *epoch)
 {
 	struct pm_alloc_entry *e;
+	bool wp;
 	int r = 0;
 
-	if (t->node >= 0)
-		return move_to_node(sp->start, sp->count * sp->chunk, t->node);
-	if (t->wire == PM_TARGET_SYSTEM)
-		return 0;
+	if (t->host) {
+		/* Protection older than this request is lifted when it is over:
+		 * the broker finishes earlier moves of a chunk before this one. */
+		pthread_mutex_lock(&c->lock);
+		*epoch = c->wp_epoch;
+		pthread_mutex_unlock(&c->lock);
+		return t->node >= 0 ? move_to_node(sp->start, sp->count * sp->chunk, t->node) : 0;
+	}
 	r = pm_fault_start(c);
 	if (r < 0)
 		return r;
+	wp = pm_fault_can_wp(c);
 	pthread_mutex_lock(&c->lock);
+	*epoch = ++c->wp_epoch;
 	e = pm_alloc_find_range(c, sp->start, sp->count * sp->chunk);
 	for (uint64_t i = sp->first; e && r == 0 && i < sp->first + sp->count; i++) {
 		void *a = (uint8_t *)e->addr + i * e->chunk_size;
@@ -176,22 +184,34 @@ static int prepare(struct pm_client *c, const struct pm_span *sp, const struct t
 			if (r == 0)
 				e->state[i] |= PM_CHUNK_REGISTERED;
 		}
-		if (r == 0 && (e->state[i] & PM_CHUNK_READ_MOSTLY))
+		/*
+		 * Write-protected before the broker copies: a store racing the
+		 * copy faults and waits until the chunk has moved and come
+		 * back, instead of landing in pages about to be punched.
+		 * Without uffd-wp (before 5.19) that race stays (pagemap.h).
+		 */
+		if (r == 0 && wp) {
 			r = pm_fault_protect(c, a, e->chunk_size, true);
+			e->wp_epoch[i] = *epoch;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return e ? r : -EINVAL;
 }
 
-/* Back in host memory: READ_MOSTLY chunks need no write protection. */
-static void settle_home(struct pm_client *c, const struct pm_span *sp)
+/* A synchronous move is over: chunks in host memory need no protection, nor
+ * do chunks gone to a device (their pages were punched), except READ_MOSTLY
+ * replicas, whose first write must end the replica. */
+static void settle(struct pm_client *c, const struct pm_span *sp, bool home, uint64_t epoch)
 {
 	struct pm_alloc_entry *e;
 
 	pthread_mutex_lock(&c->lock);
 	e = pm_alloc_find_range(c, sp->start, sp->count * sp->chunk);
+	/* A chunk a later migration protected is that one's to lift. */
 	for (uint64_t i = sp->first; e && i < sp->first + sp->count; i++)
-		if (e->state[i] & PM_CHUNK_READ_MOSTLY)
+		if ((e->state[i] & PM_CHUNK_REGISTERED) && e->wp_epoch[i] <= epoch &&
+		    (home || !(e->state[i] & PM_CHUNK_READ_MOSTLY)))
 			pm_fault_protect(c, (uint8_t *)e->addr + i * e->chunk_size, e->chunk_size,
 					 false);
 	pthread_mutex_unlock(&c->lock);
@@ -219,6 +239,7 @@ PM_EXPORT int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_rang
 	struct pm_migrate_reply rep = { 0 };
 	struct pm_span sp[PM_MIGRATE_BATCH_MAX];
 	struct target t[PM_MIGRATE_BATCH_MAX];
+	uint64_t epoch[PM_MIGRATE_BATCH_MAX] = { 0 };
 	int fds[PM_MIGRATE_BATCH_FDS];
 	unsigned nfds = 0;
 	int r, done_fd = -1;
@@ -246,26 +267,31 @@ PM_EXPORT int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_rang
 		req.en[i].count = sp[i].count;
 		req.en[i].target = t[i].wire;
 	}
-	/* Everything checked: now pages may move. */
+	/* Everything checked: now pages may move. The protection and the
+	 * request reach the broker before any fault they cause. */
+	pthread_mutex_lock(&c->order);
 	for (size_t i = 0; i < n; i++) {
-		r = prepare(c, &sp[i], &t[i]);
-		if (r < 0)
+		r = prepare(c, &sp[i], &t[i], &epoch[i]);
+		if (r < 0) {
+			pthread_mutex_unlock(&c->order);
 			return r;
+		}
 	}
 	req.rq.nranges = (uint32_t)n;
 	req.rq.flags = (flags & PM_MIGRATE_ASYNC ? PM_MIG_ASYNC : 0) |
 		       (flags & PM_MIGRATE_DISCARD ? PM_MIG_DISCARD : 0);
-	r = pm_client_call_fds(c, PM_OP_MIGRATE, &req, sizeof(req.rq) + n * sizeof(req.en[0]),
-			       fds, nfds, &rep.bytes_done, sizeof(rep) - sizeof(rep.r), NULL,
-			       flags & PM_MIGRATE_ASYNC ? &done_fd : NULL);
+	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req,
+				   sizeof(req.rq) + n * sizeof(req.en[0]), fds, nfds, &rep.bytes_done,
+				   sizeof(rep) - sizeof(rep.r), NULL,
+				   flags & PM_MIGRATE_ASYNC ? &done_fd : NULL);
 	if (flags & PM_MIGRATE_ASYNC) {
 		if (r >= 0 && done_fd < 0)
 			r = -EPROTO;
 		return r < 0 ? r : done_fd;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (t[i].host)
-			settle_home(c, &sp[i]);
+		if (t[i].wire != PM_TARGET_PREFERRED)
+			settle(c, &sp[i], t[i].host, epoch[i]);
 	if (res) {
 		memset(res, 0, sizeof(*res));
 		res->status = r < 0 ? r : 0;

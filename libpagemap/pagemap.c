@@ -49,6 +49,7 @@ PM_EXPORT int pm_connect(const char *socket_path, struct pm_client **out)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->order, NULL);
 	pthread_cond_init(&c->replied, NULL);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->sock < 0) {
@@ -80,6 +81,7 @@ PM_EXPORT void pm_disconnect(struct pm_client *c)
 	pm_alloc_release_all(c);
 	close(c->sock);
 	pthread_cond_destroy(&c->replied);
+	pthread_mutex_destroy(&c->order);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

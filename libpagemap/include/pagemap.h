@@ -166,9 +166,11 @@ struct pm_migrate_result {
  *
  * A chunk in a non-host pool is not in this process's memory: a CPU access
  * to it migrates it back first (userfaultfd, inside libpagemap), except for
- * READ_MOSTLY chunks, whose host copy stays valid until written. Do not
- * write to a range while it migrates away from host memory: a store racing
- * the copy may be lost (as with DMA from a buffer the CPU is writing).
+ * READ_MOSTLY chunks, whose host copy stays valid until written. Chunks
+ * are write-protected before they leave host memory, so a store racing the
+ * copy waits until the chunk has moved and come back; on kernels without
+ * userfaultfd write protection of shmem (before 5.19) such a store may be
+ * lost, as with DMA from a buffer the CPU is writing.
  *
  * -EBADF not a pagemap fd, -ENODEV revoked, -ENOSPC the pool is full,
  * -EDQUOT over the uid's quota, -EIO a transfer failed (the broker's log and

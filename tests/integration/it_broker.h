@@ -88,6 +88,7 @@ int it_open_err(struct pm_client *c, const char *device, const char *region, uns
 uint64_t it_id(int pagemap_fd);
 
 uint64_t it_now_ms(void);
+uint64_t it_now_us(void);
 void it_sleep_ms(unsigned ms);
 
 /* Re-evaluates cond every 5 ms until it holds or ms milliseconds pass; check
