@@ -203,13 +203,19 @@ int alloc_query(struct broker *b, struct session *s, const struct pm_query_range
 /* Copies a chunk of a vanishing device pool home. pwrite() rather than
  * memcpy: a BAR whose device is already gone faults inside the kernel's
  * copy (-EFAULT) instead of killing the broker with SIGBUS. */
-static int evacuate(struct allocation *al, uint64_t i, const struct pool *p)
+static int evacuate(struct allocation *al, uint64_t i, struct pool *p)
 {
 	const struct chunk *ch = &al->chunks[i];
 	uint64_t done = 0;
 
 	if (ch->host_copy)
 		return 0;
+	/* Behind RDMA: read back while the link lives (an administrator's
+	 * revoke); a peer that is gone took the data with it. */
+	if (!p->map)
+		return p->link ? peer_read(p, ch->off, al->memfd, (off_t)(i * al->chunk_size), NULL,
+					   al->chunk_size)
+			       : -ENOTCONN;
 	while (done < al->chunk_size) {
 		ssize_t n = pwrite(al->memfd, p->map + ch->off + done, al->chunk_size - done,
 				   (off_t)(i * al->chunk_size + done));
@@ -227,7 +233,7 @@ static void forget_in(struct broker *b, struct allocation *al, struct pagemap *p
 		struct chunk *ch = &al->chunks[i];
 
 		if (ch->where == pm) {
-			int r = pool_is_device(pm->pool) && pm->pool->map ? evacuate(al, i, pm->pool) : 0;
+			int r = pool_is_device(pm->pool) ? evacuate(al, i, pm->pool) : 0;
 
 			if (r < 0) {
 				ch->error = -EIO;

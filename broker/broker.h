@@ -13,6 +13,7 @@
 
 #include "pagemap.h" /* advice and run bits: the wire uses the API's numbers */
 #include "pagemap_proto.h"
+#include "peer.h"
 #include "proto.h"
 #include "topo.h"
 
@@ -71,6 +72,10 @@ struct pool {
 	int memfd;       /* emulated pools: the broker-held memory, -1 when none */
 	uint64_t *space; /* which PM_CHUNK_MIN units are placed (space.c) */
 	uint64_t nunits;
+	/* RDMA-remote pools: the peer connection and the exported arena. */
+	void *link;
+	uint64_t raddr;
+	uint32_t rkey;
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;
 };
@@ -78,12 +83,17 @@ struct pool {
 extern const struct pool_ops pool_numa_ops;
 extern const struct pool_ops pool_bar_ops;
 extern const struct pool_ops pool_emulated_ops;
+extern const struct pool_ops pool_remote_ops;
 
 struct pool_bar_conf {
 	char device[PM_NAME_MAX];
 	int bar;
 };
 
+/* Appends a pool (discovery order is kept: a device's first pool is its
+ * default). NULL when out of memory. */
+struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *device,
+		      const char *region);
 /* Builds the pool list from the topology and the configured BAR pools. */
 int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nbars);
 void pools_free(struct broker *b);
@@ -134,6 +144,7 @@ struct config {
 	uint32_t min_residency_ms; /* advice-driven moves wait this long after a move */
 	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */
 	uint32_t migrate_workers;  /* copy threads */
+	struct rdma_conf rdma;
 };
 
 void config_defaults(struct config *c);
@@ -310,6 +321,7 @@ struct broker {
 	struct session *sessions;
 	struct allocation *dying; /* freed while copies were in flight */
 	struct engine *engine;
+	struct peers *peers;
 	uint64_t next_session_id, next_pagemap_id, next_alloc_id;
 	struct watch *retired;
 	struct pm_stats_reply stats;

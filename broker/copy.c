@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "copy.h"
 
 static int pread_full(int fd, uint8_t *dst, uint64_t len, off_t off)
@@ -48,10 +49,46 @@ static int pwrite_full(int fd, const uint8_t *src, uint64_t len, off_t off)
 	return 0;
 }
 
+/*
+ * A copy with a remote side: RDMA from or into the host side (the memfd),
+ * a device mapping, or, remote to remote, through the bounce buffer.
+ */
+static int copy_remote(struct copy *cp, uint8_t *bounce)
+{
+	int r = 0;
+
+	if (cp->discard)
+		return 0;
+	if (cp->rsrc && cp->rdst) {
+		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
+			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
+
+			r = peer_read(cp->rsrc, cp->rsrc_off + done, -1, 0, bounce, n);
+			if (!r)
+				r = peer_write(cp->rdst, cp->rdst_off + done, -1, 0, bounce, n);
+		}
+		return r;
+	}
+	if (cp->rdst)
+		return peer_write(cp->rdst, cp->rdst_off, cp->src ? -1 : cp->memfd, cp->file_off,
+				  cp->src, cp->len);
+	return peer_read(cp->rsrc, cp->rsrc_off, cp->dst ? -1 : cp->memfd, cp->file_off, cp->dst,
+			 cp->len);
+}
+
 void copy_run(struct copy *cp, uint8_t *bounce)
 {
 	int r = 0;
 
+	if (cp->rsrc || cp->rdst) {
+		r = copy_remote(cp, bounce);
+		if (!r && cp->punch &&
+		    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
+			      (off_t)cp->len) < 0)
+			r = -errno;
+		cp->err = r;
+		return;
+	}
 	switch (cp->kind) {
 	case CP_NONE:
 		break;

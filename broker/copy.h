@@ -25,6 +25,9 @@ struct copy {
 	int memfd;       /* host side: the allocation's memfd ... */
 	off_t file_off;  /* ... at this offset */
 	uint8_t *src, *dst; /* device sides: inside the pools' mappings */
+	/* RDMA-remote sides instead (no mapping): the pool and the offset. */
+	struct pool *rsrc, *rdst;
+	uint64_t rsrc_off, rdst_off;
 	uint64_t len;
 	bool discard;    /* no data: the destination's contents are undefined */
 	bool punch;      /* CP_TO_DEV: drop the host pages afterwards */

@@ -60,6 +60,9 @@ void loop_arm_timer(struct broker *b)
 
 	if (mig && (!next || mig < next))
 		next = mig;
+	mig = peers_next_deadline(b);
+	if (mig && (!next || mig < next))
+		next = mig;
 
 	if (next) {
 		uint64_t ms = next > now ? next - now : 1;

@@ -29,6 +29,10 @@ static void usage(FILE *f)
 	      "  --topology FILE    serve an EMULATED machine from a topology file\n"
 	      "  --sysfs-root DIR   read a captured sysfs tree instead of this machine's\n"
 	      "  --linger-ms N      keep unused pagemaps N ms before teardown (default 5000)\n"
+	      "  --rdma-listen HOST:PORT   export host memory to peer brokers (rdma_cm)\n"
+	      "  --peer NAME=HOST:PORT     use a peer broker's memory as pagemaps NAME:nodeN\n"
+	      "                            (repeatable)\n"
+	      "  --peer-secret FILE        shared secret peers must prove (mode 0600)\n"
 	      "  -v, --verbose      debug log;  -h, --help;  --version\n",
 	      f);
 }
@@ -108,6 +112,7 @@ static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
 	hotplug_check_sysfs(b);
 	registry_expire(b, pressure_high(b));
 	engine_kick(b); /* chunks whose residency ended */
+	peers_tick(b);  /* peers to reconnect */
 	loop_arm_timer(b);
 }
 
@@ -196,6 +201,9 @@ int main(int argc, char **argv)
 		{ "topology", required_argument, NULL, 't' },
 		{ "sysfs-root", required_argument, NULL, 'r' },
 		{ "linger-ms", required_argument, NULL, 'l' },
+		{ "rdma-listen", required_argument, NULL, 'R' },
+		{ "peer", required_argument, NULL, 'P' },
+		{ "peer-secret", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -203,6 +211,9 @@ int main(int argc, char **argv)
 	};
 	static struct broker b;
 	const char *config = NULL, *socket_arg = NULL, *topology = NULL, *sysroot = NULL;
+	const char *listen_arg = NULL, *secret_arg = NULL;
+	struct peer_conf cli_peers[16];
+	unsigned ncli_peers = 0;
 	long linger = -1;
 	bool owns_path = false;
 	char err[512];
@@ -223,6 +234,23 @@ int main(int argc, char **argv)
 				fprintf(stderr, "pagemapd: --linger-ms: '%s' is not 0..3600000\n", optarg);
 				return 2;
 			}
+			break;
+		case 'R':
+			listen_arg = optarg;
+			break;
+		case 'P':
+			if (ncli_peers == 16) {
+				fprintf(stderr, "pagemapd: --peer: at most 16 peers\n");
+				return 2;
+			}
+			if (peer_conf_parse(optarg, &cli_peers[ncli_peers], err, sizeof(err)) < 0) {
+				fprintf(stderr, "pagemapd: %s\n", err);
+				return 2;
+			}
+			ncli_peers++;
+			break;
+		case 'S':
+			secret_arg = optarg;
 			break;
 		case 'v': log_max = LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;
@@ -248,12 +276,29 @@ int main(int argc, char **argv)
 		snprintf(b.conf.sysfs_root, sizeof(b.conf.sysfs_root), "%s", sysroot);
 	if (linger >= 0)
 		b.conf.linger_ms = (int)linger;
+	if (listen_arg && hostport_parse(listen_arg, b.conf.rdma.listen_host,
+					 sizeof(b.conf.rdma.listen_host), b.conf.rdma.listen_port,
+					 sizeof(b.conf.rdma.listen_port)) < 0) {
+		fprintf(stderr, "pagemapd: --rdma-listen: '%s' is not HOST:PORT\n", listen_arg);
+		return 2;
+	}
+	if (ncli_peers) {
+		memcpy(b.conf.rdma.peers, cli_peers, ncli_peers * sizeof(cli_peers[0]));
+		b.conf.rdma.npeers = ncli_peers;
+	}
+	if (secret_arg)
+		snprintf(b.conf.rdma.secret_file, sizeof(b.conf.rdma.secret_file), "%s", secret_arg);
 	r = setup(&b, &listen_fd, &owns_path);
 	if (r < 0)
 		return 1;
 	r = engine_init(&b);
 	if (r < 0) {
 		blog(LOG_ERR, "migration engine: %s", strerror(-r));
+		return 1;
+	}
+	r = peers_init(&b);
+	if (r < 0) {
+		blog(LOG_ERR, "peer brokers: %s", strerror(-r));
 		return 1;
 	}
 	blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)",
@@ -280,6 +325,7 @@ int main(int argc, char **argv)
 	}
 	session_free_all(&b);
 	engine_fini(&b);
+	peers_fini(&b);
 	registry_free(&b);
 	loop_reap(&b);
 	pools_free(&b);

@@ -310,19 +310,25 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	cp->discard = j->flags & PM_MIG_DISCARD;
 	if (!fp) {
 		cp->kind = CP_TO_DEV;
-		cp->dst = tp->map + off;
 		/* READ_MOSTLY keeps the host pages as a replica. */
 		cp->keep_host = ch->advice & PM_RANGE_READ_MOSTLY;
 		cp->punch = !cp->keep_host;
 	} else if (!tp) {
 		cp->kind = ch->host_copy ? CP_NONE : CP_TO_HOST;
-		cp->src = fp->map + ch->off;
 	} else {
 		cp->kind = engine_peer_path(b, fp, tp) ? CP_DIRECT : CP_BOUNCE;
-		cp->src = fp->map + ch->off;
-		cp->dst = tp->map + off;
 		cp->keep_host = ch->host_copy;
 	}
+	/* Each device side is the pool's mapping, or for a pool behind RDMA
+	 * the pool and offset the transfer addresses. */
+	if (fp && fp->map)
+		cp->src = fp->map + ch->off;
+	else if (fp)
+		cp->rsrc = fp, cp->rsrc_off = ch->off;
+	if (tp && tp->map)
+		cp->dst = tp->map + off;
+	else if (tp)
+		cp->rdst = tp, cp->rdst_off = (uint64_t)off;
 	ch->busy = true;
 	al->busy++;
 	if (from)

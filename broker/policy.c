@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
 	c->min_residency_ms = 20;
 	c->max_residency_ms = 1000;
 	c->migrate_workers = 4;
+	rdma_conf_defaults(&c->rdma);
 }
 
 struct cfg_ctx {
@@ -156,11 +157,69 @@ static int read_access(struct cfg_ctx *x, struct config *c, json_object *arr)
 	return 0;
 }
 
+static int read_rdma(struct cfg_ctx *x, struct config *c, json_object *o,
+		     const char *const *keys)
+{
+	struct rdma_conf *rc = &c->rdma;
+	char listen[160] = "";
+	json_object *peers;
+	int64_t v;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return fail(x, "rdma", "must be an object");
+	if ((r = check_keys(x, o, "rdma", keys)) < 0 ||
+	    (r = get_string(x, o, "rdma", "listen", listen, sizeof(listen))) < 0 ||
+	    (r = get_string(x, o, "rdma", "secret_file", rc->secret_file,
+			    sizeof(rc->secret_file))) < 0)
+		return r;
+	if (listen[0] && hostport_parse(listen, rc->listen_host, sizeof(rc->listen_host),
+					rc->listen_port, sizeof(rc->listen_port)) < 0)
+		return fail(x, "rdma", "'listen' must be HOST:PORT");
+	if ((r = get_int(x, o, "rdma", "export_bytes", 1 << 20, INT64_MAX, &v)) < 0)
+		return r;
+	if (r)
+		rc->export_bytes = (uint64_t)v;
+	if ((r = get_int(x, o, "rdma", "max_pinned_bytes", 0, INT64_MAX, &v)) < 0)
+		return r;
+	if (r)
+		rc->max_pinned_bytes = (uint64_t)v;
+	if ((r = get_int(x, o, "rdma", "transfer_buffers", 1, 256, &v)) < 0)
+		return r;
+	if (r)
+		rc->xfer_bufs = (uint32_t)v;
+	if ((r = get_int(x, o, "rdma", "transfer_buffer_bytes", 4096, 1 << 30, &v)) < 0)
+		return r;
+	if (r)
+		rc->xfer_buf_bytes = (uint32_t)v;
+	if (!json_object_object_get_ex(o, "peers", &peers))
+		return 0;
+	if (!json_object_is_type(peers, json_type_array))
+		return fail(x, "rdma.peers", "must be an array of \"NAME=HOST:PORT\" strings");
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		json_object *e = json_object_array_get_idx(peers, i);
+		char err[256];
+
+		if (rc->npeers == sizeof(rc->peers) / sizeof(rc->peers[0]))
+			return fail(x, "rdma.peers", "at most 16 peers");
+		if (!json_object_is_type(e, json_type_string))
+			return fail(x, "rdma.peers", "entries must be \"NAME=HOST:PORT\" strings");
+		if (peer_conf_parse(json_object_get_string(e), &rc->peers[rc->npeers], err,
+				    sizeof(err)) < 0)
+			return fail(x, "rdma.peers", "%s", err);
+		rc->npeers++;
+	}
+	return 0;
+}
+
 static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 {
 	static const char *const keys[] = { "socket", "topology", "sysfs_root", "linger_ms",
 					    "pressure", "pools", "access", "limits", "migration",
-					    NULL };
+					    "rdma", NULL };
+	static const char *const rkeys[] = { "listen", "peers", "secret_file", "export_bytes",
+					     "max_pinned_bytes", "transfer_buffers",
+					     "transfer_buffer_bytes", NULL };
 	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
 					     NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
@@ -256,6 +315,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 		if (c->max_residency_ms < c->min_residency_ms)
 			return fail(x, "migration", "max_residency_ms is below min_residency_ms");
 	}
+	if (json_object_object_get_ex(root, "rdma", &o) && (r = read_rdma(x, c, o, rkeys)) < 0)
+		return r;
 	return 0;
 }
 

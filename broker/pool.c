@@ -29,8 +29,8 @@ const char *pool_kind_name(enum pm_pool_kind k)
 	return "unknown";
 }
 
-static struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *device,
-			     const char *region)
+struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *device,
+		      const char *region)
 {
 	struct pool *p = calloc(1, sizeof(*p)), **tail = &b->pools;
 

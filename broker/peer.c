@@ -1,0 +1,881 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Peer brokers over RDMA (peer.h). One rdma_cm event channel serves the
+ * listening id and every connection; each connection (a link) has an RC
+ * queue pair whose receive side carries the few control messages of the
+ * handshake (its CQ's completion channel is watched by the loop) and whose
+ * send side carries RDMA WRITE and READ issued by copy workers (its CQ is
+ * polled by the worker doing the transfer, one worker per link at a time).
+ *
+ * Handshake, after the connection is established:
+ *   exporter -> importer  CHALLENGE  Ns
+ *   importer -> exporter  RESPONSE   Nc, HMAC(secret, "importer" Ns Nc)
+ *   exporter -> importer  EXPORTS    HMAC(secret, "exporter" Nc Ns), arenas
+ * Nothing is registered for remote access before the importer has proved
+ * the secret, and the importer uses nothing before the exporter has.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "config.h"
+
+void rdma_conf_defaults(struct rdma_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->export_bytes = 64ull << 20;
+	c->max_pinned_bytes = 512ull << 20;
+	c->xfer_bufs = 8;
+	c->xfer_buf_bytes = 1u << 20;
+}
+
+int hostport_parse(const char *arg, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(arg, ':');
+	const char *h = arg;
+	size_t n;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= plen)
+		return -EINVAL;
+	n = (size_t)(colon - arg);
+	if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') { /* [v6]:port */
+		h = arg + 1;
+		n -= 2;
+	}
+	if (!n || n >= hlen)
+		return -EINVAL;
+	for (const char *p = colon + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	snprintf(port, plen, "%s", colon + 1);
+	return 0;
+}
+
+int peer_conf_parse(const char *arg, struct peer_conf *out, char *err, size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+	size_t n = eq ? (size_t)(eq - arg) : 0;
+
+	if (!eq || !n || n >= sizeof(out->name)) {
+		snprintf(err, errlen, "--peer '%s': want NAME=HOST:PORT, NAME 1..%zu characters", arg,
+			 sizeof(out->name) - 1);
+		return -EINVAL;
+	}
+	memcpy(out->name, arg, n);
+	out->name[n] = '\0';
+	/* The name prefixes device names ("NAME:node0"): keep it plain. */
+	for (const char *p = out->name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+			snprintf(err, errlen, "--peer '%s': NAME may hold letters, digits, - and _",
+				 arg);
+			return -EINVAL;
+		}
+	if (hostport_parse(eq + 1, out->host, sizeof(out->host), out->port, sizeof(out->port)) < 0) {
+		snprintf(err, errlen, "--peer '%s': '%s' is not HOST:PORT", arg, eq + 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+#if !HAVE_RDMA
+int peers_init(struct broker *b)
+{
+	if (b->conf.rdma.listen_host[0] || b->conf.rdma.npeers) {
+		blog(LOG_ERR, "peer brokers need RDMA: built without librdmacm/libcrypto");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+void peers_fini(struct broker *b)
+{
+	(void)b;
+}
+
+void peers_tick(struct broker *b)
+{
+	(void)b;
+}
+
+uint64_t peers_next_deadline(const struct broker *b)
+{
+	(void)b;
+	return 0;
+}
+
+int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
+{
+	return -ENOTCONN;
+}
+
+int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len)
+{
+	return -ENOTCONN;
+}
+#else
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "peer_link.h"
+
+static void link_down(struct broker *b, struct link *l, const char *why);
+
+/* ---- control messages ---- */
+
+static void mac(const struct peers *ps, const char *role, const uint8_t *n1, const uint8_t *n2,
+		uint8_t out[CTRL_MAC])
+{
+	uint8_t msg[16 + 2 * CTRL_NONCE];
+	size_t rl = strlen(role);
+	unsigned len = CTRL_MAC;
+
+	memset(msg, 0, sizeof(msg));
+	memcpy(msg, role, rl < 16 ? rl : 16);
+	memcpy(msg + 16, n1, CTRL_NONCE);
+	memcpy(msg + 16 + CTRL_NONCE, n2, CTRL_NONCE);
+	HMAC(EVP_sha256(), ps->secret, (int)ps->secret_len, msg, sizeof(msg), out, &len);
+}
+
+static bool mac_ok(const struct peers *ps, const char *role, const uint8_t *n1,
+		   const uint8_t *n2, const uint8_t *got)
+{
+	uint8_t want[CTRL_MAC];
+
+	mac(ps, role, n1, n2, want);
+	return CRYPTO_memcmp(want, got, CTRL_MAC) == 0;
+}
+
+static int post_recv(struct link *l, unsigned slot)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)l->ctrl[slot], .length = sizeof(l->ctrl[slot]),
+			       .lkey = l->ctrl_mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = slot, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return ibv_post_recv(l->id->qp, &wr, &bad) ? -EIO : 0;
+}
+
+static int send_ctrl(struct link *l, const struct ctrl_msg *m)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)l->ctrl[CTRL_SLOTS],
+			       .length = sizeof(*m), .lkey = l->ctrl_mr->lkey };
+	struct ibv_send_wr wr = { .wr_id = UINT64_MAX, .sg_list = &sge, .num_sge = 1,
+				  .opcode = IBV_WR_SEND }, *bad;
+
+	/* Unsignalled: a handshake has three messages, and the next one is
+	 * sent only after the peer answered the last, so the slot is free. */
+	memcpy(l->ctrl[CTRL_SLOTS], m, sizeof(*m));
+	return ibv_post_send(l->id->qp, &wr, &bad) ? -EIO : 0;
+}
+
+/* ---- exporting: arenas a peer may read and write ---- */
+
+static void arenas_free(struct link *l)
+{
+	for (unsigned i = 0; i < l->narenas; i++) {
+		struct arena *a = &l->arenas[i];
+
+		if (a->mr)
+			ibv_dereg_mr(a->mr);
+		if (a->map)
+			munmap(a->map, a->len);
+		if (a->memfd >= 0)
+			close(a->memfd);
+		if (a->pinned)
+			l->ps->pinned -= a->len;
+	}
+	l->narenas = 0;
+}
+
+/* An arena on host node `node`: a memfd bound to it, populated there, then
+ * registered (which pins it, unless the device pages on demand). */
+static int arena_make(struct broker *b, struct link *l, int node)
+{
+	struct arena *a = &l->arenas[l->narenas];
+	uint64_t len = b->conf.rdma.export_bytes;
+	unsigned long mask[16] = { 0 };
+	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+	char name[64];
+
+	if (l->narenas == ARENAS_MAX)
+		return -E2BIG;
+	if (!l->odp && l->ps->pinned + len > b->conf.rdma.max_pinned_bytes)
+		return -ENOSPC;
+	memset(a, 0, sizeof(*a));
+	a->memfd = -1;
+	a->node = node;
+	a->len = len;
+	snprintf(name, sizeof(name), "pagemapd:export:%s:node%d", l->conf.name, node);
+	a->memfd = memfd_create(name, MFD_CLOEXEC);
+	if (a->memfd < 0 || ftruncate(a->memfd, (off_t)len) < 0)
+		goto fail;
+	a->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
+	if (a->map == MAP_FAILED) {
+		a->map = NULL;
+		goto fail;
+	}
+	if (node >= 0 && node < 1024) {
+		mask[node / 64] = 1ul << (node % 64);
+		syscall(SYS_mbind, a->map, len, 2 /* MPOL_BIND */, mask, 1025, 0);
+	}
+	if (l->odp)
+		access |= IBV_ACCESS_ON_DEMAND;
+	a->mr = ibv_reg_mr(l->pd, a->map, len, access);
+	if (!a->mr)
+		goto fail;
+	a->pinned = !l->odp;
+	if (a->pinned)
+		l->ps->pinned += len;
+	l->narenas++;
+	return 0;
+fail:
+	{
+		int r = errno ? -errno : -ENOMEM;
+
+		if (a->map)
+			munmap(a->map, len);
+		if (a->memfd >= 0)
+			close(a->memfd);
+		a->map = NULL;
+		a->memfd = -1;
+		return r;
+	}
+}
+
+static int exports_send(struct broker *b, struct link *l)
+{
+	struct ctrl_msg m = { .magic = CTRL_MAGIC, .type = CTRL_EXPORTS };
+	int r = 0;
+
+	for (size_t i = 0; i < b->topo->n_numa && r == 0; i++)
+		r = arena_make(b, l, b->topo->numa[i].id);
+	if (r < 0) {
+		blog(LOG_ERR, "peer %s: cannot export host memory: %s", l->conf.name, strerror(-r));
+		arenas_free(l);
+		return r;
+	}
+	mac(l->ps, "exporter", l->nonce_theirs, l->nonce_mine, m.mac);
+	m.npools = l->narenas;
+	for (unsigned i = 0; i < l->narenas; i++) {
+		snprintf(m.pools[i].name, sizeof(m.pools[i].name), "node%d", l->arenas[i].node);
+		m.pools[i].addr = (uintptr_t)l->arenas[i].map;
+		m.pools[i].len = l->arenas[i].len;
+		m.pools[i].rkey = l->arenas[i].mr->rkey;
+		m.pools[i].node = (uint32_t)l->arenas[i].node;
+	}
+	blog(LOG_INFO, "peer %s authenticated: exporting %u host node(s), %llu MiB each%s",
+	     l->conf.name, l->narenas, (unsigned long long)(b->conf.rdma.export_bytes >> 20),
+	     l->odp ? " (on-demand paging)" : " (pinned)");
+	return send_ctrl(l, &m);
+}
+
+/* ---- importing: remote pools from an EXPORTS message ---- */
+
+static void pools_import(struct broker *b, struct link *l, const struct ctrl_msg *m)
+{
+	l->npools = 0;
+	for (uint32_t i = 0; i < m->npools && i < ARENAS_MAX; i++) {
+		char dev[PM_NAME_MAX], name[sizeof(m->pools[i].name) + 1];
+		struct pool *p;
+
+		memcpy(name, m->pools[i].name, sizeof(m->pools[i].name));
+		name[sizeof(m->pools[i].name)] = '\0';
+		snprintf(dev, sizeof(dev), "%s:%s", l->conf.name, name);
+		p = pool_find(b, dev, "");
+		if (!p) {
+			p = pool_add(b, &pool_remote_ops, dev, "");
+			if (!p)
+				continue;
+		}
+		if (p->pm) /* a pagemap of the last connection: never reused */
+			continue;
+		p->gone = false;
+		p->link = l;
+		p->raddr = m->pools[i].addr;
+		p->rkey = m->pools[i].rkey;
+		p->capacity = m->pools[i].len;
+		p->numa = -1;
+		p->addr_bits = 64;
+		l->pools[l->npools++] = p;
+		blog(LOG_INFO, "peer %s: pool %s, %llu MiB over RDMA", l->conf.name, dev,
+		     (unsigned long long)(p->capacity >> 20));
+	}
+}
+
+/* ---- the handshake ---- */
+
+static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg *m, size_t len)
+{
+	struct ctrl_msg out = { .magic = CTRL_MAGIC };
+
+	if (len < offsetof(struct ctrl_msg, pools) || m->magic != CTRL_MAGIC) {
+		link_down(b, l, "malformed control message");
+		return;
+	}
+	switch (m->type) {
+	case CTRL_CHALLENGE: /* importer */
+		if (!l->importer || l->state != LINK_AUTH)
+			break;
+		memcpy(l->nonce_theirs, m->nonce, CTRL_NONCE);
+		RAND_bytes(l->nonce_mine, CTRL_NONCE);
+		out.type = CTRL_RESPONSE;
+		memcpy(out.nonce, l->nonce_mine, CTRL_NONCE);
+		mac(l->ps, "importer", l->nonce_theirs, l->nonce_mine, out.mac);
+		if (send_ctrl(l, &out) < 0)
+			link_down(b, l, "cannot send");
+		return;
+	case CTRL_RESPONSE: /* exporter */
+		if (l->importer || l->state != LINK_AUTH)
+			break;
+		memcpy(l->nonce_theirs, m->nonce, CTRL_NONCE);
+		if (!mac_ok(l->ps, "importer", l->nonce_mine, l->nonce_theirs, m->mac)) {
+			blog(LOG_WARN, "peer %s: wrong secret: connection refused", l->conf.name);
+			link_down(b, l, "authentication failed");
+			return;
+		}
+		if (exports_send(b, l) < 0) {
+			link_down(b, l, "cannot export");
+			return;
+		}
+		l->state = LINK_READY;
+		return;
+	case CTRL_EXPORTS: /* importer */
+		if (!l->importer || l->state != LINK_AUTH || len < sizeof(*m))
+			break;
+		if (!mac_ok(l->ps, "exporter", l->nonce_mine, l->nonce_theirs, m->mac)) {
+			blog(LOG_WARN, "peer %s: it does not hold the secret: disconnecting",
+			     l->conf.name);
+			link_down(b, l, "peer authentication failed");
+			return;
+		}
+		l->state = LINK_READY;
+		l->backoff_ms = 0;
+		blog(LOG_INFO, "peer %s: connected and authenticated", l->conf.name);
+		pools_import(b, l, m);
+		return;
+	}
+	link_down(b, l, "unexpected control message");
+}
+
+static void ctrl_event(struct broker *b, struct watch *w, uint32_t events)
+{
+	struct link *l = (struct link *)w;
+	struct ibv_cq *cq;
+	struct ibv_wc wc[4];
+	void *ctx;
+	int n;
+
+	(void)events;
+	if (ibv_get_cq_event(l->ch, &cq, &ctx) < 0)
+		return;
+	ibv_ack_cq_events(cq, 1);
+	ibv_req_notify_cq(cq, 0);
+	while (l->state != LINK_DOWN && (n = ibv_poll_cq(l->ctrl_cq, 4, wc)) > 0) {
+		for (int i = 0; i < n && l->state != LINK_DOWN; i++) {
+			unsigned slot = (unsigned)wc[i].wr_id;
+
+			if (wc[i].status != IBV_WC_SUCCESS) {
+				link_down(b, l, ibv_wc_status_str(wc[i].status));
+				return;
+			}
+			if (slot >= CTRL_SLOTS)
+				continue;
+			ctrl_message(b, l, (const struct ctrl_msg *)l->ctrl[slot], wc[i].byte_len);
+			if (l->state != LINK_DOWN && post_recv(l, slot) < 0)
+				link_down(b, l, "cannot post a receive");
+		}
+	}
+}
+
+/* ---- connection setup ---- */
+
+static bool device_has_odp(struct ibv_context *verbs)
+{
+	struct ibv_device_attr_ex attr;
+
+	if (ibv_query_device_ex(verbs, NULL, &attr))
+		return false;
+	return (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) &&
+	       (attr.odp_caps.per_transport_caps.rc_odp_caps &
+		(IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ)) ==
+		       (IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ);
+}
+
+/* PD, CQs, the QP, control buffers and transfer buffers on l->id. */
+static int link_setup(struct broker *b, struct link *l)
+{
+	const struct rdma_conf *rc = &b->conf.rdma;
+	struct ibv_qp_init_attr qa = { 0 };
+	uint64_t xfer = (uint64_t)rc->xfer_bufs * rc->xfer_buf_bytes;
+	struct ibv_context *v = l->id->verbs;
+
+	l->odp = device_has_odp(v);
+	l->pd = ibv_alloc_pd(v);
+	l->ch = ibv_create_comp_channel(v);
+	if (!l->pd || !l->ch)
+		return -ENOMEM;
+	l->ctrl_cq = ibv_create_cq(v, CTRL_SLOTS + 2, l, l->ch, 0);
+	l->data_cq = ibv_create_cq(v, (int)rc->xfer_bufs + 8, NULL, NULL, 0);
+	if (!l->ctrl_cq || !l->data_cq)
+		return -ENOMEM;
+	qa.send_cq = l->data_cq;
+	qa.recv_cq = l->ctrl_cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = rc->xfer_bufs + 8;
+	qa.cap.max_recv_wr = CTRL_SLOTS;
+	qa.cap.max_send_sge = qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(l->id, l->pd, &qa))
+		return -errno;
+	l->ctrl_mr = ibv_reg_mr(l->pd, l->ctrl, sizeof(l->ctrl), IBV_ACCESS_LOCAL_WRITE);
+	if (!l->ctrl_mr)
+		return -errno;
+	for (unsigned i = 0; i < CTRL_SLOTS; i++)
+		if (post_recv(l, i) < 0)
+			return -EIO;
+	/* Transfer buffers only where transfers start: the importer. */
+	if (l->importer) {
+		if (l->ps->pinned + xfer > rc->max_pinned_bytes)
+			return -ENOSPC;
+		l->xfer_buf = mmap(NULL, xfer, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (l->xfer_buf == MAP_FAILED) {
+			l->xfer_buf = NULL;
+			return -ENOMEM;
+		}
+		l->xfer_mr = ibv_reg_mr(l->pd, l->xfer_buf, xfer, IBV_ACCESS_LOCAL_WRITE);
+		if (!l->xfer_mr)
+			return -errno;
+		l->ps->pinned += xfer;
+		l->xfer_bytes = xfer;
+	}
+	l->nbufs = rc->xfer_bufs;
+	l->buf_bytes = rc->xfer_buf_bytes;
+	l->ctrl_w.fd = l->ch->fd;
+	l->ctrl_w.cb = ctrl_event;
+	fcntl(l->ch->fd, F_SETFL, fcntl(l->ch->fd, F_GETFL) | O_NONBLOCK);
+	ibv_req_notify_cq(l->ctrl_cq, 0);
+	return loop_add(b, &l->ctrl_w, EPOLLIN);
+}
+
+/* Frees the verbs resources and the id; the link struct stays. */
+static void link_teardown(struct broker *b, struct link *l)
+{
+	if (l->ctrl_w.fd >= 0 && l->ch) {
+		loop_del(b, &l->ctrl_w);
+		l->ctrl_w.fd = -1;
+	}
+	arenas_free(l);
+	if (l->id && l->id->qp)
+		rdma_destroy_qp(l->id);
+	if (l->xfer_mr)
+		ibv_dereg_mr(l->xfer_mr);
+	if (l->xfer_buf)
+		munmap(l->xfer_buf, l->xfer_bytes);
+	if (l->xfer_mr)
+		l->ps->pinned -= l->xfer_bytes;
+	if (l->ctrl_mr)
+		ibv_dereg_mr(l->ctrl_mr);
+	if (l->data_cq)
+		ibv_destroy_cq(l->data_cq);
+	if (l->ctrl_cq)
+		ibv_destroy_cq(l->ctrl_cq);
+	if (l->ch)
+		ibv_destroy_comp_channel(l->ch);
+	if (l->pd)
+		ibv_dealloc_pd(l->pd);
+	if (l->id)
+		rdma_destroy_id(l->id);
+	l->xfer_mr = NULL;
+	l->xfer_buf = NULL;
+	l->ctrl_mr = NULL;
+	l->data_cq = l->ctrl_cq = NULL;
+	l->ch = NULL;
+	l->pd = NULL;
+	l->id = NULL;
+}
+
+static void link_free(struct peers *ps, struct link *l)
+{
+	for (struct link **pp = &ps->links; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	pthread_mutex_destroy(&l->xfer);
+	free(l);
+}
+
+/*
+ * The connection is gone or refused. Transfers in flight fail (their
+ * source data stays where it was); the peer's pagemaps are revoked; an
+ * importer tries again later, an exporter's link is freed.
+ */
+static void link_down(struct broker *b, struct link *l, const char *why)
+{
+	struct peers *ps = l->ps;
+
+	if (l->state == LINK_DOWN)
+		return;
+	blog(l->state == LINK_READY ? LOG_WARN : LOG_INFO, "peer %s: %s", l->conf.name, why);
+	l->broken = true;
+	l->state = LINK_DOWN;
+	if (l->id && l->id->qp)
+		rdma_disconnect(l->id);
+	/* A worker mid-transfer sees its work requests flushed and lets go. */
+	pthread_mutex_lock(&l->xfer);
+	pthread_mutex_unlock(&l->xfer);
+	for (unsigned i = 0; i < l->npools; i++) {
+		l->pools[i]->link = NULL;
+		registry_revoke_device(b, l->pools[i]->device, -ENODEV);
+	}
+	l->npools = 0;
+	l->teardown = true; /* after the current rdma_cm event is acked */
+	if (l->importer) {
+		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : 500;
+		if (l->backoff_ms > 8000)
+			l->backoff_ms = 8000;
+		l->retry_at = now_ms() + l->backoff_ms;
+		loop_arm_timer(b);
+	}
+	(void)ps;
+}
+
+/* An exporter's link is freed at the next batch of events, not now: the
+ * loop may still hold an event for its control channel in this one. */
+static void link_reap(struct broker *b, struct link *l)
+{
+	if (!l->teardown)
+		return;
+	l->teardown = false;
+	link_teardown(b, l);
+	if (!l->importer)
+		l->dead = true;
+}
+
+static void links_free_dead(struct peers *ps)
+{
+	struct link *l = ps->links, *next;
+
+	for (; l; l = next) {
+		next = l->next;
+		if (l->dead)
+			link_free(ps, l);
+	}
+}
+
+static int link_connect(struct broker *b, struct link *l)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	int r;
+
+	l->broken = false;
+	l->state = LINK_CONNECTING;
+	r = getaddrinfo(l->conf.host, l->conf.port, &hints, &ai);
+	if (r) {
+		link_down(b, l, gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	if (rdma_create_id(l->ps->ec, &l->id, l, RDMA_PS_TCP) ||
+	    rdma_resolve_addr(l->id, NULL, ai->ai_addr, 2000)) {
+		r = -errno;
+		freeaddrinfo(ai);
+		link_down(b, l, strerror(-r));
+		return r;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static struct rdma_conn_param conn_param(const struct link *l)
+{
+	struct rdma_conn_param p = { .initiator_depth = 4, .responder_resources = 4,
+				     .retry_count = 7, .rnr_retry_count = 7 };
+	struct ibv_device_attr attr;
+
+	if (l->id && l->id->verbs && !ibv_query_device(l->id->verbs, &attr)) {
+		if (attr.max_qp_init_rd_atom < p.initiator_depth)
+			p.initiator_depth = (uint8_t)attr.max_qp_init_rd_atom;
+		if (attr.max_qp_rd_atom < p.responder_resources)
+			p.responder_resources = (uint8_t)attr.max_qp_rd_atom;
+	}
+	return p;
+}
+
+static struct link *link_new(struct peers *ps, const struct peer_conf *pc, bool importer)
+{
+	struct link *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->ps = ps;
+	l->conf = *pc;
+	l->importer = importer;
+	l->state = LINK_DOWN;
+	l->ctrl_w.fd = -1;
+	pthread_mutex_init(&l->xfer, NULL);
+	l->next = ps->links;
+	ps->links = l;
+	return l;
+}
+
+static void accept_request(struct broker *b, struct rdma_cm_id *id)
+{
+	struct peer_conf pc = { 0 };
+	struct rdma_conn_param p;
+	char host[64] = "?";
+	struct link *l;
+	int r;
+
+	getnameinfo(rdma_get_peer_addr(id), sizeof(struct sockaddr_storage), host, sizeof(host),
+		    NULL, 0, NI_NUMERICHOST);
+	snprintf(pc.name, sizeof(pc.name), "from %s", host);
+	l = link_new(b->peers, &pc, false);
+	if (!l) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
+	l->id = id;
+	id->context = l;
+	r = link_setup(b, l);
+	p = conn_param(l);
+	if (r < 0 || rdma_accept(id, &p)) {
+		blog(LOG_WARN, "peer %s: cannot accept: %s", l->conf.name,
+		     strerror(r < 0 ? -r : errno));
+		if (!l->id->qp)
+			rdma_reject(id, NULL, 0);
+		l->state = LINK_CONNECTING;
+		link_down(b, l, "refused");
+		link_reap(b, l);
+		return;
+	}
+	l->state = LINK_CONNECTING;
+}
+
+static void cm_event(struct broker *b, struct watch *w, uint32_t events)
+{
+	struct peers *ps = b->peers;
+	struct rdma_cm_event *ev;
+
+	(void)w;
+	(void)events;
+	links_free_dead(ps);
+	while (rdma_get_cm_event(ps->ec, &ev) == 0) {
+		struct rdma_cm_id *id = ev->id;
+		enum rdma_cm_event_type type = ev->event;
+		struct link *l = id->context;
+		int status = ev->status;
+
+		/* Acked first: destroying an id waits for its events' acks. */
+		rdma_ack_cm_event(ev);
+		if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
+			accept_request(b, id);
+			continue;
+		}
+		if (!l)
+			continue; /* the listening id */
+		switch (type) {
+		case RDMA_CM_EVENT_ADDR_RESOLVED:
+			if (rdma_resolve_route(id, 2000))
+				link_down(b, l, "cannot resolve a route");
+			break;
+		case RDMA_CM_EVENT_ROUTE_RESOLVED: {
+			struct rdma_conn_param p;
+			int r = link_setup(b, l);
+
+			p = conn_param(l);
+			if (r < 0 || rdma_connect(id, &p))
+				link_down(b, l, strerror(r < 0 ? -r : errno));
+			break;
+		}
+		case RDMA_CM_EVENT_ESTABLISHED:
+			l->state = LINK_AUTH;
+			if (!l->importer) {
+				struct ctrl_msg m = { .magic = CTRL_MAGIC, .type = CTRL_CHALLENGE };
+
+				RAND_bytes(l->nonce_mine, CTRL_NONCE);
+				memcpy(m.nonce, l->nonce_mine, CTRL_NONCE);
+				if (send_ctrl(l, &m) < 0)
+					link_down(b, l, "cannot send");
+			}
+			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+			link_down(b, l, "disconnected");
+			break;
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			link_down(b, l, "RDMA device removed");
+			break;
+		case RDMA_CM_EVENT_REJECTED:
+		case RDMA_CM_EVENT_UNREACHABLE:
+		case RDMA_CM_EVENT_ADDR_ERROR:
+		case RDMA_CM_EVENT_ROUTE_ERROR:
+		case RDMA_CM_EVENT_CONNECT_ERROR:
+			link_down(b, l, rdma_event_str(type));
+			(void)status;
+			break;
+		default:
+			break;
+		}
+		link_reap(b, l);
+	}
+}
+
+static int secret_load(struct peers *ps, const char *path)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	/* A secret anyone can read is no secret. */
+	if (fstat(fd, &st) < 0 || (st.st_mode & 0077)) {
+		close(fd);
+		blog(LOG_ERR, "peer secret %s: must not be readable by group or others", path);
+		return -EPERM;
+	}
+	n = read(fd, ps->secret, sizeof(ps->secret));
+	close(fd);
+	while (n > 0 && (ps->secret[n - 1] == '\n' || ps->secret[n - 1] == '\r'))
+		n--;
+	if (n < 16) {
+		blog(LOG_ERR, "peer secret %s: want at least 16 bytes", path);
+		return -EINVAL;
+	}
+	ps->secret_len = (size_t)n;
+	return 0;
+}
+
+static int listen_start(struct broker *b, struct peers *ps)
+{
+	const struct rdma_conf *rc = &b->conf.rdma;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE },
+			*ai;
+	int r = getaddrinfo(rc->listen_host, rc->listen_port, &hints, &ai);
+
+	if (r) {
+		blog(LOG_ERR, "--rdma-listen %s:%s: %s", rc->listen_host, rc->listen_port,
+		     gai_strerror(r));
+		return -EINVAL;
+	}
+	if (rdma_create_id(ps->ec, &ps->listen_id, NULL, RDMA_PS_TCP) ||
+	    rdma_bind_addr(ps->listen_id, ai->ai_addr) || rdma_listen(ps->listen_id, 8)) {
+		r = -errno;
+		freeaddrinfo(ai);
+		blog(LOG_ERR, "--rdma-listen %s:%s: %s (no RDMA device on that address?)",
+		     rc->listen_host, rc->listen_port, strerror(-r));
+		return r;
+	}
+	freeaddrinfo(ai);
+	blog(LOG_INFO, "exporting host memory to peers on %s:%s", rc->listen_host,
+	     rc->listen_port);
+	return 0;
+}
+
+int peers_init(struct broker *b)
+{
+	const struct rdma_conf *rc = &b->conf.rdma;
+	struct peers *ps;
+	int r;
+
+	if (!rc->listen_host[0] && !rc->npeers)
+		return 0;
+	if (!rc->secret_file[0]) {
+		blog(LOG_ERR, "peer brokers need --peer-secret FILE: no unauthenticated peers");
+		return -EINVAL;
+	}
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	b->peers = ps;
+	r = secret_load(ps, rc->secret_file);
+	if (r < 0)
+		return r;
+	ps->ec = rdma_create_event_channel();
+	if (!ps->ec)
+		return -errno;
+	fcntl(ps->ec->fd, F_SETFL, fcntl(ps->ec->fd, F_GETFL) | O_NONBLOCK);
+	ps->ecw.fd = ps->ec->fd;
+	ps->ecw.cb = cm_event;
+	r = loop_add(b, &ps->ecw, EPOLLIN);
+	if (r < 0)
+		return r;
+	if (rc->listen_host[0] && (r = listen_start(b, ps)) < 0)
+		return r;
+	for (unsigned i = 0; i < rc->npeers; i++) {
+		struct link *l = link_new(ps, &rc->peers[i], true);
+
+		if (!l)
+			return -ENOMEM;
+		link_connect(b, l);
+	}
+	return 0;
+}
+
+void peers_fini(struct broker *b)
+{
+	struct peers *ps = b->peers;
+
+	if (!ps)
+		return;
+	while (ps->links) {
+		struct link *l = ps->links;
+
+		l->state = LINK_DOWN;
+		link_teardown(b, l);
+		link_free(ps, l);
+	}
+	if (ps->listen_id)
+		rdma_destroy_id(ps->listen_id);
+	if (ps->ec) {
+		loop_del(b, &ps->ecw);
+		rdma_destroy_event_channel(ps->ec);
+	}
+	OPENSSL_cleanse(ps->secret, sizeof(ps->secret));
+	free(ps);
+	b->peers = NULL;
+}
+
+void peers_tick(struct broker *b)
+{
+	uint64_t now = now_ms();
+
+	if (!b->peers)
+		return;
+	links_free_dead(b->peers);
+	for (struct link *l = b->peers->links; l; l = l->next)
+		if (l->importer && l->state == LINK_DOWN && l->retry_at && l->retry_at <= now) {
+			l->retry_at = 0;
+			link_connect(b, l);
+			link_reap(b, l);
+		}
+}
+
+uint64_t peers_next_deadline(const struct broker *b)
+{
+	uint64_t next = 0;
+
+	if (!b->peers)
+		return 0;
+	for (const struct link *l = b->peers->links; l; l = l->next)
+		if (l->importer && l->state == LINK_DOWN && l->retry_at &&
+		    (!next || l->retry_at < next))
+			next = l->retry_at;
+	return next;
+}
+#endif

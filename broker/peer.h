@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Peer brokers over RDMA. A broker that names a peer (--peer NAME=ADDR:PORT)
+ * connects to it with rdma_cm, proves it holds the shared secret, and is
+ * handed the pools the peer exports: a registered arena per host NUMA node,
+ * which appears here as pagemap "NAME:nodeN" (kind rdma-remote) and is
+ * filled and read with one-sided RDMA WRITE and READ. A broker that listens
+ * (--rdma-listen) exports to every peer that proves the secret.
+ */
+#ifndef PAGEMAP_PEER_H
+#define PAGEMAP_PEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct broker;
+struct pool;
+
+#define PEER_NAME_MAX 32
+#define PEER_SECRET_MAX 256
+
+struct peer_conf {
+	char name[PEER_NAME_MAX];
+	char host[128];
+	char port[16];
+};
+
+struct rdma_conf {
+	char listen_host[128]; /* "" : not listening */
+	char listen_port[16];
+	struct peer_conf peers[16];
+	unsigned npeers;
+	char secret_file[512];
+	uint64_t export_bytes;     /* arena per host node and importer */
+	uint64_t max_pinned_bytes; /* registered (pinned) memory, all peers */
+	uint32_t xfer_bufs;        /* transfer buffers per peer connection */
+	uint32_t xfer_buf_bytes;
+};
+
+void rdma_conf_defaults(struct rdma_conf *c);
+/* "NAME=HOST:PORT" (HOST may be [v6]); err names what is wrong. */
+int peer_conf_parse(const char *arg, struct peer_conf *out, char *err, size_t errlen);
+/* "HOST:PORT". */
+int hostport_parse(const char *arg, char *host, size_t hlen, char *port, size_t plen);
+
+/* Starts listening and connecting, as configured. 0 when nothing is
+ * configured; -EOPNOTSUPP when built without RDMA. */
+int peers_init(struct broker *b);
+void peers_fini(struct broker *b);
+/* Reconnects peers whose retry time came. */
+void peers_tick(struct broker *b);
+uint64_t peers_next_deadline(const struct broker *b);
+
+/*
+ * The data path, called from copy workers. Moves len bytes between local
+ * memory (fd at off when fd >= 0, else ptr) and the remote pool p at roff.
+ * Serialised per peer connection; several RDMA operations in flight.
+ * 0, or -EIO (the transfer failed: the peer is marked broken),
+ * -ENOTCONN (the peer is not connected).
+ */
+int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr,
+	       uint64_t len);
+int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len);
+#endif

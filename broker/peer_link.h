@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* Inside peer.c and peer_xfer.c: one RDMA connection to a peer broker. */
+#ifndef PAGEMAP_PEER_LINK_H
+#define PAGEMAP_PEER_LINK_H
+
+#include <pthread.h>
+#include <rdma/rdma_cma.h>
+#include <infiniband/verbs.h>
+
+#include "broker.h"
+
+#define CTRL_MAGIC 0x50524550u /* "PERP" */
+#define CTRL_NONCE 16
+#define CTRL_MAC 32
+#define CTRL_SLOTS 4
+#define ARENAS_MAX 16
+
+enum ctrl_type { CTRL_CHALLENGE = 1, CTRL_RESPONSE = 2, CTRL_EXPORTS = 3 };
+
+/* Broker to broker, on the queue pair: fixed-size, little-endian. */
+struct ctrl_msg {
+	uint32_t magic;
+	uint32_t type;
+	uint8_t nonce[CTRL_NONCE];
+	uint8_t mac[CTRL_MAC];
+	uint32_t npools;
+	uint32_t reserved;
+	struct {
+		char name[32]; /* "node0" */
+		uint64_t addr;
+		uint64_t len;
+		uint32_t rkey;
+		uint32_t node;
+	} pools[ARENAS_MAX];
+};
+
+enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_AUTH, LINK_READY };
+
+/* Host memory this broker exports to one importer. */
+struct arena {
+	int memfd;
+	uint8_t *map;
+	uint64_t len;
+	struct ibv_mr *mr;
+	int node;
+	bool pinned;
+};
+
+struct link {
+	struct watch ctrl_w; /* the control CQ's completion channel */
+	struct peers *ps;
+	struct peer_conf conf;
+	bool importer; /* we connected: the peer exports to us */
+	enum link_state state;
+	bool teardown; /* resources go once the current cm event is acked */
+	bool dead;     /* an exporter's link, freed at the next event batch */
+	bool odp;      /* the device pages registered memory on demand */
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *ch;
+	struct ibv_cq *ctrl_cq, *data_cq;
+	struct ibv_mr *ctrl_mr;
+	uint8_t ctrl[CTRL_SLOTS + 1][sizeof(struct ctrl_msg)];
+	uint8_t nonce_mine[CTRL_NONCE], nonce_theirs[CTRL_NONCE];
+	/* Transfers (importer): one worker at a time, under xfer. */
+	pthread_mutex_t xfer;
+	struct ibv_mr *xfer_mr;
+	uint8_t *xfer_buf;
+	uint64_t xfer_bytes;
+	unsigned nbufs;
+	uint32_t buf_bytes;
+	volatile bool broken;
+	uint64_t retry_at, backoff_ms;
+	struct pool *pools[ARENAS_MAX]; /* importer: the remote pools it serves */
+	unsigned npools;
+	struct arena arenas[ARENAS_MAX]; /* exporter */
+	unsigned narenas;
+	struct link *next;
+};
+
+struct peers {
+	struct rdma_event_channel *ec;
+	struct watch ecw;
+	struct rdma_cm_id *listen_id;
+	struct link *links;
+	uint8_t secret[PEER_SECRET_MAX];
+	size_t secret_len;
+	uint64_t pinned; /* registered bytes, all links */
+};
+#endif

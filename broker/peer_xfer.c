@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The RDMA data path, run by copy workers: a chunk goes out or comes in as
+ * pieces of the link's registered transfer buffers, several in flight at
+ * once (ib_write_bw's way of keeping the wire busy). Only the transfer
+ * buffers are registered on this side, so pinned memory stays bounded
+ * whatever is migrated: the cost is one local copy per piece (pread or
+ * pwrite of the allocation's memfd, or a memcpy from a pool mapping).
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "peer.h"
+
+#if HAVE_RDMA
+#include "peer_link.h"
+
+#define XFER_TIMEOUT_MS 30000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int local_out(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n)
+{
+	if (fd < 0) {
+		memcpy(buf, ptr, n);
+		return 0;
+	}
+	while (n) {
+		ssize_t r = pread(fd, buf, n, off);
+
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		buf += r;
+		off += r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int local_in(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n)
+{
+	if (fd < 0) {
+		memcpy(ptr, buf, n);
+		return 0;
+	}
+	while (n) {
+		ssize_t r = pwrite(fd, buf, n, off);
+
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		buf += r;
+		off += r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Moves len bytes: out (RDMA WRITE from local to remote) or in (RDMA READ).
+ * Pieces complete in posting order on an RC queue pair, so the ring of
+ * buffers is reused in order. On any failure the remaining work requests
+ * are waited for (flushed when the queue pair breaks) before the buffers
+ * may be reused.
+ */
+static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len,
+		bool out)
+{
+	struct link *l = p->link;
+	uint64_t bs, pieces, posted = 0, done = 0, deadline;
+	int err = 0;
+
+	if (!l)
+		return -ENOTCONN;
+	pthread_mutex_lock(&l->xfer);
+	if (l->broken || l->state != LINK_READY || !l->xfer_mr || roff > p->capacity ||
+	    len > p->capacity - roff) {
+		pthread_mutex_unlock(&l->xfer);
+		return l->broken || l->state != LINK_READY ? -ENOTCONN : -EINVAL;
+	}
+	bs = l->buf_bytes;
+	pieces = (len + bs - 1) / bs;
+	deadline = mono_ms() + XFER_TIMEOUT_MS;
+	while (done < posted || (posted < pieces && !err)) {
+		struct ibv_wc wc[8];
+		int n;
+
+		while (!err && posted < pieces && posted - done < l->nbufs) {
+			unsigned slot = (unsigned)(posted % l->nbufs);
+			uint64_t n_bytes = len - posted * bs < bs ? len - posted * bs : bs;
+			uint8_t *buf = l->xfer_buf + (uint64_t)slot * bs;
+			struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = (uint32_t)n_bytes,
+					       .lkey = l->xfer_mr->lkey };
+			struct ibv_send_wr wr = { .wr_id = posted, .sg_list = &sge, .num_sge = 1,
+						  .opcode = out ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ,
+						  .send_flags = IBV_SEND_SIGNALED },
+					   *bad;
+
+			if (out)
+				err = local_out(fd, off + (off_t)(posted * bs),
+						ptr ? ptr + posted * bs : NULL, buf, n_bytes);
+			if (err)
+				break;
+			wr.wr.rdma.remote_addr = p->raddr + roff + posted * bs;
+			wr.wr.rdma.rkey = p->rkey;
+			if (ibv_post_send(l->id->qp, &wr, &bad)) {
+				err = -EIO;
+				break;
+			}
+			posted++;
+		}
+		n = ibv_poll_cq(l->data_cq, 8, wc);
+		if (n < 0) {
+			err = -EIO;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t k = wc[i].wr_id;
+
+			if (k == UINT64_MAX)
+				continue; /* a control send that asked for nothing */
+			if (wc[i].status != IBV_WC_SUCCESS) {
+				err = -EIO;
+				l->broken = true;
+			} else if (!out && !err) {
+				uint64_t n_bytes = len - k * bs < bs ? len - k * bs : bs;
+
+				err = local_in(fd, off + (off_t)(k * bs), ptr ? ptr + k * bs : NULL,
+					       l->xfer_buf + (k % l->nbufs) * bs, n_bytes);
+			}
+			done++;
+		}
+		if (!n && mono_ms() > deadline) {
+			/* Completions that never come: the queue pair is wedged.
+			 * Its buffers stay with it; the link is done for. */
+			l->broken = true;
+			err = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->xfer);
+	return err;
+}
+
+int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
+{
+	return xfer(p, roff, fd, off, (uint8_t *)ptr, len, true);
+}
+
+int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len)
+{
+	return xfer(p, roff, fd, off, ptr, len, false);
+}
+#endif
