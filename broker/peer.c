@@ -261,13 +261,16 @@ static int exports_send(struct broker *b, struct link *l)
 	struct ctrl_msg m = { .magic = CTRL_MAGIC, .type = CTRL_EXPORTS };
 	int r = 0;
 
+	/* Node by node until the pinned-memory cap says stop: a peer gets
+	 * what fits, and the log says what did not. */
 	for (size_t i = 0; i < b->topo->n_numa && r == 0; i++)
 		r = arena_make(b, l, b->topo->numa[i].id);
-	if (r < 0) {
-		blog(LOG_ERR, "peer %s: cannot export host memory: %s", l->conf.name, strerror(-r));
-		arenas_free(l);
-		return r;
-	}
+	if (r < 0)
+		blog(l->narenas ? LOG_WARN : LOG_ERR, "peer %s: exporting %u of %zu host nodes: %s%s",
+		     l->conf.name, l->narenas, b->topo->n_numa, strerror(-r),
+		     r == -ENOSPC ? " (rdma.max_pinned_bytes)" : "");
+	if (!l->narenas)
+		return r < 0 ? r : -ENODEV;
 	mac(l->ps, "exporter", l->nonce_theirs, l->nonce_mine, m.mac);
 	m.npools = l->narenas;
 	for (unsigned i = 0; i < l->narenas; i++) {
