@@ -60,6 +60,7 @@ struct engine {
 	struct mig_job *jobs;
 	unsigned inflight, max_inflight;
 	uint64_t next_deadline; /* earliest resident_until a job waits for */
+	bool check_peers;       /* an RDMA copy failed: is its link down? */
 	struct uid_bytes *uids;
 };
 
@@ -417,6 +418,10 @@ static void complete(struct broker *b, struct copy *cp)
 		     (unsigned long long)al->id, (unsigned long long)cp->chunk,
 		     fp ? fp->device : "host", tp ? tp->device : "host", strerror(-cp->err));
 		job_fail(j, -EIO);
+		/* Not now: taking the link down revokes pagemaps, which waits
+		 * for copies this very drain may still hold. */
+		if (cp->rsrc || cp->rdst)
+			e->check_peers = true;
 	} else {
 		if (fp) {
 			space_put(fp, ch->off, cp->len);
@@ -457,6 +462,10 @@ static void completions(struct broker *b, struct watch *w, uint32_t events)
 	if (read(w->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		blog(LOG_WARN, "engine eventfd: %s", strerror(errno));
 	drain(b);
+	if (b->engine->check_peers) {
+		b->engine->check_peers = false;
+		peers_check(b);
+	}
 	engine_kick(b);
 }
 

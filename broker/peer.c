@@ -30,6 +30,8 @@ void rdma_conf_defaults(struct rdma_conf *c)
 	c->max_pinned_bytes = 512ull << 20;
 	c->xfer_bufs = 8;
 	c->xfer_buf_bytes = 1u << 20;
+	c->ack_timeout = 15; /* 134 ms: about 1 s with seven retries */
+	c->stall_ms = 3000;
 }
 
 int hostport_parse(const char *arg, char *host, size_t hlen, char *port, size_t plen)
@@ -107,6 +109,11 @@ uint64_t peers_next_deadline(const struct broker *b)
 {
 	(void)b;
 	return 0;
+}
+
+void peers_check(struct broker *b)
+{
+	(void)b;
 }
 
 int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
@@ -467,6 +474,20 @@ static int link_setup(struct broker *b, struct link *l)
 	}
 	l->nbufs = rc->xfer_bufs;
 	l->buf_bytes = rc->xfer_buf_bytes;
+	l->stall_ms = rc->stall_ms;
+	/*
+	 * How long an unanswered packet waits before a retry (4.096 us * 2^n,
+	 * seven retries): short enough that a dead peer or a cut link fails the
+	 * transfer in about a second, not the tens of seconds RoCE's default
+	 * path lifetime gives. A blip shorter than that is retried through.
+	 */
+	{
+		uint8_t t = rc->ack_timeout;
+
+		if (rdma_set_option(l->id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof(t)))
+			blog(LOG_WARN, "peer %s: cannot set the ACK timeout: %s", l->conf.name,
+			     strerror(errno));
+	}
 	l->ctrl_w.fd = l->ch->fd;
 	l->ctrl_w.cb = ctrl_event;
 	fcntl(l->ch->fd, F_SETFL, fcntl(l->ch->fd, F_GETFL) | O_NONBLOCK);
@@ -867,6 +888,15 @@ void peers_tick(struct broker *b)
 			link_connect(b, l);
 			link_reap(b, l);
 		}
+}
+
+void peers_check(struct broker *b)
+{
+	if (!b->peers)
+		return;
+	for (struct link *l = b->peers->links; l; l = l->next)
+		if (l->broken && l->state != LINK_DOWN)
+			link_down(b, l, "a transfer failed (peer or link gone)");
 }
 
 uint64_t peers_next_deadline(const struct broker *b)

@@ -36,6 +36,8 @@ struct rdma_conf {
 	uint64_t max_pinned_bytes; /* registered (pinned) memory, all peers */
 	uint32_t xfer_bufs;        /* transfer buffers per peer connection */
 	uint32_t xfer_buf_bytes;
+	uint8_t ack_timeout; /* IB local ACK timeout exponent: 4.096 us << n */
+	uint32_t stall_ms;   /* a transfer with no progress this long fails */
 };
 
 void rdma_conf_defaults(struct rdma_conf *c);
@@ -51,6 +53,10 @@ void peers_fini(struct broker *b);
 /* Reconnects peers whose retry time came. */
 void peers_tick(struct broker *b);
 uint64_t peers_next_deadline(const struct broker *b);
+/* A transfer found its link broken (the queue pair failed: retries
+ * exhausted, a cut link, a dead peer the CM has not reported yet): the
+ * link goes down and its pagemaps are revoked, as on a disconnect. */
+void peers_check(struct broker *b);
 
 /*
  * The data path, called from copy workers. Moves len bytes between local

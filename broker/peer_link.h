@@ -69,6 +69,7 @@ struct link {
 	uint64_t xfer_bytes;
 	unsigned nbufs;
 	uint32_t buf_bytes;
+	uint32_t stall_ms; /* a transfer with no completion this long fails */
 	volatile bool broken;
 	uint64_t retry_at, backoff_ms;
 	struct pool *pools[ARENAS_MAX]; /* importer: the remote pools it serves */

@@ -18,7 +18,6 @@
 #if HAVE_RDMA
 #include "peer_link.h"
 
-#define XFER_TIMEOUT_MS 30000
 
 static uint64_t mono_ms(void)
 {
@@ -88,7 +87,7 @@ static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, 
 	}
 	bs = l->buf_bytes;
 	pieces = (len + bs - 1) / bs;
-	deadline = mono_ms() + XFER_TIMEOUT_MS;
+	deadline = mono_ms() + l->stall_ms;
 	while (done < posted || (posted < pieces && !err)) {
 		struct ibv_wc wc[8];
 		int n;
@@ -138,9 +137,17 @@ static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, 
 			}
 			done++;
 		}
-		if (!n && mono_ms() > deadline) {
-			/* Completions that never come: the queue pair is wedged.
-			 * Its buffers stay with it; the link is done for. */
+		if (n)
+			deadline = mono_ms() + l->stall_ms;
+		else if (mono_ms() > deadline) {
+			/*
+			 * No completion at all for that long: the link is cut or
+			 * the peer hangs. Transports may retry for much longer
+			 * (soft-RoCE rides out a cut of tens of seconds); a
+			 * migration should fail instead, with its source intact.
+			 * The buffers stay with the queue pair until the link is
+			 * torn down, which destroys the queue pair first.
+			 */
 			l->broken = true;
 			err = -ETIMEDOUT;
 			break;

@@ -192,6 +192,14 @@ static int read_rdma(struct cfg_ctx *x, struct config *c, json_object *o,
 		return r;
 	if (r)
 		rc->xfer_buf_bytes = (uint32_t)v;
+	if ((r = get_int(x, o, "rdma", "ack_timeout", 1, 31, &v)) < 0)
+		return r;
+	if (r)
+		rc->ack_timeout = (uint8_t)v;
+	if ((r = get_int(x, o, "rdma", "stall_ms", 100, 600000, &v)) < 0)
+		return r;
+	if (r)
+		rc->stall_ms = (uint32_t)v;
 	if (!json_object_object_get_ex(o, "peers", &peers))
 		return 0;
 	if (!json_object_is_type(peers, json_type_array))
@@ -219,7 +227,7 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					    "rdma", NULL };
 	static const char *const rkeys[] = { "listen", "peers", "secret_file", "export_bytes",
 					     "max_pinned_bytes", "transfer_buffers",
-					     "transfer_buffer_bytes", NULL };
+					     "transfer_buffer_bytes", "ack_timeout", "stall_ms", NULL };
 	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
 					     NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };

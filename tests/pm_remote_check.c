@@ -7,7 +7,8 @@
  *                                     faults, 2 MiB and 64 KiB chunks; more
  *                                     than REMOTE holds: -ENOSPC, nothing lost
  *   pm_remote_check --killed REMOTE   a migration the test kills the peer
- *                                     under: it fails, the pagemap is revoked,
+ *                                     (or cuts the link) under: it fails, the
+ *                                     pagemap is revoked,
  *                                     and every chunk that was not on the peer
  *                                     keeps its data; chunks lost with the peer
  *                                     say -EIO

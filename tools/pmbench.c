@@ -61,6 +61,8 @@ static const struct {
 	{ "rtt", pmbench_rtt, "broker round trips (NOP, open+close, query) vs a raw Unix socket" },
 	{ "migrate", pmbench_migrate, "pm_migrate throughput between pools vs move_pages/memcpy; "
 				      "fault-back latency" },
+	{ "rdma", pmbench_rdma, "pm_migrate to/from a peer broker's pool over RDMA vs perftest "
+				"(ib_write_bw, ib_write_lat)" },
 };
 
 int main(int argc, char **argv)

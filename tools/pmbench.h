@@ -17,4 +17,5 @@ void bench_self_dir(char *buf, size_t len);
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 int pmbench_migrate(int argc, char **argv);
+int pmbench_rdma(int argc, char **argv);
 #endif

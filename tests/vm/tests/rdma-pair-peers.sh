@@ -3,8 +3,12 @@
 # vm-profile: rdma-pair
 # Node to node: guest 0's broker exports its host memory over soft-RoCE on the
 # private link, guest 1's broker imports it as a:node0, and pm_remote_check
-# moves seeded data there and back (RDMA WRITE and READ across the link). Runs
-# in both guests; PM_ROLE 0 exports, 1 imports and checks.
+# moves seeded data there and back (RDMA WRITE and READ across the link). Then
+# guest 0 cuts its link (drops everything it sends for 8 s) under a migration: it fails, the
+# pagemap is revoked, data not on the peer is intact, and guest 1's broker
+# reconnects by itself once the link is back. Runs in both guests; PM_ROLE 0
+# exports, 1 imports and checks. The guests signal each other with busybox nc
+# on the same link (port 18600: "cut now"; 18601: "done").
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
@@ -29,15 +33,28 @@ if [[ $PM_ROLE == 0 ]]; then
 		--peer-secret "$run/secret" -v 2>"$run/a.log" &
 	a=$!
 	trap 'kill $a 2>/dev/null || true; cat "$run/a.log"' EXIT
-	# Serve until the importer has connected and gone again.
-	for _ in $(seq 1800); do
-		grep -q "authenticated" "$run/a.log" && grep -q ": disconnected" "$run/a.log" && break
-		sleep 0.1
-	done
-	grep -q "authenticated" "$run/a.log" || fail "guest 1's broker never authenticated"
-	echo "rdma-pair-peers: exported host memory to $PM_PEER_IP"
+	timeout 300 busybox nc -l -p 18600 </dev/null >/dev/null || fail "no 'cut now' from guest 1"
+	# Every packet guest 0 sends is dropped (ACKs, read responses): the
+	# importer's retries run out. (eth0 down would only pause the link:
+	# QEMU holds the frames until it is up again, and RC rides that out.)
+	echo "rdma-pair-peers: cutting the link at $(date +%s.%N)"
+	tc qdisc add dev eth0 root netem loss 100%
+	sleep 8
+	tc qdisc del dev eth0 root
+	echo "rdma-pair-peers: link back at $(date +%s.%N)"
+	timeout 300 busybox nc -l -p 18601 </dev/null >/dev/null || fail "no 'done' from guest 1"
+	(($(grep -c "authenticated" "$run/a.log") >= 2)) ||
+		fail "guest 1's broker did not authenticate again after the cut"
+	echo "rdma-pair-peers: exported host memory to $PM_PEER_IP, before and after the cut"
 	exit 0
 fi
+signal() { # PORT: tells guest 0, which may still be setting up its listener
+	for _ in $(seq 100); do
+		echo x | busybox nc -w 2 "$PM_PEER_IP" "$1" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
 
 "$b/broker/pagemapd" --socket "$run/b.sock" --peer "a=$PM_PEER_IP:$port" \
 	--peer-secret "$run/secret" -v 2>"$run/b.log" &
@@ -47,5 +64,28 @@ for _ in $(seq 600); do grep -q "peer a: pool a:node0" "$run/b.log" && break; sl
 grep -q "peer a: pool a:node0" "$run/b.log" || fail "no a:node0 from $PM_PEER_IP"
 PAGEMAP_SOCKET=$run/b.sock "$b/tests/pm_remote_check" a:node0 | tee "$run/check.out"
 grep -q '^FAIL' "$run/check.out" && fail "pm_remote_check across the link failed"
+
+# --- the link is cut under a migration
+mkfifo "$run/fifo"
+PAGEMAP_SOCKET=$run/b.sock "$b/tests/pm_remote_check" --killed a:node0 >"$run/fifo" &
+checker=$!
+exec 3<"$run/fifo"
+read -r -t 120 line <&3 || fail "the cut-link check did not start"
+while [[ $line != started ]]; do echo "$line"; read -r -t 120 line <&3; done
+echo "started at $(date +%s.%N)"
+signal 18600 || fail "cannot tell guest 0 to cut the link"
+cat <&3 | tee "$run/cut.out"
+echo "over at $(date +%s.%N)"
+wait "$checker" || fail "pm_remote_check under a cut link failed"
+connections() { grep -c "peer a: connected and authenticated" "$run/b.log" || true; }
+for _ in $(seq 600); do (($(connections) >= 2)) && break; sleep 0.1; done
+(($(connections) >= 2)) || fail "no reconnection after the link came back"
+for _ in $(seq 100); do
+	[[ $(grep -c "peer a: pool a:node0" "$run/b.log") -ge 2 ]] && break
+	sleep 0.1
+done
+PAGEMAP_SOCKET=$run/b.sock "$b/tests/pm_remote_check" a:node0 >"$run/again.out" ||
+	{ cat "$run/again.out"; fail "migration after reconnection failed"; }
+signal 18601 || fail "cannot tell guest 0 we are done"
 thr=$(grep '^throughput 2048' "$run/check.out" | sed 's/^throughput //')
-note "rdma-pair-peers: guest 1 -> guest 0 a:node0 across the link: $thr"
+note "rdma-pair-peers: guest 1 -> guest 0 a:node0 across the link: $thr; link cut: $(grep -o 'failed with .*' "$run/cut.out" | head -1), reconnected"

@@ -13,8 +13,8 @@ set -euo pipefail
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 
 b=${PM_BUILD_DIR:-}
-[[ -x $b/broker/pagemapd && -x $b/tests/pm_remote_check && -x $b/tools/pmctl ]] ||
-	{ echo "no pagemapd/pm_remote_check/pmctl in PM_BUILD_DIR='$b'"; exit 77; }
+[[ -x $b/broker/pagemapd && -x $b/tests/pm_remote_check && -x $b/tools/pmbench ]] ||
+	{ echo "no pagemapd/pm_remote_check/pmbench in PM_BUILD_DIR='$b'"; exit 77; }
 ibv_devinfo -d rxe0 | grep -q 'state:.*PORT_ACTIVE' || fail "rxe0 not active"
 
 run=$(mktemp -d)
@@ -85,5 +85,13 @@ for _ in $(seq 300); do (($(connections) >= 2)) && break; sleep 0.1; done
 (($(connections) >= 2)) || fail "b did not reconnect to a restarted a"
 "$b/tests/pm_remote_check" a:node0 >"$run/again.out" || { cat "$run/again.out"; fail "after reconnection"; }
 
+# --- the benchmark against perftest on the same device, same run
+"$b/tools/pmbench" rdma --remote a:node0 --ib-dev rxe0 --ib-addr "$PM_GUEST_IP" \
+	--perftest-port 18520 --size 16M --samples 10 >"$run/bench.json" ||
+	{ cat "$run/bench.json"; fail "pmbench rdma failed"; }
+ratios=$(jq -r '[.throughput[] | "\(.direction) \(.chunk_size / 1024) KiB: \(.median_gbps) GB/s = \(.ratio)x ib_write_bw"] | join("; ")' "$run/bench.json")
+[[ -n $ratios ]] || fail "no throughput in pmbench rdma's JSON"
+echo "pmbench rdma: $ratios"
+
 thr=$(grep '^throughput 2048' "$run/check.out" | sed 's/^throughput //')
-note "rdma-peers: a:node0 over rxe0: $thr; wrong secret refused; peer killed: $(grep -o 'failed with .*' "$run/killed.out" | head -1); reconnected"
+note "rdma-peers: a:node0 over rxe0: $thr; wrong secret refused; peer killed: $(grep -o 'failed with .*' "$run/killed.out" | head -1); reconnected; pmbench rdma: $ratios"
