@@ -116,6 +116,14 @@ void peers_check(struct broker *b)
 	(void)b;
 }
 
+unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsigned max)
+{
+	(void)b;
+	(void)out;
+	(void)max;
+	return 0;
+}
+
 int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
 {
 	return -ENOTCONN;
@@ -362,6 +370,7 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 			return;
 		}
 		l->state = LINK_READY;
+		l->connects++;
 		return;
 	case CTRL_EXPORTS: /* importer */
 		if (!l->importer || l->state != LINK_AUTH || len < sizeof(*m))
@@ -374,6 +383,7 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 		}
 		l->state = LINK_READY;
 		l->backoff_ms = 0;
+		l->connects++;
 		blog(LOG_INFO, "peer %s: connected and authenticated", l->conf.name);
 		pools_import(b, l, m);
 		return;
@@ -412,6 +422,31 @@ static void ctrl_event(struct broker *b, struct watch *w, uint32_t events)
 }
 
 /* ---- connection setup ---- */
+
+/* The port's signalling rate in Mb/s, from its width and per-lane speed
+ * (the IB encodings ibv_query_port reports, for RoCE too). */
+static uint32_t port_rate_mbps(struct ibv_context *v, uint8_t port)
+{
+	static const struct {
+		uint32_t code, mbps;
+	} speeds[] = { { 1, 2500 }, { 2, 5000 }, { 4, 10000 }, { 8, 10313 }, { 16, 14063 },
+		       { 32, 25781 }, { 64, 53125 }, { 128, 106250 }, { 256, 212500 } };
+	static const struct {
+		uint32_t code, lanes;
+	} widths[] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 12 }, { 16, 2 } };
+	struct ibv_port_attr a;
+	uint32_t lane = 0, lanes = 0;
+
+	if (ibv_query_port(v, port, &a))
+		return 0;
+	for (size_t i = 0; i < sizeof(speeds) / sizeof(speeds[0]); i++)
+		if (speeds[i].code == a.active_speed)
+			lane = speeds[i].mbps;
+	for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++)
+		if (widths[i].code == a.active_width)
+			lanes = widths[i].lanes;
+	return lane * lanes;
+}
 
 static bool device_has_odp(struct ibv_context *verbs)
 {
@@ -728,6 +763,9 @@ static void cm_event(struct broker *b, struct watch *w, uint32_t events)
 		}
 		case RDMA_CM_EVENT_ESTABLISHED:
 			l->state = LINK_AUTH;
+			l->rate_mbps = port_rate_mbps(id->verbs, id->port_num);
+			snprintf(l->device, sizeof(l->device), "%s",
+				 ibv_get_device_name(id->verbs->device));
 			if (!l->importer) {
 				struct ctrl_msg m = { .magic = CTRL_MAGIC, .type = CTRL_CHALLENGE };
 
@@ -897,6 +935,40 @@ void peers_check(struct broker *b)
 	for (struct link *l = b->peers->links; l; l = l->next)
 		if (l->broken && l->state != LINK_DOWN)
 			link_down(b, l, "a transfer failed (peer or link gone)");
+}
+
+unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsigned max)
+{
+	static const uint32_t states[] = { [LINK_DOWN] = PM_PEER_DOWN,
+					   [LINK_CONNECTING] = PM_PEER_CONNECTING,
+					   [LINK_AUTH] = PM_PEER_AUTHENTICATING,
+					   [LINK_READY] = PM_PEER_READY };
+	unsigned n = 0;
+
+	if (!b->peers)
+		return 0;
+	for (const struct link *l = b->peers->links; l && n < max; l = l->next) {
+		struct pm_peer_info *pi = &out[n++];
+		char addr[sizeof(pi->address) + 8] = "";
+
+		memset(pi, 0, sizeof(*pi));
+		pm_name_put(pi->name, sizeof(pi->name), l->conf.name);
+		if (l->importer)
+			snprintf(addr, sizeof(addr), "%s:%s", l->conf.host, l->conf.port);
+		addr[sizeof(pi->address) - 1] = '\0';
+		pm_name_put(pi->address, sizeof(pi->address), addr);
+		if (l->state != LINK_DOWN)
+			pm_name_put(pi->device, sizeof(pi->device), l->device);
+		pi->role = l->importer ? PM_PEER_IMPORTS : PM_PEER_EXPORTS;
+		pi->state = states[l->state];
+		pi->rate_mbps = l->state == LINK_DOWN ? 0 : l->rate_mbps;
+		pi->npools = l->importer ? l->npools : l->narenas;
+		pi->pinned = l->xfer_bytes * (l->xfer_mr != NULL);
+		for (unsigned i = 0; i < l->narenas; i++)
+			pi->pinned += l->arenas[i].pinned ? l->arenas[i].len : 0;
+		pi->connects = l->connects;
+	}
+	return n;
 }
 
 uint64_t peers_next_deadline(const struct broker *b)

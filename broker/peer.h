@@ -53,6 +53,10 @@ void peers_fini(struct broker *b);
 /* Reconnects peers whose retry time came. */
 void peers_tick(struct broker *b);
 uint64_t peers_next_deadline(const struct broker *b);
+struct pm_peer_info;
+/* Fills at most max records, one per link; returns how many. */
+unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsigned max);
+
 /* A transfer found its link broken (the queue pair failed: retries
  * exhausted, a cut link, a dead peer the CM has not reported yet): the
  * link goes down and its pagemaps are revoked, as on a disconnect. */

@@ -70,6 +70,9 @@ struct link {
 	unsigned nbufs;
 	uint32_t buf_bytes;
 	uint32_t stall_ms; /* a transfer with no completion this long fails */
+	uint32_t rate_mbps;  /* the port's rate, read when the link came up */
+	char device[32];     /* the RDMA device carrying it */
+	uint64_t connects;   /* authenticated connections */
 	volatile bool broken;
 	uint64_t retry_at, backoff_ms;
 	struct pool *pools[ARENAS_MAX]; /* importer: the remote pools it serves */

@@ -366,6 +366,21 @@ out:
 	return reply(s, m, buf, used, NULL, 0);
 }
 
+static int op_peers(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	struct pm_list_reply *rep = (void *)buf;
+	unsigned max = (sizeof(buf) - sizeof(*rep)) / sizeof(struct pm_peer_info), n;
+
+	if (m->hdr.length)
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	n = peers_describe(b, (struct pm_peer_info *)(rep + 1), max);
+	rep->count = n;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_peer_info), NULL, 0);
+}
+
 /* The opcodes that may carry fds on the control connection, and how many. */
 static unsigned max_fds(uint16_t opcode)
 {
@@ -438,6 +453,9 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_ALLOCS:
 		r = op_allocs(b, s, m);
+		break;
+	case PM_OP_PEERS:
+		r = op_peers(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

@@ -269,6 +269,10 @@ expect "stats after teardown: pagemaps, handles, torn_down" \
 expect "stats: no protocol errors since the deliberate one" "$(jq .protocol_errors <<<"$SJ")" "$PE"
 expect "pagemaps table when empty" "$(pm pagemaps | tail -n1)" "(no live pagemaps)"
 
+# --- peers: none configured
+expect "peers with no peer brokers" "$(pm peers)" "(no peer brokers: see pagemapd --peer and --rdma-listen)"
+expect "peers --json with no peer brokers" "$(pm --json peers | jq -c .)" "[]"
+
 # --- ranges: the runs of a held allocation -------------------------------------
 expect "ranges with no allocation" "$(pm ranges)" "(no managed allocations)"
 expect "ranges --json with no allocation" "$(pm --json ranges | jq -c .)" "[]"

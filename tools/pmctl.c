@@ -28,6 +28,8 @@ static void usage(FILE *f)
 	      "  ranges [SESSION_ID]   managed allocations and where their chunks are, as runs:\n"
 	      "                        resident and requested pagemap, advice, flags, last error\n"
 	      "                        (default: every session; others' need root or the broker's user)\n"
+	      "  peers                 links to peer brokers over RDMA: role, state, device,\n"
+	      "                        port rate (the NET edge's bandwidth), pools, pinned memory\n"
 	      "  revoke DEVICE         revoke DEVICE's pagemaps (root or the broker's user only)\n"
 	      "  stats                 the broker's counters\n\n"
 	      "Options:\n"
@@ -361,7 +363,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static const char *const commands[] = { "pagemaps", "clients", "ranges", "revoke", "stats" };
+	static const char *const commands[] = { "pagemaps", "clients", "ranges", "peers", "revoke",
+						"stats" };
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *socket_arg = NULL, *cmd, *device = NULL;
 	struct pm_client *c = NULL;
@@ -392,7 +395,7 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		fprintf(stderr,
-			"pmctl: missing COMMAND (pagemaps, clients, ranges, revoke, stats)\n");
+			"pmctl: missing COMMAND (pagemaps, clients, ranges, peers, revoke, stats)\n");
 		return 2;
 	}
 	cmd = argv[optind++];
@@ -400,8 +403,8 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, commands[i]))
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
-		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, ranges, revoke, "
-				"stats)\n", cmd);
+		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, ranges, peers, "
+				"revoke, stats)\n", cmd);
 		return 2;
 	}
 	nmin = !strcmp(cmd, "revoke") ? 1 : 0;
@@ -438,8 +441,13 @@ int main(int argc, char **argv)
 			r == -ENOENT || r == -ECONNREFUSED ? " (is pagemapd running?)" : "");
 		return 1;
 	}
-	if (!strcmp(cmd, "revoke") || !strcmp(cmd, "ranges")) {
-		r = device ? cmd_revoke(c, device, json) : pmctl_ranges(c, session, json);
+	if (!strcmp(cmd, "revoke") || !strcmp(cmd, "ranges") || !strcmp(cmd, "peers")) {
+		if (device)
+			r = cmd_revoke(c, device, json);
+		else if (!strcmp(cmd, "peers"))
+			r = pmctl_peers(c, json);
+		else
+			r = pmctl_ranges(c, session, json);
 		pm_disconnect(c);
 		return r;
 	}

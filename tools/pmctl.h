@@ -25,4 +25,6 @@ int pmctl_call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap, 
 /* pmctl ranges [SESSION_ID]: allocations and their chunk runs (0: every session).
  * Returns the exit status, having named any failure on stderr. */
 int pmctl_ranges(struct pm_client *c, uint64_t session_id, bool json);
+/* pmctl peers: links to peer brokers. Returns the exit status. */
+int pmctl_peers(struct pm_client *c, bool json);
 #endif

@@ -64,6 +64,7 @@ enum pm_opcode {
 	PM_OP_ADVISE = 14,  /* control: placement advice for chunks */
 	PM_OP_RANGES = 15,  /* control: chunk state as uniform runs */
 	PM_OP_ALLOCS = 16,  /* control: allocations and their runs (pmctl ranges) */
+	PM_OP_PEERS = 17,   /* control: links to peer brokers (pmctl peers) */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -346,6 +347,33 @@ struct pm_alloc_info {
 	uint64_t in_flight; /* chunks moving now */
 };
 static_assert(sizeof(struct pm_alloc_info) == 48, "pm_alloc_info is 48 bytes");
+
+/* PM_OP_PEERS: no request payload. Reply: pm_list_reply then count
+ * pm_peer_info, one per RDMA link to a peer broker. */
+enum pm_peer_role {
+	PM_PEER_IMPORTS = 1, /* we use its memory: its pools are pagemaps NAME:DEVICE here */
+	PM_PEER_EXPORTS = 2, /* it uses ours: it connected to our --rdma-listen */
+};
+
+enum pm_peer_state {
+	PM_PEER_DOWN = 0, /* importer: waiting to reconnect */
+	PM_PEER_CONNECTING = 1,
+	PM_PEER_AUTHENTICATING = 2,
+	PM_PEER_READY = 3,
+};
+
+struct pm_peer_info {
+	char name[32];      /* --peer NAME, or "from ADDR" for a peer that connected to us */
+	char address[64];   /* HOST:PORT we connect to, or "" */
+	char device[32];    /* the RDMA device carrying the link, "" when down */
+	uint32_t role;      /* enum pm_peer_role */
+	uint32_t state;     /* enum pm_peer_state */
+	uint32_t rate_mbps; /* the RDMA port's signalling rate: the NET edge's bandwidth */
+	uint32_t npools;    /* pools imported, or host nodes exported */
+	uint64_t pinned;    /* memory registered for this link */
+	uint64_t connects;  /* authenticated connections so far */
+};
+static_assert(sizeof(struct pm_peer_info) == 160, "pm_peer_info is 160 bytes");
 
 /* PM_EV_REVOKED on a pagemap fd: then the broker closes its end. */
 struct pm_event_revoked {

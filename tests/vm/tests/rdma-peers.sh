@@ -54,6 +54,17 @@ if grep -q "node1" /sys/devices/system/node/possible 2>/dev/null ||
 	grep -q "pool a:node1" "$run/b.log" && fail "a:node1 exported beyond the cap"
 fi
 
+# pmctl peers on both sides: the link, its device and the port's rate.
+"$b/tools/pmctl" --socket "$run/b.sock" peers
+"$b/tools/pmctl" --socket "$run/a.sock" peers
+pj=$("$b/tools/pmctl" --socket "$run/b.sock" --json peers)
+[[ $(jq -r '.[0] | "\(.name) \(.role) \(.state) \(.device) \(.pools)"' <<<"$pj") == "a imports ready rxe0 1" ]] ||
+	fail "pmctl peers on b: $pj"
+(($(jq '.[0].rate_mbps' <<<"$pj") > 0)) || fail "no port rate in pmctl peers: $pj"
+aj=$("$b/tools/pmctl" --socket "$run/a.sock" --json peers)
+[[ $(jq -r '[.[] | select(.role == "exports" and .state == "ready")] | length' <<<"$aj") == 1 ]] ||
+	fail "pmctl peers on a: $aj"
+
 export PAGEMAP_SOCKET=$run/b.sock
 "$b/tests/pm_remote_check" a:node0 | tee "$run/check.out"
 grep -q '^FAIL' "$run/check.out" && fail "pm_remote_check failed"
