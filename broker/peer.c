@@ -312,6 +312,12 @@ static void pools_import(struct broker *b, struct link *l, const struct ctrl_msg
 
 		memcpy(name, m->pools[i].name, sizeof(m->pools[i].name));
 		name[sizeof(m->pools[i].name)] = '\0';
+		/* Authenticated is not infallible: names become device names. */
+		if (!name[0] || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(name) ||
+		    m->pools[i].len < PM_CHUNK_MIN) {
+			blog(LOG_WARN, "peer %s: export %u is malformed: ignored", l->conf.name, i);
+			continue;
+		}
 		snprintf(dev, sizeof(dev), "%s:%s", l->conf.name, name);
 		p = pool_find(b, dev, "");
 		if (!p) {
