@@ -210,12 +210,12 @@ static int evacuate(struct allocation *al, uint64_t i, struct pool *p)
 
 	if (ch->host_copy)
 		return 0;
-	/* Behind RDMA: read back while the link lives (an administrator's
-	 * revoke); a peer that is gone took the data with it. */
+	/* Unmapped pools read back through their own op (a peer that is gone
+	 * took the data with it: -ENOTCONN). */
 	if (!p->map)
-		return p->link ? peer_read(p, ch->off, al->memfd, (off_t)(i * al->chunk_size), NULL,
-					   al->chunk_size)
-			       : -ENOTCONN;
+		return p->ops->read ? p->ops->read(p, ch->off, al->memfd,
+						    (off_t)(i * al->chunk_size), NULL, al->chunk_size)
+				    : -EIO;
 	while (done < al->chunk_size) {
 		ssize_t n = pwrite(al->memfd, p->map + ch->off + done, al->chunk_size - done,
 				   (off_t)(i * al->chunk_size + done));

@@ -52,6 +52,15 @@ struct pool_ops {
 	/* Acquires what a live pagemap of this pool needs (a BAR mapping...). */
 	int (*create)(struct pool *p);
 	void (*destroy)(struct pool *p);
+	/*
+	 * Pools the broker cannot map (a peer's memory over RDMA, GPU VRAM):
+	 * move len bytes between the pool at poff and local memory, which is
+	 * fd at off when fd >= 0, else ptr. Called from copy workers, several
+	 * at once. 0 or -errno. NULL for pools with a mapping (p->map).
+	 */
+	int (*read)(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len);
+	int (*write)(struct pool *p, uint64_t poff, int fd, off_t off, const uint8_t *ptr,
+		     uint64_t len);
 };
 
 struct pool {
@@ -74,6 +83,8 @@ struct pool {
 	uint64_t nunits;
 	/* RDMA-remote pools: the peer connection and the exported arena. */
 	void *link;
+	/* GPU pools (pool_gpu.c): the backend's state. */
+	void *gpu;
 	uint64_t raddr;
 	uint32_t rkey;
 	struct pagemap *pm; /* the live pagemap, NULL when none */

@@ -50,10 +50,11 @@ static int pwrite_full(int fd, const uint8_t *src, uint64_t len, off_t off)
 }
 
 /*
- * A copy with a remote side: RDMA from or into the host side (the memfd),
- * a device mapping, or, remote to remote, through the bounce buffer.
+ * A copy with a side the broker cannot map (a peer's memory, VRAM): the
+ * pool's own read and write, from or into the host side (the memfd) or a
+ * mapped pool; between two such pools, through the bounce buffer.
  */
-static int copy_remote(struct copy *cp, uint8_t *bounce)
+static int copy_unmapped(struct copy *cp, uint8_t *bounce)
 {
 	int r = 0;
 
@@ -63,17 +64,18 @@ static int copy_remote(struct copy *cp, uint8_t *bounce)
 		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
 			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
 
-			r = peer_read(cp->rsrc, cp->rsrc_off + done, -1, 0, bounce, n);
+			r = cp->rsrc->ops->read(cp->rsrc, cp->rsrc_off + done, -1, 0, bounce, n);
 			if (!r)
-				r = peer_write(cp->rdst, cp->rdst_off + done, -1, 0, bounce, n);
+				r = cp->rdst->ops->write(cp->rdst, cp->rdst_off + done, -1, 0, bounce,
+							 n);
 		}
 		return r;
 	}
 	if (cp->rdst)
-		return peer_write(cp->rdst, cp->rdst_off, cp->src ? -1 : cp->memfd, cp->file_off,
-				  cp->src, cp->len);
-	return peer_read(cp->rsrc, cp->rsrc_off, cp->dst ? -1 : cp->memfd, cp->file_off, cp->dst,
-			 cp->len);
+		return cp->rdst->ops->write(cp->rdst, cp->rdst_off, cp->src ? -1 : cp->memfd,
+					    cp->file_off, cp->src, cp->len);
+	return cp->rsrc->ops->read(cp->rsrc, cp->rsrc_off, cp->dst ? -1 : cp->memfd, cp->file_off,
+				   cp->dst, cp->len);
 }
 
 void copy_run(struct copy *cp, uint8_t *bounce)
@@ -81,7 +83,7 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 	int r = 0;
 
 	if (cp->rsrc || cp->rdst) {
-		r = copy_remote(cp, bounce);
+		r = copy_unmapped(cp, bounce);
 		if (!r && cp->punch &&
 		    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
 			      (off_t)cp->len) < 0)

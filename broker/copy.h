@@ -25,7 +25,7 @@ struct copy {
 	int memfd;       /* host side: the allocation's memfd ... */
 	off_t file_off;  /* ... at this offset */
 	uint8_t *src, *dst; /* device sides: inside the pools' mappings */
-	/* RDMA-remote sides instead (no mapping): the pool and the offset. */
+	/* Sides the broker cannot map (pool ops read/write): pool, offset. */
 	struct pool *rsrc, *rdst;
 	uint64_t rsrc_off, rdst_off;
 	uint64_t len;
