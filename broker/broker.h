@@ -61,6 +61,9 @@ struct pool_ops {
 	int (*read)(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len);
 	int (*write)(struct pool *p, uint64_t poff, int fd, off_t off, const uint8_t *ptr,
 		     uint64_t len);
+	/* Two unmapped pools of this kind with a peer path: a direct copy. */
+	int (*copy_peer)(struct pool *src, uint64_t soff, struct pool *dst, uint64_t doff,
+			 uint64_t len);
 };
 
 struct pool {
@@ -95,6 +98,13 @@ extern const struct pool_ops pool_numa_ops;
 extern const struct pool_ops pool_bar_ops;
 extern const struct pool_ops pool_emulated_ops;
 extern const struct pool_ops pool_remote_ops;
+extern const struct pool_ops pool_gpu_ops;
+
+/* pool_gpu.c: a pool per CUDA device when the driver loads; none otherwise. */
+int gpu_pools_add(struct broker *b);
+void gpu_pools_free(struct broker *b);
+/* Whether the driver says a's and b's devices reach each other (GPU pools). */
+bool gpu_can_peer(const struct pool *a, const struct pool *b);
 
 struct pool_bar_conf {
 	char device[PM_NAME_MAX];
@@ -155,6 +165,7 @@ struct config {
 	uint32_t min_residency_ms; /* advice-driven moves wait this long after a move */
 	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */
 	uint32_t migrate_workers;  /* copy threads */
+	uint64_t gpu_pool_bytes;   /* VRAM one GPU pagemap takes (at most half the device) */
 	struct rdma_conf rdma;
 };
 

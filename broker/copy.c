@@ -60,6 +60,10 @@ static int copy_unmapped(struct copy *cp, uint8_t *bounce)
 
 	if (cp->discard)
 		return 0;
+	if (cp->rsrc && cp->rdst && cp->kind == CP_DIRECT && cp->rsrc->ops == cp->rdst->ops &&
+	    cp->rsrc->ops->copy_peer)
+		return cp->rsrc->ops->copy_peer(cp->rsrc, cp->rsrc_off, cp->rdst, cp->rdst_off,
+						cp->len);
 	if (cp->rsrc && cp->rdst) {
 		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
 			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;

@@ -97,6 +97,9 @@ bool engine_peer_path(const struct broker *b, const struct pool *a, const struct
 
 	if (a == c || !strcmp(a->device, c->device))
 		return true;
+	/* GPUs: what the driver says (NVLink or PCIe P2P it will do). */
+	if (a->ops == &pool_gpu_ops || c->ops == &pool_gpu_ops)
+		return gpu_can_peer(a, c);
 	if (da < 0 || dc < 0 || topo_classify(b->topo, da, dc, &path) < 0)
 		return false;
 	return path.cls == TOPO_CLASS_NV || path.p2p == TOPO_P2P_BUS_ADDR ||

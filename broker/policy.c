@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
 	c->min_residency_ms = 20;
 	c->max_residency_ms = 1000;
 	c->migrate_workers = 4;
+	c->gpu_pool_bytes = 4ull << 30;
 	rdma_conf_defaults(&c->rdma);
 }
 
@@ -229,7 +230,7 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					     "max_pinned_bytes", "transfer_buffers",
 					     "transfer_buffer_bytes", "ack_timeout", "stall_ms", NULL };
 	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
-					     NULL };
+					     "gpu_pool_bytes", NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
 	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid",
@@ -320,6 +321,10 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 			return r;
 		if (r)
 			c->max_residency_ms = (uint32_t)v;
+		if ((r = get_int(x, o, "migration", "gpu_pool_bytes", 1 << 20, INT64_MAX, &v)) < 0)
+			return r;
+		if (r)
+			c->gpu_pool_bytes = (uint64_t)v;
 		if (c->max_residency_ms < c->min_residency_ms)
 			return fail(x, "migration", "max_residency_ms is below min_residency_ms");
 	}

@@ -145,11 +145,15 @@ int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nba
 	}
 	for (unsigned i = 0; r == 0 && i < nbars; i++)
 		r = add_bar_pool(b, &bars[i]);
+	/* Real GPUs only: an emulated machine's GPUs are emulated pools. */
+	if (r == 0 && !b->topo->emulated)
+		r = gpu_pools_add(b);
 	return r;
 }
 
 void pools_free(struct broker *b)
 {
+	gpu_pools_free(b);
 	while (b->pools) {
 		struct pool *p = b->pools;
 
