@@ -11,10 +11,10 @@
 #include "sysfs_util.h"
 
 /* Order matters: PCI needs NUMA nodes (one-node machines), osdevs need PCI
- * functions, RDMA needs netdevs, KFD needs PCI functions. */
+ * functions, RDMA needs netdevs, KFD and NVML need PCI functions. */
 static const struct topo_source *const sources[] = {
 	&topo_source_cpu, &topo_source_numa, &topo_source_pci,
-	&topo_source_osdev, &topo_source_rdma, &topo_source_kfd,
+	&topo_source_osdev, &topo_source_rdma, &topo_source_kfd, &topo_source_nvml,
 };
 
 int topo_ctx_error(struct topo_ctx *ctx, int err, const char *fmt, ...)

@@ -28,6 +28,7 @@ extern const struct topo_source topo_source_pci;
 extern const struct topo_source topo_source_osdev;
 extern const struct topo_source topo_source_rdma;
 extern const struct topo_source topo_source_kfd;
+extern const struct topo_source topo_source_nvml;
 
 /* Records the first error message; later ones are dropped. Returns err. */
 int topo_ctx_error(struct topo_ctx *ctx, int err, const char *fmt, ...)
