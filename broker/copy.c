@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,6 +18,42 @@
 
 #include "broker.h"
 #include "copy.h"
+
+static __thread sigjmp_buf *guard;
+
+static void sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	if (guard)
+		siglongjmp(*guard, 1);
+	/* Not ours: what SIGBUS would have done. */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int copy_guarded(void *dst, const void *src, size_t n)
+{
+	sigjmp_buf env;
+	volatile int r = 0;
+
+	if (sigsetjmp(env, 1)) {
+		r = -EFAULT;
+	} else {
+		guard = &env;
+		memcpy(dst, src, n);
+	}
+	guard = NULL;
+	return r;
+}
+
+static void sigbus_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
 
 static int pread_full(int fd, uint8_t *dst, uint64_t len, off_t off)
 {
@@ -114,16 +152,17 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 		break;
 	case CP_DIRECT:
 		if (!cp->discard)
-			memcpy(cp->dst, cp->src, cp->len);
+			r = copy_guarded(cp->dst, cp->src, cp->len);
 		break;
 	case CP_BOUNCE:
 		/* The path between the pools is not peer to peer: through host
 		 * memory, a piece at a time, as a DMA engine would stage it. */
-		for (uint64_t done = 0; !cp->discard && done < cp->len; done += COPY_BOUNCE) {
+		for (uint64_t done = 0; !r && !cp->discard && done < cp->len; done += COPY_BOUNCE) {
 			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
 
-			memcpy(bounce, cp->src + done, n);
-			memcpy(cp->dst + done, bounce, n);
+			r = copy_guarded(bounce, cp->src + done, n);
+			if (!r)
+				r = copy_guarded(cp->dst + done, bounce, n);
 		}
 		break;
 	}
@@ -150,6 +189,7 @@ static void finish(struct copy_queue *q, struct copy *cp)
 static void *worker(void *arg)
 {
 	struct copy_queue *q = arg;
+	bool stop;
 	uint8_t *bounce = mmap(NULL, COPY_BOUNCE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
@@ -170,8 +210,9 @@ static void *worker(void *arg)
 		q->todo = cp->next;
 		if (!q->todo)
 			q->todo_tail = &q->todo;
+		stop = q->stop;
 		pthread_mutex_unlock(&q->lock);
-		if (q->stop)
+		if (stop)
 			cp->err = -ECANCELED;
 		else if (cp->kind == CP_BOUNCE && !bounce)
 			cp->err = -ENOMEM;
@@ -188,6 +229,7 @@ static void *worker(void *arg)
 
 int copy_queue_start(struct copy_queue *q, unsigned nthreads, int notify_fd)
 {
+	sigbus_install();
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
 	q->todo = q->done = NULL;

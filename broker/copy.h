@@ -58,6 +58,12 @@ void copy_queue_stop(struct copy_queue *q);
 void copy_queue_push(struct copy_queue *q, struct copy *cp);
 /* Every completed copy, oldest first; the caller frees them. */
 struct copy *copy_queue_take_done(struct copy_queue *q);
+/*
+ * memcpy that survives a device mapping going bad under it (a BAR whose
+ * device was surprise-removed faults with SIGBUS): 0, or -EFAULT. For copy
+ * workers, which the queue sets up for it; other threads get plain memcpy.
+ */
+int copy_guarded(void *dst, const void *src, size_t n);
 /* Runs one copy in the calling thread (bounce: a buffer of COPY_BOUNCE bytes). */
 #define COPY_BOUNCE (1u << 20)
 void copy_run(struct copy *cp, uint8_t *bounce);

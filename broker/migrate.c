@@ -227,12 +227,24 @@ static int target_of(const struct mig_job *j, const struct mig_range *mr, const 
 	return -ENODEV;
 }
 
-/* Whether a job other than j still has chunk i of al to move. */
+/*
+ * Whether another job still has chunk i of al to move: any other job for a
+ * fault, the jobs ahead of j otherwise (requests on a chunk are served in
+ * the order they came, so a later one cannot finish first and let the
+ * client lift a protection an earlier move still needs).
+ */
 static bool pending_elsewhere(const struct engine *e, const struct mig_job *j,
 			      const struct allocation *al, uint64_t i)
 {
+	bool fault = j->flags & PM_MIG_FAULT;
+
 	for (const struct mig_job *k = e->jobs; k; k = k->next) {
-		if (k == j || k->stopped)
+		if (k == j) {
+			if (!fault)
+				break;
+			continue;
+		}
+		if (k->stopped)
 			continue;
 		for (unsigned n = k->cur; n < k->nranges; n++) {
 			const struct mig_range *mr = &k->r[n];
@@ -263,7 +275,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	 * on for that move, and must be let go only once the chunk has gone
 	 * and come back, or its store would land in pages about to go.
 	 */
-	if ((j->flags & PM_MIG_FAULT) && pending_elsewhere(e, j, al, i))
+	if (pending_elsewhere(e, j, al, i))
 		return PLAN_WAIT;
 	if (r == 0 || from == to) {
 		count_done(b, j, al->chunk_size, NULL);
@@ -337,8 +349,12 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	al->busy++;
 	if (from)
 		from->busy++;
-	if (to)
+	/* The destination must outlive the copy even if every other
+	 * reference to it goes meanwhile (advice unset, fd closed). */
+	if (to) {
 		to->busy++;
+		registry_pin(b, to);
+	}
 	j->inflight++;
 	e->inflight++;
 	copy_queue_push(&e->q, cp);
@@ -440,6 +456,8 @@ static void complete(struct broker *b, struct copy *cp)
 		if (j->flags & PM_MIG_FAULT)
 			b->stats.faults++;
 	}
+	if (cp->to)
+		registry_unpin(b, cp->to); /* after the chunk took its own pin */
 	free(cp);
 	if (al->dead)
 		alloc_reap(b, al);

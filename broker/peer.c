@@ -149,6 +149,7 @@ int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, ui
 #include "peer_link.h"
 
 static void link_down(struct broker *b, struct link *l, const char *why);
+static void link_reap(struct broker *b, struct link *l);
 
 /* ---- control messages ---- */
 
@@ -331,7 +332,9 @@ static void pools_import(struct broker *b, struct link *l, const struct ctrl_msg
 		p->link = l;
 		p->raddr = m->pools[i].addr;
 		p->rkey = m->pools[i].rkey;
-		p->capacity = m->pools[i].len;
+		/* At most 1 TiB from one peer: the space bitmap is sized by it. */
+		p->capacity = m->pools[i].len < (1ull << 40) ? m->pools[i].len : 1ull << 40;
+		p->capacity -= p->capacity % PM_CHUNK_MIN;
 		p->numa = -1;
 		p->addr_bits = 64;
 		l->pools[l->npools++] = p;
@@ -387,7 +390,10 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 			link_down(b, l, "peer authentication failed");
 			return;
 		}
+		/* Published under xfer: workers read the state with it held. */
+		pthread_mutex_lock(&l->xfer);
 		l->state = LINK_READY;
+		pthread_mutex_unlock(&l->xfer);
 		l->backoff_ms = 0;
 		l->connects++;
 		blog(LOG_INFO, "peer %s: connected and authenticated", l->conf.name);
@@ -507,11 +513,11 @@ static int link_setup(struct broker *b, struct link *l)
 			l->xfer_buf = NULL;
 			return -ENOMEM;
 		}
+		l->xfer_bytes = xfer; /* for the unmap, whatever fails next */
 		l->xfer_mr = ibv_reg_mr(l->pd, l->xfer_buf, xfer, IBV_ACCESS_LOCAL_WRITE);
 		if (!l->xfer_mr)
 			return -errno;
 		l->ps->pinned += xfer;
-		l->xfer_bytes = xfer;
 	}
 	l->nbufs = rc->xfer_bufs;
 	l->buf_bytes = rc->xfer_buf_bytes;
@@ -647,6 +653,9 @@ static int link_connect(struct broker *b, struct link *l)
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
 	int r;
 
+	/* The last connection's resources go first: its id must not be
+	 * overwritten (leaked), nor torn down after this one is made. */
+	link_reap(b, l);
 	l->broken = false;
 	l->state = LINK_CONNECTING;
 	r = getaddrinfo(l->conf.host, l->conf.port, &hints, &ai);
@@ -891,6 +900,7 @@ int peers_init(struct broker *b)
 		if (!l)
 			return -ENOMEM;
 		link_connect(b, l);
+		link_reap(b, l); /* a connect that failed at once */
 	}
 	return 0;
 }
@@ -923,9 +933,10 @@ void peers_tick(struct broker *b)
 {
 	uint64_t now = now_ms();
 
+	/* Dead links are freed by cm_event only: this runs inside a batch of
+	 * events that may still hold one for them. */
 	if (!b->peers)
 		return;
-	links_free_dead(b->peers);
 	for (struct link *l = b->peers->links; l; l = l->next)
 		if (l->importer && l->state == LINK_DOWN && l->retry_at && l->retry_at <= now) {
 			l->retry_at = 0;

@@ -16,6 +16,7 @@
 #include "peer.h"
 
 #if HAVE_RDMA
+#include "copy.h"
 #include "peer_link.h"
 
 
@@ -29,10 +30,8 @@ static uint64_t mono_ms(void)
 
 static int local_out(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n)
 {
-	if (fd < 0) {
-		memcpy(buf, ptr, n);
-		return 0;
-	}
+	if (fd < 0)
+		return copy_guarded(buf, ptr, n); /* a device mapping may go bad */
 	while (n) {
 		ssize_t r = pread(fd, buf, n, off);
 
@@ -47,10 +46,8 @@ static int local_out(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64
 
 static int local_in(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n)
 {
-	if (fd < 0) {
-		memcpy(ptr, buf, n);
-		return 0;
-	}
+	if (fd < 0)
+		return copy_guarded(ptr, buf, n);
 	while (n) {
 		ssize_t r = pwrite(fd, buf, n, off);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "copy.h"
 #include "cuda_api.h"
 
 #define STAGE_BUFS 4
@@ -116,13 +117,8 @@ static void stage_put(struct gpu *g, unsigned slot)
 
 static int host_io(int fd, off_t off, uint8_t *ptr, uint8_t *buf, uint64_t n, bool to_buf)
 {
-	if (fd < 0) {
-		if (to_buf)
-			memcpy(buf, ptr, n);
-		else
-			memcpy(ptr, buf, n);
-		return 0;
-	}
+	if (fd < 0)
+		return to_buf ? copy_guarded(buf, ptr, n) : copy_guarded(ptr, buf, n);
 	while (n) {
 		ssize_t r = to_buf ? pread(fd, buf, n, off) : pwrite(fd, buf, n, off);
 

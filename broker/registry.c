@@ -74,6 +74,11 @@ void registry_pin(struct broker *b, struct pagemap *pm)
 {
 	(void)b;
 	pm->pins++;
+	/* A lingering pagemap that gets data (or a copy in flight) lives on. */
+	if (pm->state == PM_STATE_LINGERING) {
+		pm->state = PM_STATE_ACTIVE;
+		pm->linger_deadline = 0;
+	}
 }
 
 void registry_unpin(struct broker *b, struct pagemap *pm)

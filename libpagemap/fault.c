@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -134,6 +135,7 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	struct uffdio_range range;
 	uint64_t id, idx, epoch;
 	size_t size;
+	int r;
 
 	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epoch)) {
 		/* Freed under the access: let it retry and meet the unmapping. */
@@ -149,7 +151,24 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	/* Whatever the broker answers, the access must go on: an error (the
 	 * broker gone, a failed copy) is recorded there and in the chunk. */
 	pthread_mutex_lock(&c->order);
-	pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL, NULL);
+	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL,
+				   NULL);
+	if (r < 0) {
+		/*
+		 * The chunk could not come home (a transient failure: no
+		 * memory, a copy that failed). A zero page would hand the
+		 * access silent garbage; instead it waits and faults again.
+		 * Data that is truly gone (its device revoked) is no longer
+		 * anywhere but home, marked -EIO, and the next try succeeds.
+		 */
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		range.start = start;
+		range.len = size;
+		ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+		return;
+	}
 	release(c, start, size, epoch, page, !wp);
 }
 
@@ -230,8 +249,11 @@ void pm_fault_stop(struct pm_client *c)
 
 	if (!f)
 		return;
-	if (write(f->stop_fd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(f->thread, NULL);
+	/* A thread that cannot be told to stop keeps its state: leak it
+	 * rather than free it under the thread. */
+	if (write(f->stop_fd, &one, sizeof(one)) != sizeof(one))
+		return;
+	pthread_join(f->thread, NULL);
 	/* Closing the uffd wakes whoever still waits: their access retries
 	 * without the handler. */
 	close(f->uffd);

@@ -224,6 +224,104 @@ static void test_bounced(void)
 	it_broker_stop(&far);
 }
 
+/*
+ * A chunk's requests are served in the order they came: a later request on
+ * it cannot finish first. Here an advice-driven prefetch of the range waits
+ * on chunk 0's residency while a later, explicit move of chunk 5 home is
+ * asked for; the later one must wait too, or its completion would let the
+ * library lift the write protection the prefetch still needs, and the
+ * stores below would race the prefetch's copy of chunk 5.
+ */
+static void test_requests_in_order(void)
+{
+	const size_t ch = 2u << 20, len = 3 * ch; /* within the 6 MiB quota */
+	struct pm_migrate_result res;
+	struct pm_client *c;
+	uint64_t *slot;
+	size_t lost = 0, n = ch / 8;
+	uint8_t *a;
+	int fd, done;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, len, 0, (void **)&a), 0);
+	memset(a, 0, len);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	/* Chunk 0 just moved: an advice-driven move of it must wait. */
+	CU_ASSERT_EQUAL(pm_migrate(c, a, ch, fd, 0), 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a, ch, PM_FD_SYSTEM, 0), 0);
+	CU_ASSERT_EQUAL(pm_madvise(c, a, len, PM_ADV_PREFERRED_LOCATION, fd), PM_ADV_APPLIED);
+	done = pm_migrate(c, a, len, PM_FD_PREFERRED, PM_MIGRATE_ASYNC);
+	CU_ASSERT_FATAL(done >= 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a + 2 * ch, ch, PM_FD_SYSTEM, 0), 0);
+	/* Each word stored once, spread over the prefetch. */
+	slot = (uint64_t *)(a + 2 * ch);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t until = it_now_us() + 4;
+
+		slot[i] = i + 1;
+		while (it_now_us() < until)
+			;
+	}
+	CU_ASSERT_EQUAL(wait_result(done, &res, 10000), 1);
+	CU_ASSERT_EQUAL(res.status, 0);
+	close(done);
+	for (size_t i = 0; i < n; i++)
+		lost += slot[i] != i + 1;
+	cu_check_at(lost == 0, __FILE__, __LINE__, "%zu of %zu stores lost", lost, n);
+	close(fd);
+	pm_disconnect(c);
+}
+
+/*
+ * A copy in flight keeps its destination: here the only other references
+ * to the pool's pagemap (the fd, the preferred-location advice) go while a
+ * prefetch fills it. The pagemap must stay, active, with the data in it.
+ */
+static void test_destination_outlives_references(void)
+{
+	const size_t len = 4u << 20, chunk = 64u << 10;
+	struct pm_migrate_result res;
+	struct pm_client *c;
+	uint64_t id, ids[64];
+	struct pm_info info;
+	int fd, done, n, there = 0;
+	void *a;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, len, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
+	fill(a, len, 21);
+	fd = pagemap_open(c, IT_EMU1, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	id = id_of(fd);
+	CU_ASSERT_EQUAL(pm_madvise(c, a, len, PM_ADV_PREFERRED_LOCATION, fd), PM_ADV_APPLIED);
+	close(fd);
+	done = pm_migrate(c, a, len, PM_FD_PREFERRED, PM_MIGRATE_ASYNC);
+	CU_ASSERT_FATAL(done >= 0);
+	/* The prefetch's first copies are in flight: the last reference goes. */
+	CU_ASSERT_EQUAL(pm_madvise(c, a, len, PM_ADV_UNSET_PREFERRED_LOCATION, PM_FD_SYSTEM), 0);
+	CU_ASSERT_EQUAL(wait_result(done, &res, 10000), 1);
+	close(done);
+	it_sleep_ms(600); /* three lingers */
+	n = pm_query(c, a, len, ids, 64);
+	CU_ASSERT_EQUAL(n, (int)(len / chunk));
+	for (int i = 0; i < n && i < 64; i++)
+		there += ids[i] == id;
+	/* The chunks that went are in a live pagemap that says so. */
+	CU_ASSERT(there > 0);
+	CU_ASSERT_EQUAL(it_lookup(c, id, &info), 1);
+	CU_ASSERT_EQUAL(info.state, PM_STATE_ACTIVE);
+	CU_ASSERT_EQUAL(info.used, (uint64_t)there * chunk);
+	CU_ASSERT_EQUAL(mismatches(a, len, 21), 0);
+	pm_disconnect(c);
+}
+
 static void test_stop(void)
 {
 	it_broker_stop(&br);
@@ -236,6 +334,8 @@ int main(void)
 		{ "residency: advice-driven moves wait, explicit ones do not", test_residency },
 		{ "malformed MIGRATE requests are refused whole", test_malformed_migrate },
 		{ "no peer path: bounced through host, intact", test_bounced },
+		{ "requests on a chunk are served in order", test_requests_in_order },
+		{ "a copy in flight keeps its destination", test_destination_outlives_references },
 		{ "broker exits cleanly", test_stop },
 		{ NULL, NULL },
 	};
