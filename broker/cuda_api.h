@@ -1,22 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The few CUDA driver API calls the GPU pool makes, loaded from
- * libcuda.so.1 at run time. The types are declared here, as the driver's
- * ABI defines them (cuda.h: CUresult is an enum, CUdevice an int,
- * CUdeviceptr an unsigned long long on 64-bit, CUcontext a pointer), so the
- * broker builds without CUDA headers and runs without a driver.
+ * The few CUDA driver API calls the GPU pool (and pmbench gpu) make, loaded
+ * from libcuda.so.1 at run time. The types are declared here, as the
+ * driver's ABI defines them (cuda.h: CUresult is an enum, CUdevice an int,
+ * CUdeviceptr an unsigned long long on 64-bit, CUcontext and CUstream
+ * pointers), so the broker builds without CUDA headers and runs without a
+ * driver.
  */
 #ifndef PAGEMAP_CUDA_API_H
 #define PAGEMAP_CUDA_API_H
 
+#include <assert.h>
 #include <stddef.h>
 
 typedef int cu_result; /* CUDA_SUCCESS is 0 */
 typedef int cu_device;
 typedef struct cu_ctx_st *cu_context;
+typedef struct cu_stream_st *cu_stream; /* NULL: the legacy default stream */
 typedef unsigned long long cu_deviceptr;
 
 #define CU_SUCCESS 0
+
+/* CUdevice_attribute, an enum. */
+#define CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS 89
+/* CUmemAttach_flags, for cuMemAllocManaged. */
+#define CU_MEM_ATTACH_GLOBAL 0x1
+/* CUmemLocationType, an enum. */
+#define CU_MEM_LOCATION_TYPE_DEVICE 0x1 /* id: a device ordinal */
+#define CU_MEM_LOCATION_TYPE_HOST 0x2   /* id: ignored */
+
+/* CUmemLocation (CUmemLocation_v1), passed by value. */
+struct cu_mem_location {
+	int type; /* CU_MEM_LOCATION_TYPE_* */
+	int id;
+};
+static_assert(sizeof(struct cu_mem_location) == 8, "CUmemLocation is two 32-bit fields");
 
 /* The _v2 entry points are what cuda.h's macros call today. */
 struct cuda_api {
@@ -40,11 +58,28 @@ struct cuda_api {
 	cu_result (*mem_host_register)(void *p, size_t bytes, unsigned int flags); /* _v2 */
 	cu_result (*mem_host_unregister)(void *p);
 	cu_result (*get_error_string)(cu_result r, const char **s);
+
+	/*
+	 * Optional, for pmbench gpu's baselines: NULL where the driver lacks
+	 * them, and the broker does not call them. As CUDA 13.0's cuda.h
+	 * declares them, each under the name its macros map to (no per-thread
+	 * default stream).
+	 */
+	cu_result (*device_get_attribute)(int *value, int attrib, cu_device dev);
+	cu_result (*mem_alloc_host)(void **p, size_t bytes);          /* _v2 */
+	cu_result (*mem_free_host)(void *p);
+	cu_result (*mem_alloc_managed)(cu_deviceptr *p, size_t bytes, unsigned int flags);
+	/* cuMemPrefetchAsync_v2 (CUDA 12.2 on; the older cuMemPrefetchAsync
+	 * took a CUdevice and no flags). */
+	cu_result (*mem_prefetch_async)(cu_deviceptr p, size_t bytes, struct cu_mem_location to,
+					unsigned int flags, cu_stream stream);
+	cu_result (*stream_synchronize)(cu_stream stream);
 };
 
-/* dlopen()s the driver and cuInit()s it. 0; -ENOENT: no driver library;
- * -ENODEV: the driver found no device; -EIO: cuInit failed otherwise. On
- * failure *why says what happened, for the log. */
+/* dlopen()s the driver and cuInit()s it. 0; -ENOENT: no driver library, or
+ * one without a required entry point; -ENODEV: the driver found no device;
+ * -EIO: cuInit failed otherwise. On failure *why says what happened, for the
+ * log. Optional entry points the driver lacks are left NULL. */
 int cuda_load(struct cuda_api *api, char *why, size_t len);
 void cuda_unload(struct cuda_api *api);
 /* The driver's name for r, or "CUDA error N". */

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# GPU pools against a live broker on this machine: skipped (77) where the
-# broker finds no GPU (no NVIDIA driver or device), as on CI.
-#   tests/gpu_test.sh PAGEMAPD PM_GPU_CHECK
+# GPU pools against a live broker on this machine: pm_gpu_check, then
+# pmbench gpu. Skipped (77) where the broker finds no GPU (no NVIDIA driver
+# or device), as on CI; then pmbench gpu must say why, in JSON, and exit 77.
+#   tests/gpu_test.sh PAGEMAPD PM_GPU_CHECK PMBENCH
 set -uo pipefail
 d=$(mktemp -d)
 trap 'kill "$broker" 2>/dev/null; wait "$broker" 2>/dev/null; rm -rf "$d"' EXIT
@@ -12,5 +13,15 @@ for _ in $(seq 50); do [[ -S $d/sock ]] && break; sleep 0.1; done
 PAGEMAP_SOCKET=$d/sock "$2"
 rc=$?
 grep -i "gpu\|cuda" "$d/log"
-((rc == 0 || rc == 77)) || cat "$d/log"
-exit $rc
+((rc == 0 || rc == 77)) || { cat "$d/log"; exit "$rc"; }
+PAGEMAP_SOCKET=$d/sock "$3" gpu --size 64M >"$d/bench.json"
+brc=$?
+cat "$d/bench.json"
+if ((rc == 77)); then
+	((brc == 77)) && jq -e '.skipped | length > 0' "$d/bench.json" >/dev/null ||
+		{ echo "FAIL: pmbench gpu did not skip cleanly (exit $brc)"; exit 1; }
+	exit 77
+fi
+((brc == 0)) || { echo "FAIL: pmbench gpu exit $brc"; exit 1; }
+jq -e '[.throughput[] | .verified] | all' "$d/bench.json" >/dev/null ||
+	{ echo "FAIL: pmbench gpu: unverified data"; exit 1; }

@@ -63,6 +63,8 @@ static const struct {
 				      "fault-back latency" },
 	{ "rdma", pmbench_rdma, "pm_migrate to/from a peer broker's pool over RDMA vs perftest "
 				"(ib_write_bw, ib_write_lat)" },
+	{ "gpu", pmbench_gpu, "pm_migrate to/from a GPU's pool vs pinned cuMemcpy and managed "
+			      "memory's cuMemPrefetchAsync" },
 };
 
 int main(int argc, char **argv)

@@ -18,4 +18,5 @@ int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 int pmbench_migrate(int argc, char **argv);
 int pmbench_rdma(int argc, char **argv);
+int pmbench_gpu(int argc, char **argv);
 #endif
