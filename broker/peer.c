@@ -148,6 +148,8 @@ int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, ui
 
 #include "peer_link.h"
 
+#define HANDSHAKE_MS 10000 /* connect to authenticated, at most */
+
 static void link_down(struct broker *b, struct link *l, const char *why);
 static void link_reap(struct broker *b, struct link *l);
 
@@ -625,27 +627,23 @@ static void link_down(struct broker *b, struct link *l, const char *why)
 	(void)ps;
 }
 
-/* An exporter's link is freed at the next batch of events, not now: the
- * loop may still hold an event for its control channel in this one. */
+/* An exporter's link goes once its teardown is done; its memory after the
+ * current batch of events (loop_retire), which may still hold one for it. */
 static void link_reap(struct broker *b, struct link *l)
 {
 	if (!l->teardown)
 		return;
 	l->teardown = false;
 	link_teardown(b, l);
-	if (!l->importer)
-		l->dead = true;
-}
-
-static void links_free_dead(struct peers *ps)
-{
-	struct link *l = ps->links, *next;
-
-	for (; l; l = next) {
-		next = l->next;
-		if (l->dead)
-			link_free(ps, l);
-	}
+	if (l->importer)
+		return;
+	for (struct link **pp = &l->ps->links; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	pthread_mutex_destroy(&l->xfer);
+	loop_retire(b, &l->ctrl_w);
 }
 
 static int link_connect(struct broker *b, struct link *l)
@@ -658,6 +656,7 @@ static int link_connect(struct broker *b, struct link *l)
 	link_reap(b, l);
 	l->broken = false;
 	l->state = LINK_CONNECTING;
+	l->since = now_ms();
 	r = getaddrinfo(l->conf.host, l->conf.port, &hints, &ai);
 	if (r) {
 		link_down(b, l, gai_strerror(r));
@@ -725,6 +724,7 @@ static void accept_request(struct broker *b, struct rdma_cm_id *id)
 	}
 	l->id = id;
 	id->context = l;
+	l->since = now_ms();
 	r = link_setup(b, l);
 	p = conn_param(l);
 	if (r < 0 || rdma_accept(id, &p)) {
@@ -747,7 +747,6 @@ static void cm_event(struct broker *b, struct watch *w, uint32_t events)
 
 	(void)w;
 	(void)events;
-	links_free_dead(ps);
 	while (rdma_get_cm_event(ps->ec, &ev) == 0) {
 		struct rdma_cm_id *id = ev->id;
 		enum rdma_cm_event_type type = ev->event;
@@ -933,10 +932,19 @@ void peers_tick(struct broker *b)
 {
 	uint64_t now = now_ms();
 
-	/* Dead links are freed by cm_event only: this runs inside a batch of
-	 * events that may still hold one for them. */
 	if (!b->peers)
 		return;
+	/* A connection that does not get through the handshake in time (a
+	 * peer that connects and says nothing, a lost CHALLENGE) holds a
+	 * queue pair for nothing: drop it. */
+	for (struct link *l = b->peers->links, *next; l; l = next) {
+		next = l->next;
+		if ((l->state == LINK_CONNECTING || l->state == LINK_AUTH) &&
+		    now >= l->since + HANDSHAKE_MS) {
+			link_down(b, l, "handshake timed out");
+			link_reap(b, l);
+		}
+	}
 	for (struct link *l = b->peers->links; l; l = l->next)
 		if (l->importer && l->state == LINK_DOWN && l->retry_at && l->retry_at <= now) {
 			l->retry_at = 0;
@@ -994,10 +1002,15 @@ uint64_t peers_next_deadline(const struct broker *b)
 
 	if (!b->peers)
 		return 0;
-	for (const struct link *l = b->peers->links; l; l = l->next)
-		if (l->importer && l->state == LINK_DOWN && l->retry_at &&
-		    (!next || l->retry_at < next))
-			next = l->retry_at;
+	for (const struct link *l = b->peers->links; l; l = l->next) {
+		uint64_t t = l->state == LINK_CONNECTING || l->state == LINK_AUTH
+				     ? l->since + HANDSHAKE_MS
+			     : l->importer && l->state == LINK_DOWN ? l->retry_at
+								    : 0;
+
+		if (t && (!next || t < next))
+			next = t;
+	}
 	return next;
 }
 #endif

@@ -53,7 +53,6 @@ struct link {
 	bool importer; /* we connected: the peer exports to us */
 	enum link_state state;
 	bool teardown; /* resources go once the current cm event is acked */
-	bool dead;     /* an exporter's link, freed at the next event batch */
 	bool odp;      /* the device pages registered memory on demand */
 	struct rdma_cm_id *id;
 	struct ibv_pd *pd;
@@ -75,6 +74,7 @@ struct link {
 	uint64_t connects;   /* authenticated connections */
 	volatile bool broken;
 	uint64_t retry_at, backoff_ms;
+	uint64_t since; /* when the current connection attempt began */
 	struct pool *pools[ARENAS_MAX]; /* importer: the remote pools it serves */
 	unsigned npools;
 	struct arena arenas[ARENAS_MAX]; /* exporter */
