@@ -29,6 +29,8 @@
 
 enum target_kind { TGT_PAGEMAP, TGT_SYSTEM, TGT_PREFERRED, TGT_REVOKED };
 
+#define FAULT_INLINE_MAX (2u << 20) /* faults copied by the loop thread itself */
+
 struct mig_range {
 	struct allocation *al;
 	uint64_t first, count, next; /* next: the next chunk to decide on */
@@ -145,6 +147,8 @@ static void job_finish(struct broker *b, struct mig_job *j)
 			registry_unpin(b, j->r[i].pm);
 	free(j);
 }
+
+static void complete(struct broker *b, struct copy *cp);
 
 /* ---- deciding what a chunk needs ---- */
 
@@ -357,6 +361,17 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	}
 	j->inflight++;
 	e->inflight++;
+	/*
+	 * A thread is stopped on this chunk and the copy home is one pwrite
+	 * from a pool we map: do it here rather than pay two thread hand-offs
+	 * (to a worker and back), which cost more than the copy.
+	 */
+	if ((j->flags & PM_MIG_FAULT) && cp->kind == CP_TO_HOST && cp->src &&
+	    cp->len <= FAULT_INLINE_MAX) {
+		copy_run(cp, NULL);
+		complete(b, cp);
+		return PLAN_ISSUED;
+	}
 	copy_queue_push(&e->q, cp);
 	return PLAN_ISSUED;
 }
