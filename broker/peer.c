@@ -152,6 +152,7 @@ int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, ui
 
 static void link_down(struct broker *b, struct link *l, const char *why);
 static void link_reap(struct broker *b, struct link *l);
+static int listen_start(struct broker *b, struct peers *ps);
 
 /* ---- control messages ---- */
 
@@ -759,8 +760,19 @@ static void cm_event(struct broker *b, struct watch *w, uint32_t events)
 			accept_request(b, id);
 			continue;
 		}
-		if (!l)
-			continue; /* the listening id */
+		if (!l) {
+			/* The listening id. Its device going away must free it,
+			 * or the device cannot be removed; listen again later. */
+			if (type == RDMA_CM_EVENT_DEVICE_REMOVAL && id == ps->listen_id) {
+				blog(LOG_WARN, "peer listener: RDMA device removed; listening again "
+					       "when it is back");
+				rdma_destroy_id(id);
+				ps->listen_id = NULL;
+				ps->relisten_at = now_ms() + 1000;
+				loop_arm_timer(b);
+			}
+			continue;
+		}
 		switch (type) {
 		case RDMA_CM_EVENT_ADDR_RESOLVED:
 			if (rdma_resolve_route(id, 2000))
@@ -853,6 +865,9 @@ static int listen_start(struct broker *b, struct peers *ps)
 	    rdma_bind_addr(ps->listen_id, ai->ai_addr) || rdma_listen(ps->listen_id, 8)) {
 		r = -errno;
 		freeaddrinfo(ai);
+		if (ps->listen_id)
+			rdma_destroy_id(ps->listen_id);
+		ps->listen_id = NULL;
 		blog(LOG_ERR, "--rdma-listen %s:%s: %s (no RDMA device on that address?)",
 		     rc->listen_host, rc->listen_port, strerror(-r));
 		return r;
@@ -934,6 +949,11 @@ void peers_tick(struct broker *b)
 
 	if (!b->peers)
 		return;
+	if (b->peers->relisten_at && now >= b->peers->relisten_at) {
+		b->peers->relisten_at = 0;
+		if (listen_start(b, b->peers) < 0)
+			b->peers->relisten_at = now + 2000;
+	}
 	/* A connection that does not get through the handshake in time (a
 	 * peer that connects and says nothing, a lost CHALLENGE) holds a
 	 * queue pair for nothing: drop it. */
@@ -1002,6 +1022,7 @@ uint64_t peers_next_deadline(const struct broker *b)
 
 	if (!b->peers)
 		return 0;
+	next = b->peers->relisten_at;
 	for (const struct link *l = b->peers->links; l; l = l->next) {
 		uint64_t t = l->state == LINK_CONNECTING || l->state == LINK_AUTH
 				     ? l->since + HANDSHAKE_MS

@@ -86,6 +86,7 @@ struct peers {
 	struct rdma_event_channel *ec;
 	struct watch ecw;
 	struct rdma_cm_id *listen_id;
+	uint64_t relisten_at; /* listen again then (its device went away) */
 	struct link *links;
 	uint8_t secret[PEER_SECRET_MAX];
 	size_t secret_len;
