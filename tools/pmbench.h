@@ -3,6 +3,11 @@
 #ifndef PAGEMAP_PMBENCH_H
 #define PAGEMAP_PMBENCH_H
 #include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+struct pm_client;
 
 struct bench_stats {
 	double median, p5, p95, p99, min; /* seconds */
@@ -14,6 +19,25 @@ double bench_now(void);
 void bench_stats(double *samples, int n, struct bench_stats *out);
 /* The directory of the running binary, to find its siblings (pmtopo, ../broker). */
 void bench_self_dir(char *buf, size_t len);
+/* ---- pmbench_data.c: for the benchmarks that move data ---- */
+/* Fills buf with a pattern of seed (no earlier buffer left the same); its checksum. */
+uint64_t bench_fill(void *buf, size_t len, uint64_t seed);
+uint64_t bench_checksum(const void *buf, size_t len);
+/* Reads all of buf against want (bench_fill's checksum); 0, or -EIO with
+ * the first bad word's offset and chunk in why. */
+int bench_verify(const void *buf, size_t len, size_t chunk, uint64_t seed, uint64_t want,
+		 char *why, size_t wlen);
+/* 0 when every chunk of [buf, buf + len) is resident in pagemap id (0:
+ * system memory, else named where in why), -EIO or pm_query's error. */
+int bench_resident(struct pm_client *c, const void *buf, size_t len, size_t chunk, uint64_t id,
+		   const char *where, char *why, size_t wlen);
+/* "64M", "1G", "65536": bytes, binary suffixes, at most 1 TiB. 0 for anything else. */
+size_t bench_parse_size(const char *s);
+/* GB/s (1e9 bytes), NAN when secs is not positive. */
+double bench_gbps(size_t bytes, double secs);
+/* median_gbps, p5_gbps, p95_gbps of bytes moved in the times of s. */
+int bench_add_rates(json_object *o, size_t bytes, const struct bench_stats *s);
+
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 int pmbench_migrate(int argc, char **argv);

@@ -80,79 +80,6 @@ struct gpubench {
 	int failures;
 };
 
-/* ---- data: a pattern no earlier buffer left behind, and its checksum ---- */
-
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t fill(void *buf, size_t len, uint64_t seed)
-{
-	uint64_t *w = buf, h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len / sizeof(*w); i++) {
-		w[i] = mix(seed + i);
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint64_t checksum(const void *buf, size_t len)
-{
-	const uint64_t *w = buf;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len / sizeof(*w); i++)
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	return h;
-}
-
-/* Reads all of buf and compares; on a mismatch names the first bad word. */
-static int verify(const void *buf, size_t len, size_t chunk, uint64_t seed, uint64_t want,
-		  char *why, size_t wlen)
-{
-	const uint64_t *w = buf;
-
-	if (checksum(buf, len) == want)
-		return 0;
-	for (size_t i = 0; i < len / sizeof(*w); i++)
-		if (w[i] != mix(seed + i)) {
-			snprintf(why, wlen, "data differs at offset %zu (chunk %zu)",
-				 i * sizeof(*w), i * sizeof(*w) / chunk);
-			return -EIO;
-		}
-	snprintf(why, wlen, "checksum differs but no word does (the data changed while read)");
-	return -EIO;
-}
-
-/* Every chunk of [buf, buf + len) is resident in pagemap id (0: system memory). */
-static int resident(struct gpubench *x, const uint8_t *buf, size_t chunk, uint64_t id,
-		    char *why, size_t wlen)
-{
-	size_t n = x->size / chunk, at = 0;
-	uint64_t *ids = calloc(n, sizeof(*ids));
-	int r = ids ? pm_query(x->c, buf, x->size, ids, n) : -ENOMEM;
-
-	if (r >= 0 && (size_t)r != n)
-		r = -EPROTO;
-	if (r < 0) {
-		snprintf(why, wlen, "pm_query: %s", strerror(-r));
-		free(ids);
-		return r;
-	}
-	for (size_t i = 0; i < n; i++)
-		at += ids[i] == id;
-	free(ids);
-	if (at == n)
-		return 0;
-	snprintf(why, wlen, "%zu of %zu chunks are resident in %s", at, n,
-		 id ? x->pool : "system memory");
-	return -EIO;
-}
-
 /* ---- errors ---- */
 
 /* chunk 0: not tied to a chunk size (setting up). */
@@ -211,7 +138,7 @@ static void pinned_prepare(struct gpubench *x)
 		base_fail(x, M_PINNED, 0, "cuMemAlloc", r);
 		return;
 	}
-	x->pinned_sum = fill(x->pinned, x->size, x->seed);
+	x->pinned_sum = bench_fill(x->pinned, x->size, x->seed);
 	x->seed += x->size;
 }
 
@@ -239,7 +166,7 @@ static void managed_prepare(struct gpubench *x)
 		return;
 	}
 	/* Written by the CPU: the pages start in host memory. */
-	x->managed_sum = fill((void *)(uintptr_t)x->managed, x->size, x->seed);
+	x->managed_sum = bench_fill((void *)(uintptr_t)x->managed, x->size, x->seed);
 	x->seed += x->size;
 }
 
@@ -310,7 +237,7 @@ static void base_verify(struct gpubench *x, enum method m, size_t chunk)
 			return;
 		}
 	}
-	if (checksum(buf, x->size) != want) {
+	if (bench_checksum(buf, x->size) != want) {
 		snprintf(x->off_buf[m], sizeof(x->off_buf[m]), "verify: the data differs after %s",
 			 m == M_PINNED ? "cuMemcpyHtoD/DtoH" : "cuMemPrefetchAsync");
 		x->off[m] = x->off_buf[m];
@@ -319,30 +246,6 @@ static void base_verify(struct gpubench *x, enum method m, size_t chunk)
 }
 
 /* ---- results ---- */
-
-/* obj[key] = v with that many decimals, or null when v is not a number. */
-static int add_num(json_object *o, const char *key, double v, int decimals)
-{
-	char buf[64];
-
-	if (!isfinite(v))
-		return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
-	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-	return json_out_add(o, key, json_object_new_double_s(v, buf));
-}
-
-static double gbps(size_t bytes, double secs)
-{
-	return secs > 0 ? (double)bytes / secs / 1e9 : NAN;
-}
-
-/* Rate percentiles from time percentiles: the slow tail (p5) is the long times' (p95). */
-static int add_rates(json_object *o, size_t bytes, const struct bench_stats *s)
-{
-	return add_num(o, "median_gbps", gbps(bytes, s->median), 3) ||
-	       add_num(o, "p5_gbps", gbps(bytes, s->p95), 3) ||
-	       add_num(o, "p95_gbps", gbps(bytes, s->p5), 3);
-}
 
 /* A baseline's rates, or null when it was not measured. */
 static int add_base(json_object *o, const struct gpubench *x, enum method m, enum dir d,
@@ -360,7 +263,7 @@ static int add_base(json_object *o, const struct gpubench *x, enum method m, enu
 	b = json_object_new_object();
 	if (json_out_add(o, method_key[m], b) ||
 	    json_out_add(b, "call", json_object_new_string(calls[m][d])) ||
-	    add_rates(b, x->size, s))
+	    bench_add_rates(b, x->size, s))
 		return -ENOMEM;
 	return 0;
 }
@@ -376,11 +279,11 @@ static json_object *leg_json(struct gpubench *x, size_t chunk, enum dir d)
 	for (int m = 0; m < NMETHODS; m++)
 		if (!x->off[m])
 			bench_stats(x->t[m][d], x->samples, &s[m]);
-	pm = gbps(x->size, s[M_PM].median);
+	pm = bench_gbps(x->size, s[M_PM].median);
 	if (!x->off[M_PINNED])
-		pinned = gbps(x->size, s[M_PINNED].median);
+		pinned = bench_gbps(x->size, s[M_PINNED].median);
 	if (!x->off[M_MANAGED])
-		managed = gbps(x->size, s[M_MANAGED].median);
+		managed = bench_gbps(x->size, s[M_MANAGED].median);
 	ratio = pm / pinned;
 	if (!o || json_out_add(o, "direction", json_object_new_string(dir)) ||
 	    json_out_add(o, "src", json_object_new_string(d == TO_GPU ? "system" : x->pool)) ||
@@ -388,11 +291,11 @@ static json_object *leg_json(struct gpubench *x, size_t chunk, enum dir d)
 	    json_out_add(o, "chunk_size", json_object_new_uint64(chunk)) ||
 	    json_out_add(o, "bytes", json_object_new_uint64(x->size)) ||
 	    json_out_add(o, "samples", json_object_new_int(x->samples)) ||
-	    add_rates(o, x->size, &s[M_PM]) ||
+	    bench_add_rates(o, x->size, &s[M_PM]) ||
 	    add_base(o, x, M_PINNED, d, &s[M_PINNED]) ||
 	    add_base(o, x, M_MANAGED, d, &s[M_MANAGED]) ||
-	    add_num(o, "ratio", ratio, 3) ||
-	    add_num(o, "ratio_managed", pm / managed, 3) ||
+	    json_out_add_num(o, "ratio", ratio, 3) ||
+	    json_out_add_num(o, "ratio_managed", pm / managed, 3) ||
 	    (isfinite(ratio) ? json_out_add(o, "meets_goal",
 					    json_object_new_boolean(ratio >= GOAL_RATIO))
 			     : json_object_object_add(o, "meets_goal", NULL)) ||
@@ -424,16 +327,16 @@ static void throughput(struct gpubench *x, unsigned shift, json_object *arr)
 	x->seed += x->size;
 	r = pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(shift), (void **)&buf);
 	if (r == 0) {
-		want = fill(buf, x->size, seed);
+		want = bench_fill(buf, x->size, seed);
 		stage = "warm-up";
 		r = pm_migrate(x->c, buf, x->size, x->fd, 0);
 	}
 	if (r == 0)
-		r = resident(x, buf, chunk, x->info.id, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, x->info.id, x->pool, why, sizeof(why));
 	if (r == 0)
 		r = pm_migrate(x->c, buf, x->size, PM_FD_SYSTEM, 0);
 	if (r == 0)
-		r = resident(x, buf, chunk, 0, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, 0, x->pool, why, sizeof(why));
 	for (int m = M_PINNED; r == 0 && m < NMETHODS; m++)
 		for (int d = 0; d < NDIRS; d++)
 			base_one(x, m, d, chunk, &unused);
@@ -455,10 +358,10 @@ static void throughput(struct gpubench *x, unsigned shift, json_object *arr)
 	/* All home before reading: a fault would hide a move back that did not happen. */
 	if (r == 0) {
 		stage = "verify";
-		r = resident(x, buf, chunk, 0, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, 0, x->pool, why, sizeof(why));
 	}
 	if (r == 0)
-		r = verify(buf, x->size, chunk, seed, want, why, sizeof(why));
+		r = bench_verify(buf, x->size, chunk, seed, want, why, sizeof(why));
 	for (int m = M_PINNED; r == 0 && m < NMETHODS; m++)
 		base_verify(x, m, chunk);
 	if (r < 0)
@@ -471,30 +374,6 @@ static void throughput(struct gpubench *x, unsigned shift, json_object *arr)
 }
 
 /* ---- the command ---- */
-
-/* "256M", "1G", "65536": bytes, binary suffixes. 0 for anything else. */
-static size_t parse_size(const char *s)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	if (*end || v > (1ull << 40))
-		return 0;
-	return (size_t)v;
-}
 
 /* "cuda3" or "cuda3/vram": 3; -1 for anything else. */
 static int parse_gpu(const char *s)
@@ -634,7 +513,7 @@ static int header_json(json_object *root, const struct gpubench *x, const char *
 	    json_out_add(root, "size", json_object_new_uint64(x->size)) ||
 	    json_out_add(root, "samples", json_object_new_int(x->samples)) ||
 	    json_out_add(root, "unit", json_object_new_string("GB/s (1e9 bytes per second)")) ||
-	    add_num(root, "goal_ratio", GOAL_RATIO, 2) ||
+	    json_out_add_num(root, "goal_ratio", GOAL_RATIO, 2) ||
 	    json_out_add(root, "baselines", b = json_object_new_object()) ||
 	    json_out_add(b, method_key[M_PINNED], p = json_object_new_object()) ||
 	    json_out_add(p, "host_buffer", json_object_new_string("cuMemAllocHost")) ||
@@ -689,7 +568,7 @@ int pmbench_gpu(int argc, char **argv)
 		case 'j': break; /* JSON is the only output */
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
-			x->size = parse_size(optarg);
+			x->size = bench_parse_size(optarg);
 			if (!x->size) {
 				fprintf(stderr, "pmbench gpu: --size: '%s' is not a size "
 						"(bytes, or with K, M, G)\n", optarg);

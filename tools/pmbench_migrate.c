@@ -35,30 +35,6 @@ static const char usage_text[] =
 	"  --topology FILE  the topology the broker serves (its --topology), to find its pools\n"
 	"  --progress       migrate asynchronously, printing progress to stderr every 200 ms\n";
 
-/* "64M", "1G", "65536": bytes, binary suffixes. 0 for anything else. */
-static size_t parse_size(const char *s)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	if (*end || v > (1ull << 40))
-		return 0;
-	return (size_t)v;
-}
-
 /* Finds or opens the pool name; its index, or -1 after saying why. */
 static int pool_index(struct migbench *x, const char *name, const char *pair)
 {
@@ -253,7 +229,7 @@ int pmbench_migrate(int argc, char **argv)
 		case 'j': break; /* JSON is the only output */
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
-			x->size = parse_size(optarg);
+			x->size = bench_parse_size(optarg);
 			if (!x->size) {
 				fprintf(stderr, "pmbench migrate: --size: '%s' is not a size "
 						"(bytes, or with K, M, G)\n", optarg);

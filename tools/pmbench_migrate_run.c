@@ -25,54 +25,6 @@
 
 #define FAULT_MIN_SAMPLES 100
 
-/* ---- data: a pattern no earlier pair left behind, and its checksum ---- */
-
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t fill(uint64_t *w, size_t n, uint64_t seed)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++) {
-		w[i] = mix(seed + i);
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint64_t checksum(const uint64_t *w, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	return h;
-}
-
-/* Reads the whole buffer (faulting back what lives in a device pool) and
- * compares; on a mismatch names the first bad word's offset. */
-static int verify(struct migbench *x, uint64_t seed, uint64_t want, char *why, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)x->buf;
-	size_t n = x->size / sizeof(*w);
-
-	if (checksum(w, n) == want)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (w[i] != mix(seed + i)) {
-			snprintf(why, len, "data differs at offset %zu (chunk %zu)",
-				 i * sizeof(*w), i * sizeof(*w) / x->chunk);
-			return -EIO;
-		}
-	snprintf(why, len, "checksum differs but no word does (the data changed while read)");
-	return -EIO;
-}
-
 /* ---- where the buffer is ---- */
 
 static long move_pages_sys(size_t n, void **pages, const int *nodes, int *status, int flags)
@@ -279,30 +231,6 @@ static int base_prepare(struct migbench *x, enum base_kind k, int na, int nb)
 
 /* ---- results ---- */
 
-/* obj[key] = v with that many decimals, or null when v is not a number (a zero baseline). */
-static int add_num(json_object *o, const char *key, double v, int decimals)
-{
-	char buf[64];
-
-	if (!isfinite(v))
-		return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
-	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-	return json_out_add(o, key, json_object_new_double_s(v, buf));
-}
-
-static double gbps(size_t bytes, double secs)
-{
-	return secs > 0 ? (double)bytes / secs / 1e9 : NAN;
-}
-
-/* Throughput percentiles from time percentiles: the slow tail (p5) is the long times' (p95). */
-static int add_rates(json_object *o, size_t bytes, const struct bench_stats *s)
-{
-	return add_num(o, "median_gbps", gbps(bytes, s->median), 3) ||
-	       add_num(o, "p5_gbps", gbps(bytes, s->p95), 3) ||
-	       add_num(o, "p95_gbps", gbps(bytes, s->p5), 3);
-}
-
 static void record_error(struct migbench *x, const struct migbench_pool *a,
 			 const struct migbench_pool *b, const char *stage, int err, const char *why)
 {
@@ -334,7 +262,7 @@ static void record_leg(struct migbench *x, const struct migbench_pool *src,
 	bench_stats(l->pm, x->samples, &pm);
 	if (bk != BASE_NONE) {
 		bench_stats(l->base, x->samples, &bs);
-		ratio = gbps(x->size, pm.median) / gbps(x->size, bs.median);
+		ratio = bench_gbps(x->size, pm.median) / bench_gbps(x->size, bs.median);
 	}
 	if (!o || json_out_add(o, "src", json_object_new_string(src->name)) ||
 	    json_out_add(o, "dst", json_object_new_string(dst->name)) ||
@@ -346,13 +274,13 @@ static void record_leg(struct migbench *x, const struct migbench_pool *src,
 	    json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
 	    json_out_add(o, "bytes", json_object_new_uint64(x->size)) ||
 	    json_out_add(o, "samples", json_object_new_int(x->samples)) ||
-	    add_rates(o, x->size, &pm))
+	    bench_add_rates(o, x->size, &pm))
 		goto fail;
 	/* Each sub-object goes into o first: o owns it from then on, also on failure. */
 	sub = json_object_new_object();
 	if (json_out_add(o, "baseline", sub) ||
 	    json_out_add(sub, "kind", json_object_new_string(base_names[bk])) ||
-	    (bk != BASE_NONE && add_rates(sub, x->size, &bs)) || add_num(o, "ratio", ratio, 3))
+	    (bk != BASE_NONE && bench_add_rates(sub, x->size, &bs)) || json_out_add_num(o, "ratio", ratio, 3))
 		goto fail;
 	if (!l->counters_ok) {
 		if (json_object_object_add(o, "broker_bytes_per_sample", NULL))
@@ -425,7 +353,7 @@ void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_
 	/* One broker request brings everything home faster than faulting it chunk by chunk. */
 	r = pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0);
 	if (r == 0) {
-		want = fill((uint64_t *)x->buf, x->size / sizeof(uint64_t), seed);
+		want = bench_fill(x->buf, x->size, seed);
 		r = migrate(x, &x->pools[0], a);
 	}
 	if (r == 0) {
@@ -457,7 +385,7 @@ void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_
 	}
 	if (r == 0) {
 		stage = "verify";
-		r = verify(x, seed, want, why, sizeof(why));
+		r = bench_verify(x->buf, x->size, x->chunk, seed, want, why, sizeof(why));
 	}
 	if (r < 0) {
 		record_error(x, a, b, stage, r, why);
@@ -496,7 +424,7 @@ json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool 
 	base = calloc(rounds * nchunks, sizeof(double));
 	r = lat && base ? pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0) : -ENOMEM;
 	if (r == 0)
-		want = fill((uint64_t *)x->buf, x->size / sizeof(uint64_t), seed);
+		want = bench_fill(x->buf, x->size, seed);
 	for (size_t round = 0; r == 0 && round < rounds; round++) {
 		stage = "pm_migrate";
 		r = migrate(x, &x->pools[0], p);
@@ -516,7 +444,7 @@ json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool 
 	}
 	if (r == 0) {
 		stage = "verify";
-		r = verify(x, seed, want, why, sizeof(why));
+		r = bench_verify(x->buf, x->size, x->chunk, seed, want, why, sizeof(why));
 	}
 	(void)sink;
 	if (r < 0) {
@@ -530,14 +458,14 @@ json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool 
 	o = json_object_new_object();
 	if (!o || json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
 	    json_out_add(o, "samples", json_object_new_int((int)n)) ||
-	    add_num(o, "median_us", ls.median * 1e6, 2) ||
-	    add_num(o, "p5_us", ls.p5 * 1e6, 2) || add_num(o, "p95_us", ls.p95 * 1e6, 2))
+	    json_out_add_num(o, "median_us", ls.median * 1e6, 2) ||
+	    json_out_add_num(o, "p5_us", ls.p5 * 1e6, 2) || json_out_add_num(o, "p95_us", ls.p95 * 1e6, 2))
 		goto fail;
 	b = json_object_new_object();
 	if (json_out_add(o, "baseline", b) ||
 	    json_out_add(b, "kind", json_object_new_string("memcpy_chunk")) ||
-	    add_num(b, "median_us", bs.median * 1e6, 2) ||
-	    add_num(o, "slowdown", ls.median / bs.median, 1) ||
+	    json_out_add_num(b, "median_us", bs.median * 1e6, 2) ||
+	    json_out_add_num(o, "slowdown", ls.median / bs.median, 1) ||
 	    json_out_add(o, "verified", json_object_new_boolean(true)))
 		goto fail;
 	free(lat);

@@ -77,90 +77,7 @@ struct baseline {
 	char bw_err[512], lat_err[512];
 };
 
-/* ---- data: a pattern no earlier buffer left behind, and its checksum ---- */
-
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t *w = (uint64_t *)buf, h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len / sizeof(*w); i++) {
-		w[i] = mix(seed + i);
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	}
-	return h;
-}
-
-/* Reads all of buf and compares; on a mismatch names the first bad word. */
-static int verify(const uint8_t *buf, size_t len, size_t chunk, uint64_t seed, uint64_t want,
-		  char *why, size_t wlen)
-{
-	const uint64_t *w = (const uint64_t *)buf;
-	size_t n = len / sizeof(*w);
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ w[i]) * 0x100000001b3ull;
-	if (h == want)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (w[i] != mix(seed + i)) {
-			snprintf(why, wlen, "data differs at offset %zu (chunk %zu)",
-				 i * sizeof(*w), i * sizeof(*w) / chunk);
-			return -EIO;
-		}
-	snprintf(why, wlen, "checksum differs but no word does (the data changed while read)");
-	return -EIO;
-}
-
-/* Every chunk of [buf, buf + len) is resident in pagemap id (0: system memory). */
-static int resident(struct rdmabench *x, const uint8_t *buf, size_t len, size_t chunk,
-		    uint64_t id, char *why, size_t wlen)
-{
-	size_t n = len / chunk, at = 0;
-	uint64_t *ids = calloc(n, sizeof(*ids));
-	int r = ids ? pm_query(x->c, buf, len, ids, n) : -ENOMEM;
-
-	if (r >= 0 && (size_t)r != n)
-		r = -EPROTO;
-	if (r < 0) {
-		snprintf(why, wlen, "pm_query: %s", strerror(-r));
-		free(ids);
-		return r;
-	}
-	for (size_t i = 0; i < n; i++)
-		at += ids[i] == id;
-	free(ids);
-	if (at == n)
-		return 0;
-	snprintf(why, wlen, "%zu of %zu chunks are resident in %s", at, n,
-		 id ? "the remote pool" : "system memory");
-	return -EIO;
-}
-
 /* ---- results ---- */
-
-/* obj[key] = v with that many decimals, or null when v is not a number. */
-static int add_num(json_object *o, const char *key, double v, int decimals)
-{
-	char buf[64];
-
-	if (!isfinite(v))
-		return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
-	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-	return json_out_add(o, key, json_object_new_double_s(v, buf));
-}
-
-static double gbps(size_t bytes, double secs)
-{
-	return secs > 0 ? (double)bytes / secs / 1e9 : NAN;
-}
 
 static void record_error(struct rdmabench *x, const char *stage, size_t chunk, int err,
 			 const char *why)
@@ -196,11 +113,9 @@ static json_object *leg_json(const struct rdmabench *x, size_t chunk, bool to_re
 	    json_out_add(o, "chunk_size", json_object_new_uint64(chunk)) ||
 	    json_out_add(o, "bytes", json_object_new_uint64(x->size)) ||
 	    json_out_add(o, "samples", json_object_new_int(x->samples)) ||
-	    add_num(o, "median_gbps", gbps(x->size, s.median), 3) ||
-	    add_num(o, "p5_gbps", gbps(x->size, s.p95), 3) ||
-	    add_num(o, "p95_gbps", gbps(x->size, s.p5), 3) ||
-	    add_num(o, "baseline_gbps", base / 1e9, 3) ||
-	    add_num(o, "ratio", gbps(x->size, s.median) / (base / 1e9), 3) ||
+	    bench_add_rates(o, x->size, &s) ||
+	    json_out_add_num(o, "baseline_gbps", base / 1e9, 3) ||
+	    json_out_add_num(o, "ratio", bench_gbps(x->size, s.median) / (base / 1e9), 3) ||
 	    json_out_add(o, "verified", json_object_new_boolean(true))) {
 		json_object_put(o);
 		return NULL;
@@ -214,9 +129,10 @@ static json_object *lat_json(double *t, int n, double base_us)
 	struct bench_stats s;
 
 	bench_stats(t, n, &s);
-	if (!o || add_num(o, "median_us", s.median * 1e6, 2) ||
-	    add_num(o, "p5_us", s.p5 * 1e6, 2) || add_num(o, "p95_us", s.p95 * 1e6, 2) ||
-	    add_num(o, "ratio", s.median * 1e6 / base_us, 2)) {
+	if (!o || json_out_add_num(o, "median_us", s.median * 1e6, 2) ||
+	    json_out_add_num(o, "p5_us", s.p5 * 1e6, 2) ||
+	    json_out_add_num(o, "p95_us", s.p95 * 1e6, 2) ||
+	    json_out_add_num(o, "ratio", s.median * 1e6 / base_us, 2)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -246,16 +162,16 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 	r = t[0] && t[1] ? pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(shift), (void **)&buf)
 			 : -ENOMEM;
 	if (r == 0) {
-		want = fill(buf, x->size, seed);
+		want = bench_fill(buf, x->size, seed);
 		stage = "warm-up";
 		r = pm_migrate(x->c, buf, x->size, x->fd, 0);
 	}
 	if (r == 0)
-		r = resident(x, buf, x->size, chunk, x->remote.id, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, x->remote.id, "the remote pool", why, sizeof(why));
 	if (r == 0)
 		r = pm_migrate(x->c, buf, x->size, PM_FD_SYSTEM, 0);
 	if (r == 0)
-		r = resident(x, buf, x->size, chunk, 0, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, 0, "the remote pool", why, sizeof(why));
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		double t0 = bench_now();
 
@@ -272,10 +188,10 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 	/* All home before reading: a fault would hide a move back that did not happen. */
 	if (r == 0) {
 		stage = "verify";
-		r = resident(x, buf, x->size, chunk, 0, why, sizeof(why));
+		r = bench_resident(x->c, buf, x->size, chunk, 0, "the remote pool", why, sizeof(why));
 	}
 	if (r == 0)
-		r = verify(buf, x->size, chunk, seed, want, why, sizeof(why));
+		r = bench_verify(buf, x->size, chunk, seed, want, why, sizeof(why));
 	if (r < 0) {
 		record_error(x, stage, chunk, r, why);
 	} else if (json_out_append(arr, leg_json(x, chunk, true, t[0], base)) ||
@@ -318,7 +234,7 @@ static json_object *latency(struct rdmabench *x, const struct baseline *b)
 	r = mv && fb ? pm_alloc(x->c, len, PM_ALLOC_CHUNK_SHIFT(SMALL_SHIFT), (void **)&buf)
 		     : -ENOMEM;
 	if (r == 0) {
-		want = fill(buf, len, seed);
+		want = bench_fill(buf, len, seed);
 		/* The first transfers of a link may pay for its setup: not ours to time. */
 		stage = "warm-up";
 		r = pm_migrate(x->c, buf, len, x->fd, 0);
@@ -334,7 +250,7 @@ static json_object *latency(struct rdmabench *x, const struct baseline *b)
 			mv[n + k] = bench_now() - t0;
 		}
 		if (r == 0)
-			r = resident(x, buf, len, chunk, x->remote.id, why, sizeof(why));
+			r = bench_resident(x->c, buf, len, chunk, x->remote.id, "the remote pool", why, sizeof(why));
 		if (r)
 			break;
 		stage = "first touch";
@@ -346,13 +262,13 @@ static json_object *latency(struct rdmabench *x, const struct baseline *b)
 			fb[n + k] = bench_now() - t0;
 		}
 		if (r == 0)
-			r = resident(x, buf, len, chunk, 0, why, sizeof(why));
+			r = bench_resident(x->c, buf, len, chunk, 0, "the remote pool", why, sizeof(why));
 		n += nchunks;
 	}
 	(void)sink;
 	if (r == 0) {
 		stage = "verify";
-		r = verify(buf, len, chunk, seed, want, why, sizeof(why));
+		r = bench_verify(buf, len, chunk, seed, want, why, sizeof(why));
 	}
 	if (r < 0) {
 		record_error(x, stage, chunk, r, why);
@@ -364,7 +280,7 @@ static json_object *latency(struct rdmabench *x, const struct baseline *b)
 	    json_out_add(o, "unit", json_object_new_string("microseconds")) ||
 	    json_out_add(o, "move_to_remote", lat_json(mv, (int)n, base_us)) ||
 	    json_out_add(o, "fault_back", lat_json(fb, (int)n, base_us)) ||
-	    add_num(o, "baseline_us", base_us, 2) ||
+	    json_out_add_num(o, "baseline_us", base_us, 2) ||
 	    json_out_add(o, "verified", json_object_new_boolean(true))) {
 		json_object_put(o);
 		o = NULL;
@@ -449,10 +365,10 @@ static json_object *bw_json(const struct baseline *b)
 	    json_out_add(o, "iterations", json_object_new_uint64(b->bw.iterations)) ||
 	    json_out_add(o, "runs", json_object_new_int(b->bw_runs)) ||
 	    json_out_add(o, "unit", json_object_new_string(unit)) ||
-	    add_num(o, "peak", b->bw.peak, 2) || add_num(o, "average", b->bw.avg, 2) ||
-	    add_num(o, "peak_gbps", b->bw.peak_bps / 1e9, 3) ||
-	    add_num(o, "average_gbps", b->bw.avg_bps / 1e9, 3) ||
-	    add_num(o, "msg_rate_mpps", b->bw.msg_rate_mpps, 6)) {
+	    json_out_add_num(o, "peak", b->bw.peak, 2) || json_out_add_num(o, "average", b->bw.avg, 2) ||
+	    json_out_add_num(o, "peak_gbps", b->bw.peak_bps / 1e9, 3) ||
+	    json_out_add_num(o, "average_gbps", b->bw.avg_bps / 1e9, 3) ||
+	    json_out_add_num(o, "msg_rate_mpps", b->bw.msg_rate_mpps, 6)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -468,11 +384,11 @@ static json_object *lat_base_json(const struct baseline *b)
 	    json_out_add(o, "runs", json_object_new_int(b->lat_runs)) ||
 	    json_out_add(o, "unit", json_object_new_string("microseconds")) ||
 	    json_out_add(o, "one_way", json_object_new_boolean(true)) ||
-	    add_num(o, "t_min_us", b->lat.t_min, 2) || add_num(o, "t_max_us", b->lat.t_max, 2) ||
-	    add_num(o, "t_typical_us", b->lat.t_typical, 2) ||
-	    add_num(o, "t_avg_us", b->lat.t_avg, 2) ||
-	    add_num(o, "t_stdev_us", b->lat.t_stdev, 2) ||
-	    add_num(o, "p99_us", b->lat.p99, 2) || add_num(o, "p999_us", b->lat.p999, 2)) {
+	    json_out_add_num(o, "t_min_us", b->lat.t_min, 2) || json_out_add_num(o, "t_max_us", b->lat.t_max, 2) ||
+	    json_out_add_num(o, "t_typical_us", b->lat.t_typical, 2) ||
+	    json_out_add_num(o, "t_avg_us", b->lat.t_avg, 2) ||
+	    json_out_add_num(o, "t_stdev_us", b->lat.t_stdev, 2) ||
+	    json_out_add_num(o, "p99_us", b->lat.p99, 2) || json_out_add_num(o, "p999_us", b->lat.p999, 2)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -510,30 +426,6 @@ static int baseline_json(json_object *root, const struct baseline *b)
 }
 
 /* ---- the command ---- */
-
-/* "32M", "1G", "65536": bytes, binary suffixes. 0 for anything else. */
-static size_t parse_size(const char *s)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	if (*end || v > (1ull << 40))
-		return 0;
-	return (size_t)v;
-}
 
 /* Opens --remote and checks that it is a peer's pool with room for size bytes. */
 static int open_remote(struct rdmabench *x, const char *name)
@@ -642,7 +534,7 @@ int pmbench_rdma(int argc, char **argv)
 		case 'j': break; /* JSON is the only output */
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
-			x->size = parse_size(optarg);
+			x->size = bench_parse_size(optarg);
 			if (!x->size) {
 				fprintf(stderr, "pmbench rdma: --size: '%s' is not a size "
 						"(bytes, or with K, M, G)\n", optarg);
