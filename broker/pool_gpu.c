@@ -210,17 +210,6 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 	       can;
 }
 
-/* "00000000:3B:00.0" (the driver's form) as this broker writes BDFs. */
-static void bdf_normalize(const char *in, char *out, size_t len)
-{
-	unsigned dom = 0, bus = 0, dev = 0, fn = 0;
-
-	if (sscanf(in, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) == 4)
-		snprintf(out, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
-	else
-		snprintf(out, len, "%s", in);
-}
-
 int gpu_pools_add(struct broker *b)
 {
 	char why[256] = "", name[PM_NAME_MAX];
@@ -248,7 +237,7 @@ int gpu_pools_add(struct broker *b)
 		}
 		cuda.device_get_pci_bus_id(busid, sizeof(busid), g->dev);
 		cuda.device_get_name(model, sizeof(model), g->dev);
-		bdf_normalize(busid, g->bdf, sizeof(g->bdf));
+		topo_bdf_canonical(busid, g->bdf, sizeof(g->bdf));
 		g->ordinal = i;
 		pthread_mutex_init(&g->lock, NULL);
 		pthread_cond_init(&g->freed, NULL);

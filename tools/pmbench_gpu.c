@@ -26,6 +26,7 @@
 #include "cuda_api.h"
 #include "json_out.h"
 #include "pagemap.h"
+#include "topo.h"
 #include "pmbench.h"
 
 #define SMALL_SHIFT 16 /* 64 KiB chunks */
@@ -410,17 +411,6 @@ static int skipped(const struct gpubench *x, const char *why)
 	return EXIT_SKIP;
 }
 
-/* "00000000:3B:00.0" (the driver's form) as pmtopo and the broker write BDFs. */
-static void bdf_normalize(const char *in, char *out, size_t len)
-{
-	unsigned dom = 0, bus = 0, dev = 0, fn = 0;
-
-	if (sscanf(in, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) == 4)
-		snprintf(out, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
-	else
-		snprintf(out, len, "%s", in);
-}
-
 /* The driver's device N: its name, PCI address, and whether it takes prefetches. */
 static int device_open(struct gpubench *x, char *why, size_t wlen)
 {
@@ -446,7 +436,7 @@ static int device_open(struct gpubench *x, char *why, size_t wlen)
 	}
 	x->cu.device_get_name(x->model, sizeof(x->model), x->dev);
 	if (x->cu.device_get_pci_bus_id(buf, sizeof(buf), x->dev) == CU_SUCCESS)
-		bdf_normalize(buf, x->busid, sizeof(x->busid));
+		topo_bdf_canonical(buf, x->busid, sizeof(x->busid));
 	x->managed_access = -1;
 	if (x->cu.device_get_attribute &&
 	    x->cu.device_get_attribute(&x->managed_access,

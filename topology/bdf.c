@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Parsing PCI names: function addresses and host bridge names, strictly. */
+#include <stdio.h>
 #include <string.h>
 
 #include "topo.h"
@@ -48,6 +49,17 @@ bool topo_parse_bdf(const char *s, bool allow_short, uint32_t *dom, uint8_t *bus
 	*dev = (uint8_t)c;
 	*fn = (uint8_t)d;
 	return true;
+}
+
+void topo_bdf_canonical(const char *s, char *out, size_t len)
+{
+	uint32_t dom;
+	uint8_t bus, dev, fn;
+
+	if (topo_parse_bdf(s, false, &dom, &bus, &dev, &fn))
+		snprintf(out, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	else
+		snprintf(out, len, "%s", s);
 }
 
 bool topo_parse_hostbridge(const char *s, uint32_t *dom, uint8_t *bus)

@@ -123,18 +123,20 @@ static int discover_nvml(struct topo_ctx *ctx, struct topo_graph *g)
 			continue;
 		for (unsigned int l = 0; l < NVLINK_MAX_LINKS; l++) {
 			struct nvml_pci_info pci;
-			unsigned int dom, bus, d, fn, version = 0;
+			unsigned int version = 0;
+			uint32_t dom;
+			uint8_t bus, d, fn;
 			int active = 0, b;
 
 			if (api.link_state(dev, l, &active) != 0 || !active ||
 			    api.link_remote(dev, l, &pci) != 0)
 				continue;
 			pci.bus_id[sizeof(pci.bus_id) - 1] = '\0';
-			if (sscanf(pci.bus_id, "%x:%x:%x.%x", &dom, &bus, &d, &fn) != 4)
+			if (!topo_parse_bdf(pci.bus_id, false, &dom, &bus, &d, &fn))
 				continue;
 			api.link_version(dev, l, &version);
 			per_link[a] = link_gbps(version);
-			b = topo_graph_find_pci(g, dom, (uint8_t)bus, (uint8_t)d, (uint8_t)fn);
+			b = topo_graph_find_pci(g, dom, bus, d, fn);
 			if (b >= 0 && nvidia_gpu(g, b) && (size_t)b != a)
 				direct[a * n + (size_t)b]++;
 			else

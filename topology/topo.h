@@ -185,6 +185,9 @@ struct topo_graph {
  * allow_short lspci's "BB:DD.F" (domain 0). The whole string, in range. */
 bool topo_parse_bdf(const char *s, bool allow_short, uint32_t *dom, uint8_t *bus, uint8_t *dev,
 		    uint8_t *fn);
+/* s as this project writes a BDF ("0000:3b:00.0"), e.g. from a driver's
+ * "00000000:3B:00.0"; s unchanged when it is not a BDF. */
+void topo_bdf_canonical(const char *s, char *out, size_t len);
 /* "pciDDDD:BB", the kernel's name for a host bridge's root bus. */
 bool topo_parse_hostbridge(const char *s, uint32_t *dom, uint8_t *bus);
 

@@ -220,6 +220,21 @@ static void test_finalize_rejects_bad_links(void)
 	CU_ASSERT_EQUAL(topo_graph_finalize(m.g), -EINVAL);
 }
 
+/* Drivers write BDFs their own way (CUDA and NVML: "00000000:3B:00.0"). */
+static void test_bdf_canonical(void)
+{
+	char out[32];
+
+	topo_bdf_canonical("00000000:3B:00.0", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "0000:3b:00.0");
+	topo_bdf_canonical("00010000:5e:1f.7", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "10000:5e:1f.7");
+	topo_bdf_canonical("3b:00.0", out, sizeof(out)); /* short forms are not a driver's */
+	CU_ASSERT_STRING_EQUAL(out, "3b:00.0");
+	topo_bdf_canonical("GPU-1234", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "GPU-1234");
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -231,6 +246,7 @@ int main(void)
 		{ "link speed strings and NCCL bandwidth", test_link_parsing },
 		{ "fabric links are NV#", test_fabric },
 		{ "device names", test_lookup },
+		{ "drivers' BDFs in our form", test_bdf_canonical },
 		{ "netdev and soft RDMA names", test_osdev_names },
 		{ "peer groups follow removal", test_peer_groups },
 		{ "finalize rejects broken links", test_finalize_rejects_bad_links },
