@@ -570,6 +570,13 @@ uint64_t it_rand(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+uint64_t it_pagemap_id(int fd)
+{
+	struct pagemap_info info;
+
+	return pagemap_query(fd, &info) == 0 ? info.id : 0;
+}
+
 /* Word w of the pattern: splitmix64 of (seed, w). Any word can be recomputed
  * alone, and a word that lands at the wrong offset, or under another seed,
  * differs from the one expected there (but for a 2^-64 chance). */

@@ -119,6 +119,8 @@ size_t it_pattern_check(const void *base, size_t off, size_t len, uint64_t seed)
 uint8_t it_pattern_byte(size_t off, uint64_t seed);
 /* The next value of a splitmix64 generator (tests' own random choices). */
 uint64_t it_rand(uint64_t *state);
+/* The id of the pagemap behind fd (pagemap_query), 0 when it is none. */
+uint64_t it_pagemap_id(int fd);
 /* pagemap_query(fd).used, or UINT64_MAX on error. */
 uint64_t it_used(int pagemap_fd);
 /* How many chunks of [addr, addr + len) pm_query places in pagemap id (0:

@@ -22,22 +22,14 @@
 
 static struct it_broker br;
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* An id: mostly the real one, sometimes off by one, sometimes anything. */
 static uint64_t pick(uint64_t *s, uint64_t real)
 {
-	switch (rnd(s) % 8) {
+	switch (it_rand(s) % 8) {
 	case 0:
-		return rnd(s);
+		return it_rand(s);
 	case 1:
-		return real + rnd(s) % 3 - 1;
+		return real + it_rand(s) % 3 - 1;
 	default:
 		return real;
 	}
@@ -47,18 +39,18 @@ static uint64_t pick(uint64_t *s, uint64_t real)
  * overflowing. */
 static void range(uint64_t *s, uint64_t n, uint64_t *first, uint64_t *count)
 {
-	switch (rnd(s) % 8) {
+	switch (it_rand(s) % 8) {
 	case 0:
-		*first = rnd(s);
-		*count = rnd(s);
+		*first = it_rand(s);
+		*count = it_rand(s);
 		return;
 	case 1:
-		*first = rnd(s) % (n + 2);
-		*count = n + 1 - *first + rnd(s) % 2;
+		*first = it_rand(s) % (n + 2);
+		*count = n + 1 - *first + it_rand(s) % 2;
 		return;
 	default:
-		*first = rnd(s) % n;
-		*count = 1 + rnd(s) % (n - *first);
+		*first = it_rand(s) % n;
+		*count = 1 + it_rand(s) % (n - *first);
 	}
 }
 
@@ -67,35 +59,35 @@ static size_t body(uint64_t *s, uint16_t op, uint8_t *buf, uint64_t alloc_id, ui
 {
 	size_t len = 0;
 
-	if (rnd(s) % 5 == 0) { /* pure noise, any length */
-		len = rnd(s) % 600;
+	if (it_rand(s) % 5 == 0) { /* pure noise, any length */
+		len = it_rand(s) % 600;
 		for (size_t i = 0; i < len; i++)
-			buf[i] = (uint8_t)rnd(s);
+			buf[i] = (uint8_t)it_rand(s);
 		return len;
 	}
 	switch (op) {
 	case PM_OP_MIGRATE: {
 		struct pm_migrate_req *rq = (void *)buf;
 		struct pm_migrate_entry *en = (void *)(rq + 1);
-		uint32_t n = (uint32_t)(1 + rnd(s) % 3);
+		uint32_t n = (uint32_t)(1 + it_rand(s) % 3);
 
-		rq->flags = (uint32_t)(rnd(s) % 8 ? (rnd(s) % 2) * PM_MIG_DISCARD : rnd(s));
-		rq->nranges = rnd(s) % 8 ? n : (uint32_t)rnd(s) % 70;
+		rq->flags = (uint32_t)(it_rand(s) % 8 ? (it_rand(s) % 2) * PM_MIG_DISCARD : it_rand(s));
+		rq->nranges = it_rand(s) % 8 ? n : (uint32_t)it_rand(s) % 70;
 		for (uint32_t i = 0; i < n; i++) {
 			en[i].alloc_id = pick(s, alloc_id);
 			range(s, nchunks, &en[i].first, &en[i].count);
-			en[i].target = (int32_t)(rnd(s) % 5) - 2; /* -2..2 */
-			en[i].reserved = rnd(s) % 8 ? 0 : (uint32_t)rnd(s);
+			en[i].target = (int32_t)(it_rand(s) % 5) - 2; /* -2..2 */
+			en[i].reserved = it_rand(s) % 8 ? 0 : (uint32_t)it_rand(s);
 		}
-		return sizeof(*rq) + n * sizeof(*en) + (rnd(s) % 8 ? 0 : rnd(s) % 9);
+		return sizeof(*rq) + n * sizeof(*en) + (it_rand(s) % 8 ? 0 : it_rand(s) % 9);
 	}
 	case PM_OP_ADVISE: {
 		struct pm_advise *a = (void *)buf;
 
 		a->alloc_id = pick(s, alloc_id);
 		range(s, nchunks, &a->first, &a->count);
-		a->advice = (uint32_t)(rnd(s) % 8 ? rnd(s) % 8 | (rnd(s) % 4 << 8) : rnd(s));
-		a->reserved = rnd(s) % 8 ? 0 : (uint32_t)rnd(s);
+		a->advice = (uint32_t)(it_rand(s) % 8 ? it_rand(s) % 8 | (it_rand(s) % 4 << 8) : it_rand(s));
+		a->reserved = it_rand(s) % 8 ? 0 : (uint32_t)it_rand(s);
 		return sizeof(*a);
 	}
 	case PM_OP_RANGES:
@@ -109,7 +101,7 @@ static size_t body(uint64_t *s, uint16_t op, uint8_t *buf, uint64_t alloc_id, ui
 	case PM_OP_ALLOCS: {
 		struct pm_allocs *q = (void *)buf;
 
-		q->session_id = rnd(s) % 3 ? rnd(s) % 4 : rnd(s);
+		q->session_id = it_rand(s) % 3 ? it_rand(s) % 4 : it_rand(s);
 		return sizeof(*q);
 	}
 	case PM_OP_PLACE: {
@@ -117,7 +109,7 @@ static size_t body(uint64_t *s, uint16_t op, uint8_t *buf, uint64_t alloc_id, ui
 
 		pl->alloc_id = pick(s, alloc_id);
 		range(s, nchunks, &pl->first, &pl->count);
-		pl->flags = rnd(s) % 8 ? 0 : (uint32_t)rnd(s);
+		pl->flags = it_rand(s) % 8 ? 0 : (uint32_t)it_rand(s);
 		pl->reserved = 0;
 		return sizeof(*pl);
 	}
@@ -125,7 +117,7 @@ static size_t body(uint64_t *s, uint16_t op, uint8_t *buf, uint64_t alloc_id, ui
 		struct pm_free *f = (void *)buf;
 
 		/* Never the allocation whose data is checked at the end. */
-		f->alloc_id = alloc_id + 1 + rnd(s) % 1000;
+		f->alloc_id = alloc_id + 1 + it_rand(s) % 1000;
 		return sizeof(*f);
 	}
 	default:
@@ -185,10 +177,10 @@ static void test_fuzz(void)
 		pm_msg_close_fds(m);
 	}
 	for (int i = 0; i < ITERATIONS; i++) {
-		uint16_t op = ops[rnd(&seed) % (sizeof(ops) / sizeof(ops[0]))];
+		uint16_t op = ops[it_rand(&seed) % (sizeof(ops) / sizeof(ops[0]))];
 		size_t n = body(&seed, op, buf, alloc_id, len / chunk);
 		/* Mostly the fds the op takes (pagemap fds first), sometimes more. */
-		unsigned nfds = (unsigned)(rnd(&seed) % 8 ? rnd(&seed) % 3 : 3);
+		unsigned nfds = (unsigned)(it_rand(&seed) % 8 ? it_rand(&seed) % 3 : 3);
 		struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = op,
 				      .length = (uint32_t)n, .nfds = (uint16_t)nfds,
 				      .request_id = (uint64_t)i + 2 };

@@ -35,32 +35,6 @@ static bool up(void)
 	return true;
 }
 
-static uint64_t id_of(int fd)
-{
-	struct pagemap_info info;
-
-	return pagemap_query(fd, &info) == 0 ? info.id : 0;
-}
-
-static void fill(uint8_t *p, size_t len, uint32_t seed)
-{
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
-}
-
-static size_t mismatches(const uint8_t *p, size_t len, uint32_t seed)
-{
-	size_t bad = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		bad += p[i] != (uint8_t)(seed >> 16);
-	}
-	return bad;
-}
-
 static void test_quota(void)
 {
 	struct pm_migrate_range r = { 0 };
@@ -75,7 +49,7 @@ static void test_quota(void)
 	c = it_connect(&br);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 8 << 20, 0, &a), 0);
-	fill(a, 8 << 20, 7);
+	it_pattern_fill(a, 0, 8 << 20, 7);
 	fd = pagemap_open(c, IT_EMU0, NULL, 0);
 	CU_ASSERT_FATAL(fd >= 0);
 	r.addr = a;
@@ -86,10 +60,10 @@ static void test_quota(void)
 	CU_ASSERT_EQUAL(res.status, -EDQUOT);
 	CU_ASSERT_EQUAL(res.bytes_done, QUOTA);
 	CU_ASSERT_EQUAL(pm_query(c, a, 8 << 20, ids, 4), 4);
-	CU_ASSERT_EQUAL(ids[0], id_of(fd));
-	CU_ASSERT_EQUAL(ids[2], id_of(fd));
+	CU_ASSERT_EQUAL(ids[0], it_pagemap_id(fd));
+	CU_ASSERT_EQUAL(ids[2], it_pagemap_id(fd));
 	CU_ASSERT_EQUAL(ids[3], 0);
-	CU_ASSERT_EQUAL(mismatches(a, 8 << 20, 7), 0);
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, 8 << 20, 7), SIZE_MAX);
 	/* Faulted home, the quota is free again. */
 	CU_ASSERT_EQUAL(pm_migrate(c, a, 6 << 20, fd, 0), 0);
 	CU_ASSERT_EQUAL(pm_migrate(c, a, 6 << 20, PM_FD_SYSTEM, 0), 0);
@@ -138,7 +112,7 @@ static void test_residency(void)
 	CU_ASSERT_EQUAL(res.bytes_done, 2 << 20);
 	close(cfd);
 	CU_ASSERT_EQUAL(pm_query(c, a, 2 << 20, ids, 1), 1);
-	CU_ASSERT_EQUAL(ids[0], id_of(fd));
+	CU_ASSERT_EQUAL(ids[0], it_pagemap_id(fd));
 	close(fd);
 	pm_disconnect(c);
 }
@@ -203,7 +177,7 @@ static void test_bounced(void)
 	c = it_connect(&far);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 4 << 20, 0, &a), 0);
-	fill(a, 4 << 20, 11);
+	it_pattern_fill(a, 0, 4 << 20, 11);
 	near_fd = pagemap_open(c, "0000:03:00.0", NULL, 0);
 	far_fd = pagemap_open(c, "0000:81:00.0", NULL, 0);
 	CU_ASSERT_FATAL(near_fd >= 0 && far_fd >= 0);
@@ -216,8 +190,8 @@ static void test_bounced(void)
 	CU_ASSERT_EQUAL(res.bytes_direct, 0);
 	CU_ASSERT_EQUAL(res.bytes_host, 0);
 	CU_ASSERT_EQUAL(pm_query(c, a, 4 << 20, ids, 2), 2);
-	CU_ASSERT_EQUAL(ids[1], id_of(far_fd));
-	CU_ASSERT_EQUAL(mismatches(a, 4 << 20, 11), 0);
+	CU_ASSERT_EQUAL(ids[1], it_pagemap_id(far_fd));
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, 4 << 20, 11), SIZE_MAX);
 	close(near_fd);
 	close(far_fd);
 	pm_disconnect(c);
@@ -296,10 +270,10 @@ static void test_destination_outlives_references(void)
 	c = it_connect(&br);
 	CU_ASSERT_FATAL(c != NULL);
 	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, len, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
-	fill(a, len, 21);
+	it_pattern_fill(a, 0, len, 21);
 	fd = pagemap_open(c, IT_EMU1, NULL, 0);
 	CU_ASSERT_FATAL(fd >= 0);
-	id = id_of(fd);
+	id = it_pagemap_id(fd);
 	CU_ASSERT_EQUAL(pm_madvise(c, a, len, PM_ADV_PREFERRED_LOCATION, fd), PM_ADV_APPLIED);
 	close(fd);
 	done = pm_migrate(c, a, len, PM_FD_PREFERRED, PM_MIGRATE_ASYNC);
@@ -318,7 +292,7 @@ static void test_destination_outlives_references(void)
 	CU_ASSERT_EQUAL(it_lookup(c, id, &info), 1);
 	CU_ASSERT_EQUAL(info.state, PM_STATE_ACTIVE);
 	CU_ASSERT_EQUAL(info.used, (uint64_t)there * chunk);
-	CU_ASSERT_EQUAL(mismatches(a, len, 21), 0);
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, len, 21), SIZE_MAX);
 	pm_disconnect(c);
 }
 

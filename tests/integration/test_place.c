@@ -35,13 +35,6 @@ static int node_of(void *p)
 	return status;
 }
 
-static uint64_t id_of(int fd)
-{
-	struct pagemap_info info;
-
-	return pagemap_query(fd, &info) == 0 ? info.id : 0;
-}
-
 static void test_migrate_and_query(void)
 {
 	uint64_t ids[4] = { 9, 9, 9, 9 }, node0;
@@ -62,7 +55,7 @@ static void test_migrate_and_query(void)
 		CU_ASSERT_EQUAL(ids[i], 0); /* system memory, nothing asked */
 	fd = pagemap_open(c, "node0", NULL, 0);
 	CU_ASSERT_FATAL(fd >= 0);
-	node0 = id_of(fd);
+	node0 = it_pagemap_id(fd);
 	/* One page inside chunk 1 moves the whole chunk. */
 	CU_ASSERT_EQUAL(pm_migrate(c, p + (2 << 20) + 4096, 4096, fd, 0), 0);
 	CU_ASSERT_EQUAL(pm_query(c, a, 8 << 20, ids, 4), 4);
