@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_pattern.h"
 #include "pagemap.h"
 
 #define MiB ((size_t)1 << 20)
@@ -55,30 +56,13 @@ static double mbs(size_t bytes, double s)
 	return s > 0 ? (double)bytes / 1e6 / s : 0;
 }
 
-/* xorshift64*, one word per 8 bytes, restartable at any word index. */
-static uint64_t word(uint64_t seed, size_t i)
-{
-	uint64_t x = seed ^ (i * 0x9e3779b97f4a7c15ull);
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	return x * 0x2545f4914f6cdd1dull;
-}
-
-static void fill(uint64_t *p, size_t len, uint64_t seed)
-{
-	for (size_t i = 0; i < len / 8; i++)
-		p[i] = word(seed, i);
-}
-
 /* Every byte against the pattern; the first mismatch is reported. */
 static int verify(const char *what, const uint64_t *p, size_t len, uint64_t seed)
 {
 	for (size_t i = 0; i < len / 8; i++)
-		if (p[i] != word(seed, i)) {
+		if (p[i] != check_word(seed, i)) {
 			FAIL("%s: data differs at byte %zu: %016" PRIx64 ", want %016" PRIx64, what,
-			     i * 8, p[i], word(seed, i));
+			     i * 8, p[i], check_word(seed, i));
 			return -1;
 		}
 	return 0;
@@ -225,7 +209,7 @@ static void round_trip(struct pm_client *c, struct bar *a, struct bar *b, unsign
 		FAIL("pm_alloc %zu bytes, chunk %zu: %s", SIZE, chunk, strerror(-r));
 		return;
 	}
-	fill(m, SIZE, seed);
+	check_fill(m, SIZE, seed);
 
 	snprintf(what, sizeof(what), "%zu KiB chunks, host -> %s", chunk >> 10, a->bdf);
 	r = migrate(c, m, SIZE, a->fd, &res, &t);
@@ -285,7 +269,7 @@ static void overfill(struct pm_client *c, struct bar *a, uint64_t seed)
 		FAIL("pm_alloc %zu bytes: %s", BIG, strerror(-r));
 		return;
 	}
-	fill(m, BIG, seed);
+	check_fill(m, BIG, seed);
 	r = migrate(c, m, BIG, a->fd, &res, &t);
 	if (r != -ENOSPC || res.status != -ENOSPC)
 		FAIL("%s: pm_migrate_batch returned %d (%s), status %d, want -ENOSPC", what, r,

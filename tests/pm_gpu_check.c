@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_pattern.h"
 #include "client.h" /* pm_client_call for the administrator's revoke */
 #include "pagemap.h"
 
@@ -24,30 +25,6 @@ static int failures;
 		putchar('\n');                \
 		failures++;                   \
 	} while (0)
-
-static uint64_t word_at(uint64_t seed, size_t i)
-{
-	uint64_t x = seed ^ (i * 0x9e3779b97f4a7c15ull);
-
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 29);
-}
-
-static size_t check(const uint64_t *p, size_t len, uint64_t seed)
-{
-	size_t bad = 0;
-
-	for (size_t i = 0; i < len / 8; i++)
-		bad += p[i] != word_at(seed, i);
-	return bad;
-}
-
-static void fill(uint64_t *p, size_t len, uint64_t seed)
-{
-	for (size_t i = 0; i < len / 8; i++)
-		p[i] = word_at(seed, i);
-}
 
 static uint64_t id_of(int fd)
 {
@@ -68,7 +45,7 @@ static void round_trip(struct pm_client *c, int fd, int fd2, unsigned shift)
 		FAIL("pm_alloc");
 		return;
 	}
-	fill(a, len, shift);
+	check_fill(a, len, shift);
 	r.addr = a;
 	if (pm_migrate_batch(c, &r, 1, 0, &res) || res.bytes_host != len)
 		FAIL("host -> cuda0, %u-bit chunks: %d, bytes_host %llu", shift, res.status,
@@ -86,7 +63,7 @@ static void round_trip(struct pm_client *c, int fd, int fd2, unsigned shift)
 			       (unsigned long long)res.bytes_direct,
 			       (unsigned long long)res.bytes_bounced);
 	}
-	if (check(a, len, shift))
+	if (check_bad_words(a, 0, (len) / 8, shift))
 		FAIL("data differs after fault-back from VRAM");
 	else
 		printf("ok fault-back from VRAM: every word intact\n");
@@ -101,7 +78,7 @@ static void revoke_with_data(struct pm_client *c, int fd)
 	void *a;
 	int r;
 
-	if (pm_alloc(c, len, 0, &a) < 0 || (fill(a, len, 5), pm_migrate(c, a, len, fd, 0))) {
+	if (pm_alloc(c, len, 0, &a) < 0 || (check_fill(a, len, 5), pm_migrate(c, a, len, fd, 0))) {
 		FAIL("setting up the revoke");
 		return;
 	}
@@ -113,7 +90,7 @@ static void revoke_with_data(struct pm_client *c, int fd)
 	}
 	if (pm_query(c, a, len, ids, 8) != 8 || ids[0] || ids[7])
 		FAIL("chunks still in cuda0 after its revoke");
-	else if (check(a, len, 5))
+	else if (check_bad_words(a, 0, (len) / 8, 5))
 		FAIL("data lost in the revoke");
 	else
 		printf("ok revoke of cuda0: data evacuated to system memory\n");

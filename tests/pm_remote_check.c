@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_pattern.h"
 #include "pagemap.h"
 
 static int failures;
@@ -42,31 +43,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t word_at(uint64_t seed, size_t i)
-{
-	uint64_t x = seed ^ (i * 0x9e3779b97f4a7c15ull);
-
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 29);
-}
-
-static void fill(uint64_t *p, size_t len, uint64_t seed)
-{
-	for (size_t i = 0; i < len / 8; i++)
-		p[i] = word_at(seed, i);
-}
-
-/* Words in [first, first + n) that differ from the pattern. */
-static size_t bad_words(const uint64_t *p, size_t first, size_t n, uint64_t seed)
-{
-	size_t bad = 0;
-
-	for (size_t i = first; i < first + n; i++)
-		bad += p[i] != word_at(seed, i);
-	return bad;
 }
 
 static int chunks_at(struct pm_client *c, void *a, size_t len, uint64_t id)
@@ -93,7 +69,7 @@ static void round_trip(struct pm_client *c, int fd, const struct pagemap_info *i
 		FAIL("pm_alloc %zu", len);
 		return;
 	}
-	fill(a, len, shift);
+	check_fill(a, len, shift);
 	r.addr = a;
 	t0 = now_s();
 	n = pm_migrate_batch(c, &r, 1, 0, &res);
@@ -108,7 +84,7 @@ static void round_trip(struct pm_client *c, int fd, const struct pagemap_info *i
 		printf("ok %zu KiB chunks host -> %s: %zu chunks there, bytes_host %zu\n",
 		       chunk >> 10, info->device, len / chunk, len);
 	/* Every chunk comes back by a CPU touch: RDMA READ from the peer. */
-	n = (int)bad_words(a, 0, len / 8, shift);
+	n = (int)check_bad_words(a, 0, len / 8, shift);
 	t2 = now_s();
 	if (n)
 		FAIL("%zu KiB chunks: %d words differ after fault-back", chunk >> 10, n);
@@ -135,7 +111,7 @@ static void too_much(struct pm_client *c, int fd, const struct pagemap_info *inf
 		FAIL("pm_alloc %zu", len);
 		return;
 	}
-	fill(a, len, 7);
+	check_fill(a, len, 7);
 	r.addr = a;
 	n = pm_migrate_batch(c, &r, 1, 0, &res);
 	if (n != -ENOSPC || res.bytes_done != info->capacity)
@@ -146,7 +122,7 @@ static void too_much(struct pm_client *c, int fd, const struct pagemap_info *inf
 		printf("ok %zu MiB into %llu MiB: -ENOSPC after %llu MiB\n", len >> 20,
 		       (unsigned long long)(info->capacity >> 20),
 		       (unsigned long long)(res.bytes_done >> 20));
-	n = (int)bad_words(a, 0, len / 8, 7);
+	n = (int)check_bad_words(a, 0, len / 8, 7);
 	if (n)
 		FAIL("ENOSPC: %d words differ afterwards", n);
 	else
@@ -170,7 +146,7 @@ static void killed(struct pm_client *c, int fd, const struct pagemap_info *info)
 		FAIL("pm_alloc");
 		return;
 	}
-	fill(a, len, 99);
+	check_fill(a, len, 99);
 	done = pm_migrate(c, a, len, fd, PM_MIGRATE_ASYNC);
 	if (done < 0) {
 		FAIL("async migrate: %d", done);
@@ -215,7 +191,7 @@ static void killed(struct pm_client *c, int fd, const struct pagemap_info *info)
 			lost++;
 			continue;
 		}
-		bad += bad_words(a, k * chunk / 8, chunk / 8, 99) != 0;
+		bad += check_bad_words(a, k * chunk / 8, chunk / 8, 99) != 0;
 	}
 	if (bad)
 		FAIL("%zu chunks not marked lost differ from their data", bad);
