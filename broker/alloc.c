@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "copy.h"
 
 static bool power_of_two(uint64_t v)
 {
@@ -206,7 +207,6 @@ int alloc_query(struct broker *b, struct session *s, const struct pm_query_range
 static int evacuate(struct allocation *al, uint64_t i, struct pool *p)
 {
 	const struct chunk *ch = &al->chunks[i];
-	uint64_t done = 0;
 
 	if (ch->host_copy)
 		return 0;
@@ -216,15 +216,8 @@ static int evacuate(struct allocation *al, uint64_t i, struct pool *p)
 		return p->ops->read ? p->ops->read(p, ch->off, al->memfd,
 						    (off_t)(i * al->chunk_size), NULL, al->chunk_size)
 				    : -EIO;
-	while (done < al->chunk_size) {
-		ssize_t n = pwrite(al->memfd, p->map + ch->off + done, al->chunk_size - done,
-				   (off_t)(i * al->chunk_size + done));
-
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (uint64_t)n;
-	}
-	return 0;
+	return copy_buf_to_local(al->memfd, (off_t)(i * al->chunk_size), NULL, p->map + ch->off,
+				 al->chunk_size);
 }
 
 static void forget_in(struct broker *b, struct allocation *al, struct pagemap *pm)

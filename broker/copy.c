@@ -87,6 +87,16 @@ static int pwrite_full(int fd, const uint8_t *src, uint64_t len, off_t off)
 	return 0;
 }
 
+int copy_local_to_buf(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n)
+{
+	return fd < 0 ? copy_guarded(buf, ptr, n) : pread_full(fd, buf, n, off);
+}
+
+int copy_buf_to_local(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n)
+{
+	return fd < 0 ? copy_guarded(ptr, buf, n) : pwrite_full(fd, buf, n, off);
+}
+
 /*
  * A copy with a side the broker cannot map (a peer's memory, VRAM): the
  * pool's own read and write, from or into the host side (the memfd) or a

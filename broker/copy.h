@@ -64,6 +64,13 @@ struct copy *copy_queue_take_done(struct copy_queue *q);
  * workers, which the queue sets up for it; other threads get plain memcpy.
  */
 int copy_guarded(void *dst, const void *src, size_t n);
+/*
+ * The local side of a transfer into or out of a staging buffer: fd at off
+ * when fd >= 0 (pread/pwrite until done), else memory at ptr (copy_guarded).
+ * 0 or -errno (-EIO for a short read or write that made no progress).
+ */
+int copy_local_to_buf(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n);
+int copy_buf_to_local(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n);
 /* Runs one copy in the calling thread (bounce: a buffer of COPY_BOUNCE bytes). */
 #define COPY_BOUNCE (1u << 20)
 void copy_run(struct copy *cp, uint8_t *bounce);

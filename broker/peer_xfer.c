@@ -28,38 +28,6 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int local_out(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n)
-{
-	if (fd < 0)
-		return copy_guarded(buf, ptr, n); /* a device mapping may go bad */
-	while (n) {
-		ssize_t r = pread(fd, buf, n, off);
-
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		buf += r;
-		off += r;
-		n -= (uint64_t)r;
-	}
-	return 0;
-}
-
-static int local_in(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n)
-{
-	if (fd < 0)
-		return copy_guarded(ptr, buf, n);
-	while (n) {
-		ssize_t r = pwrite(fd, buf, n, off);
-
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		buf += r;
-		off += r;
-		n -= (uint64_t)r;
-	}
-	return 0;
-}
-
 /*
  * Moves len bytes: out (RDMA WRITE from local to remote) or in (RDMA READ).
  * Pieces complete in posting order on an RC queue pair, so the ring of
@@ -101,7 +69,7 @@ static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, 
 					   *bad;
 
 			if (out)
-				err = local_out(fd, off + (off_t)(posted * bs),
+				err = copy_local_to_buf(fd, off + (off_t)(posted * bs),
 						ptr ? ptr + posted * bs : NULL, buf, n_bytes);
 			if (err)
 				break;
@@ -129,7 +97,7 @@ static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, 
 			} else if (!out && !err) {
 				uint64_t n_bytes = len - k * bs < bs ? len - k * bs : bs;
 
-				err = local_in(fd, off + (off_t)(k * bs), ptr ? ptr + k * bs : NULL,
+				err = copy_buf_to_local(fd, off + (off_t)(k * bs), ptr ? ptr + k * bs : NULL,
 					       l->xfer_buf + (k % l->nbufs) * bs, n_bytes);
 			}
 			done++;

@@ -115,22 +115,6 @@ static void stage_put(struct gpu *g, unsigned slot)
 	pthread_mutex_unlock(&g->lock);
 }
 
-static int host_io(int fd, off_t off, uint8_t *ptr, uint8_t *buf, uint64_t n, bool to_buf)
-{
-	if (fd < 0)
-		return to_buf ? copy_guarded(buf, ptr, n) : copy_guarded(ptr, buf, n);
-	while (n) {
-		ssize_t r = to_buf ? pread(fd, buf, n, off) : pwrite(fd, buf, n, off);
-
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		buf += r;
-		off += r;
-		n -= (uint64_t)r;
-	}
-	return 0;
-}
-
 static int gpu_io(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len,
 		  bool to_gpu)
 {
@@ -151,14 +135,14 @@ static int gpu_io(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr
 		cu_result r;
 
 		if (to_gpu) {
-			err = host_io(fd, off + (off_t)done, at, buf, n, true);
+			err = copy_local_to_buf(fd, off + (off_t)done, at, buf, n);
 			if (err)
 				break;
 			r = cuda.memcpy_htod(g->base + poff + done, buf, n);
 		} else {
 			r = cuda.memcpy_dtoh(buf, g->base + poff + done, n);
 			if (r == CU_SUCCESS)
-				err = host_io(fd, off + (off_t)done, at, buf, n, false);
+				err = copy_buf_to_local(fd, off + (off_t)done, at, buf, n);
 		}
 		if (r != CU_SUCCESS)
 			err = cu_errno(p, to_gpu ? "cuMemcpyHtoD" : "cuMemcpyDtoH", r);
