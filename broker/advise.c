@@ -128,8 +128,7 @@ static int unset_read_mostly(struct broker *b, struct allocation *al, uint64_t f
 		ch->advice &= (uint16_t)~PM_RANGE_READ_MOSTLY;
 		if (!ch->host_copy)
 			continue;
-		space_put(ch->where->pool, ch->off, al->chunk_size);
-		engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+		alloc_space_put(b, al, ch->where->pool, ch->off);
 		alloc_set_ref(b, &ch->where, NULL);
 		ch->host_copy = false;
 	}

@@ -82,6 +82,13 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	return 0;
 }
 
+void alloc_space_put(struct broker *b, const struct allocation *al, struct pool *p,
+		     uint64_t off)
+{
+	space_put(p, off, al->chunk_size);
+	engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+}
+
 void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm)
 {
 	struct pagemap *old = *slot;
@@ -99,8 +106,7 @@ void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm)
 static void chunk_release(struct broker *b, struct allocation *al, struct chunk *ch)
 {
 	if (ch->where && pool_is_device(ch->where->pool)) {
-		space_put(ch->where->pool, ch->off, al->chunk_size);
-		engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+		alloc_space_put(b, al, ch->where->pool, ch->off);
 	}
 	alloc_set_ref(b, &ch->where, NULL);
 	alloc_set_ref(b, &ch->requested, NULL);

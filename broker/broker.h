@@ -280,6 +280,10 @@ bool alloc_in_range(const struct allocation *al, uint64_t first, uint64_t count)
 int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd);
 int alloc_query(struct broker *b, struct session *s, const struct pm_query_range *q,
 		uint64_t *ids);
+/* A chunk of al leaves its place at off in device pool p: the space and
+ * the uid's quota both get it back. */
+void alloc_space_put(struct broker *b, const struct allocation *al, struct pool *p,
+		     uint64_t off);
 /* Points chunk field *slot at pm, pinning pm and unpinning the old one. */
 void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm);
 /* A revoked pagemap: its chunks are copied home (evacuated) if the pool can

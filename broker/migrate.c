@@ -313,8 +313,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	cp = calloc(1, sizeof(*cp));
 	if (!cp) {
 		if (tp) {
-			space_put(tp, (uint64_t)off, al->chunk_size);
-			engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+			alloc_space_put(b, al, tp, (uint64_t)off);
 		}
 		return -ENOMEM;
 	}
@@ -445,8 +444,7 @@ static void complete(struct broker *b, struct copy *cp)
 	if (cp->err) {
 		ch->error = -EIO;
 		if (tp) {
-			space_put(tp, cp->to_off, cp->len);
-			engine_uid_account(b, al->uid, -(int64_t)cp->len);
+			alloc_space_put(b, al, tp, cp->to_off);
 		}
 		blog(LOG_ERR, "allocation %llu chunk %llu: copy %s -> %s failed: %s",
 		     (unsigned long long)al->id, (unsigned long long)cp->chunk,
@@ -458,8 +456,7 @@ static void complete(struct broker *b, struct copy *cp)
 			e->check_peers = true;
 	} else {
 		if (fp) {
-			space_put(fp, ch->off, cp->len);
-			engine_uid_account(b, al->uid, -(int64_t)cp->len);
+			alloc_space_put(b, al, fp, ch->off);
 		}
 		if (tp)
 			ch->off = cp->to_off;
