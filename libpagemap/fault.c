@@ -73,24 +73,19 @@ static int uffd_features(uint64_t *out)
 bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
 		 uintptr_t *start, size_t *size, uint64_t *epoch)
 {
-	bool found = false;
+	const struct pm_alloc_entry *e;
 
 	pthread_mutex_lock(&c->lock);
-	for (const struct pm_alloc_entry *e = c->allocs; e; e = e->next) {
-		uintptr_t a = (uintptr_t)e->addr;
-
-		if (addr >= a && addr - a < e->size) {
-			*id = e->id;
-			*idx = (addr - a) / e->chunk_size;
-			*start = a + *idx * e->chunk_size;
-			*size = e->chunk_size;
-			*epoch = e->wp_epoch[*idx];
-			found = true;
-			break;
-		}
+	e = pm_alloc_find_range(c, addr, 1);
+	if (e) {
+		*id = e->id;
+		*idx = (addr - (uintptr_t)e->addr) / e->chunk_size;
+		*start = (uintptr_t)e->addr + *idx * e->chunk_size;
+		*size = e->chunk_size;
+		*epoch = e->wp_epoch[*idx];
 	}
 	pthread_mutex_unlock(&c->lock);
-	return found;
+	return e != NULL;
 }
 
 /*
