@@ -15,6 +15,38 @@
 #include "broker.h"
 #include "copy.h"
 
+/*
+ * The broker keeps a chunk table per allocation: a client asking for a
+ * sparse terabyte would otherwise make the broker allocate (and later walk)
+ * gigabytes of it. Counted per uid, so many sessions do not multiply it.
+ */
+static int alloc_charge(struct broker *b, uint32_t uid, uint64_t size, uint64_t nchunks)
+{
+	int r = uid_charge(b, uid, UID_ALLOCATIONS, 1);
+
+	if (r < 0)
+		return r;
+	r = uid_charge(b, uid, UID_ALLOC_CHUNKS, nchunks);
+	if (r < 0)
+		goto fail_count;
+	r = uid_charge(b, uid, UID_ALLOC_BYTES, size);
+	if (r < 0)
+		goto fail_chunks;
+	return 0;
+fail_chunks:
+	uid_uncharge(b, uid, UID_ALLOC_CHUNKS, nchunks);
+fail_count:
+	uid_uncharge(b, uid, UID_ALLOCATIONS, 1);
+	return r;
+}
+
+static void alloc_uncharge(struct broker *b, uint32_t uid, uint64_t size, uint64_t nchunks)
+{
+	uid_uncharge(b, uid, UID_ALLOC_BYTES, size);
+	uid_uncharge(b, uid, UID_ALLOC_CHUNKS, nchunks);
+	uid_uncharge(b, uid, UID_ALLOCATIONS, 1);
+}
+
 static bool power_of_two(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -54,17 +86,23 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	if (r < 0)
 		return r;
 	if (b->conf.max_allocations_per_session &&
-	    s->nallocs >= b->conf.max_allocations_per_session)
+	    s->nallocs >= b->conf.max_allocations_per_session) {
+		blog(LOG_WARN, "uid %u (pid %d): max_allocations_per_session (%u) reached",
+		     s->cred.uid, (int)s->cred.pid, b->conf.max_allocations_per_session);
 		return -EMFILE;
+	}
+	r = alloc_charge(b, s->cred.uid, a->size, a->size / a->chunk_size);
+	if (r < 0)
+		return r;
 	al = calloc(1, sizeof(*al));
-	if (!al)
-		return -ENOMEM;
-	al->nchunks = a->size / a->chunk_size;
-	al->chunks = calloc(al->nchunks, sizeof(*al->chunks));
-	if (!al->chunks) {
+	if (al)
+		al->chunks = calloc(a->size / a->chunk_size, sizeof(*al->chunks));
+	if (!al || !al->chunks) {
 		free(al);
+		alloc_uncharge(b, s->cred.uid, a->size, a->size / a->chunk_size);
 		return -ENOMEM;
 	}
+	al->nchunks = a->size / a->chunk_size;
 	al->id = ++b->next_alloc_id;
 	al->session_id = s->id;
 	al->pid = s->cred.pid;
@@ -86,7 +124,7 @@ void alloc_space_put(struct broker *b, const struct allocation *al, struct pool 
 		     uint64_t off)
 {
 	space_put(p, off, al->chunk_size);
-	engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+	uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 }
 
 void alloc_set_ref(struct broker *b, struct pagemap **slot, struct pagemap *pm)
@@ -127,6 +165,7 @@ void alloc_reap(struct broker *b, struct allocation *al)
 		chunk_release(b, al, &al->chunks[i]);
 	free(al->chunks);
 	close(al->memfd);
+	alloc_uncharge(b, al->uid, al->size, al->nchunks);
 	b->stats.allocations--;
 	b->stats.allocated_bytes -= al->size;
 	free(al);
@@ -241,7 +280,7 @@ static void forget_in(struct broker *b, struct allocation *al, struct pagemap *p
 				     pm->pool->device, pm->pool->region, strerror(-r));
 			}
 			if (pool_is_device(pm->pool))
-				engine_uid_account(b, al->uid, -(int64_t)al->chunk_size);
+				uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 			ch->where = NULL;
 			ch->host_copy = false;
 			pm->pins--;

@@ -158,9 +158,15 @@ struct config {
 	unsigned nbars;
 	struct access_rule rules[64];
 	unsigned nrules;
+	/* Limits (docs/security.md): 0 is "none" only where the docs say so. */
 	uint32_t max_sessions;
+	uint32_t max_sessions_per_uid;
 	uint32_t max_handles_per_uid;
 	uint32_t max_allocations_per_session;
+	uint32_t max_allocations_per_uid;
+	uint64_t max_alloc_chunks_per_uid; /* bounds the broker's chunk tables */
+	uint64_t max_alloc_bytes_per_uid;
+	uint32_t max_jobs_per_uid;         /* migration requests queued or running */
 	uint64_t max_placed_bytes_per_uid; /* device pool bytes; 0: no quota */
 	uint32_t min_residency_ms; /* advice-driven moves wait this long after a move */
 	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */
@@ -175,6 +181,10 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Whether uid/gid may open pool p: explicit rules first, then the device's
  * own permissions. 0 or -EACCES. */
 int policy_check(const struct broker *b, const struct pool *p, const struct ucred *cred);
+/* Once the pools are known: rules naming a device any way pmtopo accepts
+ * ("MEM0", "04:00.0") are rewritten to the name pools carry, and a rule
+ * that names no pool is said in the log (it can never match). */
+void policy_resolve(struct broker *b);
 
 /* ---- registry.c: pagemaps and their handles ---- */
 struct handle {
@@ -184,6 +194,7 @@ struct handle {
 	 * handle's when it is the same socket inode. */
 	dev_t cdev;
 	ino_t cino;
+	uint64_t cookie; /* SO_COOKIE of the client's end: never reused */
 	uint64_t session_id; /* who opened it (the fd may have moved since) */
 	uint32_t uid;
 	struct handle *next;
@@ -218,7 +229,6 @@ int registry_revoke_device(struct broker *b, const char *device, int reason);
 void registry_expire(struct broker *b, bool pressure);
 uint64_t registry_next_deadline(const struct broker *b);
 unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id);
-unsigned registry_handles_of_uid(const struct broker *b, uint32_t uid);
 void registry_free(struct broker *b);
 
 /* ---- session.c: control connections ---- */
@@ -237,6 +247,7 @@ struct chunk {
 	bool only_system;          /* PM_ADV_FLAG_ONLY_SYSTEM */
 	bool host_copy;            /* READ_MOSTLY: the memfd's pages are valid too */
 	bool busy;                 /* a copy is in flight */
+	uint32_t queued;           /* migration jobs yet to decide on it (migrate.c) */
 	uint64_t came_from;        /* the pagemap id it last moved from, 0 system */
 };
 
@@ -264,11 +275,14 @@ struct session {
 	struct ucred cred;
 	char client[32];
 	uint16_t version; /* 0 until HELLO */
+	int refused;      /* over a session limit: HELLO gets this, then the end */
 	struct pm_reader rd;
 	struct session *next;
 };
 
 void session_accept(struct broker *b, struct watch *w, uint32_t events);
+/* Listens again after accept() ran out of fds, once some may be free. */
+void session_accept_resume(struct broker *b);
 
 /* ---- alloc.c: managed allocations ---- */
 int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a, int memfd,
@@ -315,9 +329,6 @@ void engine_kick(struct broker *b);
 uint64_t engine_next_deadline(const struct broker *b);
 /* Whether device a's pool reaches device b's pool peer to peer. */
 bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c);
-/* Device bytes uid has placed, for the quota. */
-uint64_t engine_uid_bytes(const struct broker *b, uint32_t uid);
-void engine_uid_account(struct broker *b, uint32_t uid, int64_t delta);
 
 /* ---- advise.c: advice and chunk state as runs ---- */
 int advise_apply(struct broker *b, struct session *s, const struct pm_advise *a, int pagemap_fd);
@@ -330,6 +341,27 @@ unsigned runs_describe(const struct allocation *al, uint64_t first, uint64_t cou
 int hotplug_init(struct broker *b);
 /* Revokes pools whose sysfs directory vanished (uevents can be missed). */
 void hotplug_check_sysfs(struct broker *b);
+
+/* ---- uid.c: what each uid holds, against its limits ---- */
+enum uid_res {
+	UID_SESSIONS,
+	UID_HANDLES,
+	UID_ALLOCATIONS,
+	UID_ALLOC_CHUNKS,
+	UID_ALLOC_BYTES,
+	UID_JOBS,
+	UID_PLACED_BYTES,
+	UID_NRES
+};
+/* Charges n of r to uid: 0, or the limit's errno (-EMFILE for counts of
+ * things that hold fds, -EDQUOT for memory, -EAGAIN for queued work) with a
+ * log line naming the uid and the limit; nothing is charged then. */
+int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);
+void uid_uncharge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);
+uint64_t uid_held(const struct broker *b, uint32_t uid, enum uid_res r);
+/* The configuration key of r's limit ("max_jobs_per_uid"). */
+const char *uid_limit_name(enum uid_res r);
+void uid_free_all(struct broker *b);
 
 /* ---- pressure.c ---- */
 bool pressure_high(const struct broker *b);
@@ -350,6 +382,10 @@ struct broker {
 	struct peers *peers;
 	uint64_t next_session_id, next_pagemap_id, next_alloc_id;
 	struct watch *retired;
+	struct uid_usage *uids; /* uid.c */
+	unsigned refused_sessions; /* connections being told they are over a limit */
+	uint64_t accept_resume_at; /* ms: accept() failed for want of fds; 0 */
+	uint64_t limits_hit;    /* requests refused by a per-uid limit */
 	struct pm_stats_reply stats;
 	bool running;
 };

@@ -32,7 +32,8 @@ static void sigbus(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
-int copy_guarded(void *dst, const void *src, size_t n)
+/* memcpy from src, or memset to zero when src is NULL, under the guard. */
+static int guarded(void *dst, const void *src, size_t n)
 {
 	sigjmp_buf env;
 	volatile int r = 0;
@@ -41,9 +42,46 @@ int copy_guarded(void *dst, const void *src, size_t n)
 		r = -EFAULT;
 	} else {
 		guard = &env;
-		memcpy(dst, src, n);
+		if (src)
+			memcpy(dst, src, n);
+		else
+			memset(dst, 0, n);
 	}
 	guard = NULL;
+	return r;
+}
+
+int copy_guarded(void *dst, const void *src, size_t n)
+{
+	return guarded(dst, src, n);
+}
+
+/*
+ * A DISCARD move writes no data, but the place it takes in a device pool
+ * may still hold what an earlier chunk left there, another user's perhaps:
+ * it is cleared instead (docs/security.md). An emulated pool's memfd gives
+ * the pages back, which reads as zeros; a mapped pool is zeroed by the
+ * CPU; a pool behind its own ops is written from a zeroed buffer.
+ */
+static int clear_dst(struct copy *cp, uint8_t *bounce)
+{
+	int r = 0;
+
+	if (cp->dst_memfd >= 0)
+		return fallocate(cp->dst_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 (off_t)cp->to_off, (off_t)cp->len) < 0 ? -errno : 0;
+	if (cp->dst)
+		return guarded(cp->dst, NULL, cp->len);
+	if (!cp->rdst)
+		return 0;
+	if (!bounce)
+		return -ENOMEM;
+	memset(bounce, 0, COPY_BOUNCE);
+	for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
+		uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
+
+		r = cp->rdst->ops->write(cp->rdst, cp->rdst_off + done, -1, 0, bounce, n);
+	}
 	return r;
 }
 
@@ -107,7 +145,7 @@ static int copy_unmapped(struct copy *cp, uint8_t *bounce)
 	int r = 0;
 
 	if (cp->discard)
-		return 0;
+		return clear_dst(cp, bounce);
 	if (cp->rsrc && cp->rdst && cp->kind == CP_DIRECT && cp->rsrc->ops == cp->rdst->ops &&
 	    cp->rsrc->ops->copy_peer)
 		return cp->rsrc->ops->copy_peer(cp->rsrc, cp->rsrc_off, cp->rdst, cp->rdst_off,
@@ -147,8 +185,8 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 	case CP_NONE:
 		break;
 	case CP_TO_DEV:
-		if (!cp->discard)
-			r = pread_full(cp->memfd, cp->dst, cp->len, cp->file_off);
+		r = cp->discard ? clear_dst(cp, bounce)
+				: pread_full(cp->memfd, cp->dst, cp->len, cp->file_off);
 		/* Punching also unmaps the client's pages: its next touch faults
 		 * (userfaultfd) and brings the chunk back. */
 		if (!r && cp->punch &&
@@ -161,13 +199,16 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 			r = pwrite_full(cp->memfd, cp->src, cp->len, cp->file_off);
 		break;
 	case CP_DIRECT:
-		if (!cp->discard)
-			r = copy_guarded(cp->dst, cp->src, cp->len);
+		r = cp->discard ? clear_dst(cp, bounce) : copy_guarded(cp->dst, cp->src, cp->len);
 		break;
 	case CP_BOUNCE:
+		if (cp->discard) {
+			r = clear_dst(cp, bounce);
+			break;
+		}
 		/* The path between the pools is not peer to peer: through host
 		 * memory, a piece at a time, as a DMA engine would stage it. */
-		for (uint64_t done = 0; !r && !cp->discard && done < cp->len; done += COPY_BOUNCE) {
+		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
 			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
 
 			r = copy_guarded(bounce, cp->src + done, n);

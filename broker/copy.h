@@ -29,7 +29,9 @@ struct copy {
 	struct pool *rsrc, *rdst;
 	uint64_t rsrc_off, rdst_off;
 	uint64_t len;
-	bool discard;    /* no data: the destination's contents are undefined */
+	uint64_t to_off;  /* the destination's offset in its pool */
+	int dst_memfd;    /* an emulated destination pool's memfd, else -1 */
+	bool discard;    /* no data: the destination is cleared, never left as it was */
 	bool punch;      /* CP_TO_DEV: drop the host pages afterwards */
 	int err;         /* set by the worker: 0 or -errno */
 	/* For the loop thread, untouched by workers. */
@@ -37,7 +39,6 @@ struct copy {
 	struct allocation *al;
 	uint64_t chunk;
 	struct pagemap *from, *to;
-	uint64_t to_off;
 	bool keep_host;
 };
 

@@ -63,6 +63,8 @@ void loop_arm_timer(struct broker *b)
 	mig = peers_next_deadline(b);
 	if (mig && (!next || mig < next))
 		next = mig;
+	if (b->accept_resume_at && (!next || b->accept_resume_at < next))
+		next = b->accept_resume_at;
 
 	if (next) {
 		uint64_t ms = next > now ? next - now : 1;

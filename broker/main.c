@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -110,6 +111,7 @@ static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
 	if (read(w->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		blog(LOG_WARN, "timer: %s", strerror(errno));
 	hotplug_check_sysfs(b);
+	session_accept_resume(b);
 	registry_expire(b, pressure_high(b));
 	engine_kick(b); /* chunks whose residency ended */
 	peers_tick(b);  /* peers to reconnect */
@@ -124,6 +126,23 @@ static void signal_fired(struct broker *b, struct watch *w, uint32_t events)
 	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
 		blog(LOG_INFO, "signal %u: exiting", si.ssi_signo);
 	b->running = false;
+}
+
+/*
+ * Every session, handle, allocation and async migration holds an fd here:
+ * run with the hard limit, not the soft 1024 a service is started with
+ * (systemd's default for its children, for select()'s sake; we use epoll).
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		blog(LOG_WARN, "cannot raise the fd limit to %llu: %s",
+		     (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 static int setup(struct broker *b, int *listen_fd, bool *owns_path)
@@ -153,6 +172,8 @@ static int setup(struct broker *b, int *listen_fd, bool *owns_path)
 	r = pools_build(b, b->conf.bars, b->conf.nbars);
 	if (r < 0)
 		return r;
+	policy_resolve(b);
+	raise_fd_limit();
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->epfd < 0)
 		return -errno;
@@ -327,6 +348,7 @@ int main(int argc, char **argv)
 	engine_fini(&b);
 	peers_fini(&b);
 	registry_free(&b);
+	uid_free_all(&b);
 	loop_reap(&b);
 	pools_free(&b);
 	topo_graph_free(b.topo);

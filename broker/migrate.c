@@ -40,6 +40,8 @@ struct mig_range {
 
 struct mig_job {
 	struct mig_job *next;
+	uint64_t seq;      /* arrival order: requests on a chunk are served in it */
+	uint32_t uid;      /* charged one of max_jobs_per_uid while the job lives */
 	struct session *s; /* NULL once the session is gone: nobody to answer */
 	uint64_t request_id;
 	int done_fd;       /* PM_MIG_ASYNC: the broker's end of the completion socket */
@@ -50,47 +52,15 @@ struct mig_job {
 	struct mig_range r[];
 };
 
-struct uid_bytes {
-	uint32_t uid;
-	uint64_t bytes;
-	struct uid_bytes *next;
-};
-
 struct engine {
 	struct watch ev; /* eventfd: copies completed */
 	struct copy_queue q;
 	struct mig_job *jobs;
 	unsigned inflight, max_inflight;
+	uint64_t next_seq;
 	uint64_t next_deadline; /* earliest resident_until a job waits for */
 	bool check_peers;       /* an RDMA copy failed: is its link down? */
-	struct uid_bytes *uids;
 };
-
-uint64_t engine_uid_bytes(const struct broker *b, uint32_t uid)
-{
-	for (const struct uid_bytes *u = b->engine->uids; u; u = u->next)
-		if (u->uid == uid)
-			return u->bytes;
-	return 0;
-}
-
-void engine_uid_account(struct broker *b, uint32_t uid, int64_t delta)
-{
-	struct uid_bytes *u;
-
-	for (u = b->engine->uids; u; u = u->next)
-		if (u->uid == uid)
-			break;
-	if (!u) {
-		u = calloc(1, sizeof(*u));
-		if (!u)
-			return; /* only the quota's view is off, and only upwards */
-		u->uid = uid;
-		u->next = b->engine->uids;
-		b->engine->uids = u;
-	}
-	u->bytes = (uint64_t)((int64_t)u->bytes + delta);
-}
 
 bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c)
 {
@@ -110,11 +80,27 @@ bool engine_peer_path(const struct broker *b, const struct pool *a, const struct
 
 /* ---- finishing jobs ---- */
 
+/* Chunk i has been decided on by the job of mr (or never will be). */
+static void range_advance(struct mig_range *mr)
+{
+	mr->al->chunks[mr->next].queued--;
+	mr->next++;
+}
+
 static void job_fail(struct mig_job *j, int err)
 {
 	if (!j->rep.r.status)
 		j->rep.r.status = err;
+	if (j->stopped)
+		return;
 	j->stopped = true;
+	/* What it will never decide on no longer holds the chunks' queues. */
+	for (unsigned n = j->cur; n < j->nranges; n++) {
+		struct mig_range *mr = &j->r[n];
+
+		while (mr->next < mr->first + mr->count)
+			range_advance(mr);
+	}
 }
 
 static bool job_over(const struct mig_job *j)
@@ -145,6 +131,7 @@ static void job_finish(struct broker *b, struct mig_job *j)
 	for (unsigned i = 0; i < j->nranges; i++)
 		if (j->r[i].pm)
 			registry_unpin(b, j->r[i].pm);
+	uid_uncharge(b, j->uid, UID_JOBS, 1);
 	free(j);
 }
 
@@ -232,23 +219,23 @@ static int target_of(const struct mig_job *j, const struct mig_range *mr, const 
 }
 
 /*
- * Whether another job still has chunk i of al to move: any other job for a
- * fault, the jobs ahead of j otherwise (requests on a chunk are served in
- * the order they came, so a later one cannot finish first and let the
- * client lift a protection an earlier move still needs).
+ * Whether a job that came before j still has chunk i of al to move.
+ * Requests on a chunk are served in the order they came, faults included:
+ * a fault may jump the queue for the copy slots, but not an earlier move
+ * of its chunk (the writer was stopped by the write protection put on for
+ * that move, and must be let go only once the chunk has gone and come
+ * back, or its store would land in pages about to go); and no request
+ * waits for one that came after it, so two never wait for each other.
+ * Most chunks are wanted by one job at a time: their count says so without
+ * a look at the queue.
  */
-static bool pending_elsewhere(const struct engine *e, const struct mig_job *j,
-			      const struct allocation *al, uint64_t i)
+static bool pending_before(const struct engine *e, const struct mig_job *j,
+			   const struct allocation *al, uint64_t i)
 {
-	bool fault = j->flags & PM_MIG_FAULT;
-
+	if (al->chunks[i].queued <= 1)
+		return false;
 	for (const struct mig_job *k = e->jobs; k; k = k->next) {
-		if (k == j) {
-			if (!fault)
-				break;
-			continue;
-		}
-		if (k->stopped)
+		if (k == j || k->stopped || k->seq > j->seq)
 			continue;
 		for (unsigned n = k->cur; n < k->nranges; n++) {
 			const struct mig_range *mr = &k->r[n];
@@ -273,13 +260,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 
 	if (r < 0)
 		return r;
-	/*
-	 * A fault jumps the queue, but not another request's pending move of
-	 * the same chunk: the writer was stopped by the write protection put
-	 * on for that move, and must be let go only once the chunk has gone
-	 * and come back, or its store would land in pages about to go.
-	 */
-	if (pending_elsewhere(e, j, al, i))
+	if (pending_before(e, j, al, i))
 		return PLAN_WAIT;
 	if (r == 0 || from == to) {
 		count_done(b, j, al->chunk_size, NULL);
@@ -302,13 +283,14 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 		return PLAN_WAIT;
 	}
 	if (tp) {
-		if (b->conf.max_placed_bytes_per_uid &&
-		    engine_uid_bytes(b, al->uid) + al->chunk_size > b->conf.max_placed_bytes_per_uid)
-			return -EDQUOT;
+		r = uid_charge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
+		if (r < 0)
+			return r;
 		off = space_get(tp, al->chunk_size);
-		if (off < 0)
+		if (off < 0) {
+			uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 			return (int)off;
-		engine_uid_account(b, al->uid, (int64_t)al->chunk_size);
+		}
 	}
 	cp = calloc(1, sizeof(*cp));
 	if (!cp) {
@@ -327,6 +309,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	cp->memfd = al->memfd;
 	cp->file_off = (off_t)(i * al->chunk_size);
 	cp->discard = j->flags & PM_MIG_DISCARD;
+	cp->dst_memfd = tp && tp->ops == &pool_emulated_ops ? tp->memfd : -1;
 	if (!fp) {
 		cp->kind = CP_TO_DEV;
 		/* READ_MOSTLY keeps the host pages as a replica. */
@@ -395,7 +378,7 @@ static void job_issue(struct broker *b, struct mig_job *j)
 				job_fail(j, r);
 				return;
 			}
-			mr->next++;
+			range_advance(mr);
 		}
 		j->cur++;
 	}
@@ -554,9 +537,15 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 	/* A fault brings one range home; it is no place for the rest. */
 	if ((rq->flags & PM_MIG_FAULT) && (rq->nranges != 1 || (rq->flags & ~PM_MIG_FAULT)))
 		return -EINVAL;
+	r = uid_charge(b, s->cred.uid, UID_JOBS, 1);
+	if (r < 0)
+		return r;
 	j = calloc(1, sizeof(*j) + rq->nranges * sizeof(j->r[0]));
-	if (!j)
+	if (!j) {
+		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
 		return -ENOMEM;
+	}
+	j->uid = s->cred.uid;
 	j->s = s;
 	j->request_id = m->hdr.request_id;
 	j->flags = rq->flags;
@@ -564,24 +553,30 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 	for (unsigned i = 0; i < rq->nranges; i++) {
 		r = parse_range(b, s, &en[i], m, &j->r[i]);
 		if (r < 0) {
+			uid_uncharge(b, j->uid, UID_JOBS, 1);
 			free(j);
 			return r;
 		}
 	}
-	for (unsigned i = 0; i < rq->nranges; i++)
-		if (j->r[i].pm)
-			registry_pin(b, j->r[i].pm);
+	for (unsigned i = 0; i < rq->nranges; i++) {
+		const struct mig_range *mr = &j->r[i];
+
+		if (mr->pm)
+			registry_pin(b, mr->pm);
+		for (uint64_t c = mr->first; c < mr->first + mr->count; c++)
+			mr->al->chunks[c].queued++;
+	}
 	j->nranges = rq->nranges;
+	j->seq = ++b->engine->next_seq;
 	if (j->flags & PM_MIG_ASYNC) {
 		struct pm_reply ok = { 0 };
 
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
 			r = -errno;
-			j->nranges = 0;
-			for (unsigned i = 0; i < rq->nranges; i++)
-				if (j->r[i].pm)
-					registry_unpin(b, j->r[i].pm);
-			free(j);
+			job_fail(j, r);
+			j->done_fd = -1;
+			j->s = NULL;
+			job_finish(b, j);
 			return r;
 		}
 		j->done_fd = sv[0];
@@ -696,12 +691,6 @@ void engine_fini(struct broker *b)
 	while (e->jobs) {
 		e->jobs->stopped = true;
 		job_finish(b, e->jobs);
-	}
-	while (e->uids) {
-		struct uid_bytes *u = e->uids;
-
-		e->uids = u->next;
-		free(u);
 	}
 	loop_del(b, &e->ev);
 	close(e->ev.fd);

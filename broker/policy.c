@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -20,9 +21,20 @@ void config_defaults(struct config *c)
 	c->linger_ms = 5000;
 	snprintf(c->psi_path, sizeof(c->psi_path), "/proc/pressure/memory");
 	c->psi_some_avg10 = 20.0;
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
 	c->max_sessions = 1024;
-	c->max_handles_per_uid = 4096;
-	c->max_allocations_per_session = 65536;
+	c->max_sessions_per_uid = 64;
+	c->max_handles_per_uid = 1024;
+	c->max_allocations_per_session = 4096;
+	c->max_allocations_per_uid = 4096;
+	/* 88 bytes of chunk table each: 22 MiB of broker memory per uid. */
+	c->max_alloc_chunks_per_uid = 1u << 18;
+	/* Managed memory is the client's own, but the broker copies into it
+	 * and walks it: a uid gets at most the machine's memory. */
+	c->max_alloc_bytes_per_uid = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize
+							     : 1ull << 40;
+	c->max_jobs_per_uid = 256;
 	c->min_residency_ms = 20;
 	c->max_residency_ms = 1000;
 	c->migrate_workers = 4;
@@ -233,8 +245,10 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					     "gpu_pool_bytes", NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
-	static const char *const lkeys[] = { "max_sessions", "max_handles_per_uid",
-					     "max_allocations_per_session",
+	static const char *const lkeys[] = { "max_sessions", "max_sessions_per_uid",
+					     "max_handles_per_uid", "max_allocations_per_session",
+					     "max_allocations_per_uid", "max_alloc_chunks_per_uid",
+					     "max_alloc_bytes_per_uid", "max_jobs_per_uid",
 					     "max_placed_bytes_per_uid", NULL };
 	json_object *o;
 	int64_t v;
@@ -303,6 +317,27 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 			return r;
 		if (r)
 			c->max_placed_bytes_per_uid = (uint64_t)v;
+		if ((r = get_int(x, o, "limits", "max_sessions_per_uid", 1, 1 << 20, &v)) < 0)
+			return r;
+		if (r)
+			c->max_sessions_per_uid = (uint32_t)v;
+		if ((r = get_int(x, o, "limits", "max_allocations_per_uid", 1, 1 << 24, &v)) < 0)
+			return r;
+		if (r)
+			c->max_allocations_per_uid = (uint32_t)v;
+		if ((r = get_int(x, o, "limits", "max_alloc_chunks_per_uid", 1, 1ll << 32, &v)) < 0)
+			return r;
+		if (r)
+			c->max_alloc_chunks_per_uid = (uint64_t)v;
+		if ((r = get_int(x, o, "limits", "max_alloc_bytes_per_uid", PM_CHUNK_MIN, INT64_MAX,
+				 &v)) < 0)
+			return r;
+		if (r)
+			c->max_alloc_bytes_per_uid = (uint64_t)v;
+		if ((r = get_int(x, o, "limits", "max_jobs_per_uid", 1, 1 << 20, &v)) < 0)
+			return r;
+		if (r)
+			c->max_jobs_per_uid = (uint32_t)v;
 	}
 	if (json_object_object_get_ex(root, "migration", &o)) {
 		if (!json_object_is_type(o, json_type_object))
@@ -346,6 +381,27 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 	r = read_root(&x, c, root);
 	json_object_put(root);
 	return r;
+}
+
+void policy_resolve(struct broker *b)
+{
+	for (unsigned i = 0; i < b->conf.nrules; i++) {
+		struct access_rule *ar = &b->conf.rules[i];
+		const char *canon;
+
+		if (!strcmp(ar->device, "*"))
+			continue;
+		canon = pool_canonical_device(b, ar->device);
+		if (!pool_find(b, canon, NULL)) {
+			blog(LOG_WARN, "access[%u]: '%s' names no pool here: the rule never matches",
+			     i, ar->device);
+			continue;
+		}
+		if (strcmp(canon, ar->device)) {
+			blog(LOG_DEBUG, "access[%u]: '%s' is %s", i, ar->device, canon);
+			snprintf(ar->device, sizeof(ar->device), "%s", canon);
+		}
+	}
 }
 
 /* The device's own permissions: rw on its sysfs resource file. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,15 +88,38 @@ void registry_unpin(struct broker *b, struct pagemap *pm)
 	maybe_linger(b, pm);
 }
 
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+/*
+ * A socket's identity: its cookie, which the kernel never hands out twice
+ * (64 bits, Linux 4.12 for every socket family). A socket inode number is
+ * 32 bits from a counter that wraps, so a client that makes sockets until
+ * one gets a live handle's number would otherwise pass for its holder.
+ * Kernels without SO_COOKIE fall back to the inode (0 here).
+ */
+static uint64_t socket_cookie(int fd)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) < 0 || len != sizeof(cookie))
+		return 0;
+	return cookie;
+}
+
 struct handle *registry_handle_of_fd(struct broker *b, int fd)
 {
 	struct stat st;
+	uint64_t cookie;
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return NULL;
+	cookie = socket_cookie(fd);
 	for (struct pagemap *pm = b->pagemaps; pm; pm = pm->next)
 		for (struct handle *h = pm->handles; h; h = h->next)
-			if (h->cino == st.st_ino && h->cdev == st.st_dev)
+			if (h->cino == st.st_ino && h->cdev == st.st_dev && h->cookie == cookie)
 				return h;
 	return NULL;
 }
@@ -110,6 +134,7 @@ static void handle_close(struct broker *b, struct handle *h)
 			break;
 		}
 	loop_retire(b, &h->w);
+	uid_uncharge(b, h->uid, UID_HANDLES, 1);
 	pm->refs--;
 	b->stats.handles--;
 	maybe_linger(b, pm);
@@ -211,11 +236,17 @@ int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_
 
 	if (p->gone)
 		return -ENODEV;
+	r = uid_charge(b, uid, UID_HANDLES, 1);
+	if (r < 0)
+		return r;
 	h = calloc(1, sizeof(*h));
-	if (!h)
+	if (!h) {
+		uid_uncharge(b, uid, UID_HANDLES, 1);
 		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
 		r = -errno;
+		uid_uncharge(b, uid, UID_HANDLES, 1);
 		free(h);
 		return r;
 	}
@@ -240,6 +271,7 @@ int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_
 		}
 		h->cdev = st.st_dev;
 		h->cino = st.st_ino;
+		h->cookie = socket_cookie(sv[1]);
 	}
 	h->w.fd = sv[0];
 	h->w.cb = handle_event;
@@ -261,6 +293,7 @@ fail:
 	close(sv[0]);
 	close(sv[1]);
 	free(h);
+	uid_uncharge(b, uid, UID_HANDLES, 1);
 	/* A pagemap created for this open and left without handles lingers. */
 	if (pm && !pm->refs && pm->state == PM_STATE_ACTIVE) {
 		pm->state = PM_STATE_LINGERING;
@@ -285,6 +318,7 @@ static void pagemap_revoke(struct broker *b, struct pagemap *pm, int reason)
 		/* Holders see the event, then EOF: POLLIN, then POLLHUP. */
 		pm_msg_send(h->w.fd, &hdr, &ev, sizeof(ev), NULL, 0);
 		pm->handles = h->next;
+		uid_uncharge(b, h->uid, UID_HANDLES, 1);
 		loop_retire(b, &h->w);
 		b->stats.handles--;
 	}
@@ -360,16 +394,6 @@ unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id
 	for (const struct pagemap *pm = b->pagemaps; pm; pm = pm->next)
 		for (const struct handle *h = pm->handles; h; h = h->next)
 			n += h->session_id == session_id;
-	return n;
-}
-
-unsigned registry_handles_of_uid(const struct broker *b, uint32_t uid)
-{
-	unsigned n = 0;
-
-	for (const struct pagemap *pm = b->pagemaps; pm; pm = pm->next)
-		for (const struct handle *h = pm->handles; h; h = h->next)
-			n += h->uid == uid;
 	return n;
 }
 

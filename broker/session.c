@@ -33,7 +33,14 @@ static void session_end(struct broker *b, struct session *s, const char *why)
 	engine_session_gone(b, s);
 	alloc_free_all(b, s);
 	loop_retire(b, &s->w);
-	b->stats.sessions--;
+	if (s->refused) {
+		b->refused_sessions--;
+	} else {
+		b->stats.sessions--;
+		uid_uncharge(b, s->cred.uid, UID_SESSIONS, 1);
+	}
+	/* An fd is free again: if accept() had run out, try now. */
+	session_accept_resume(b);
 }
 
 int session_reply(struct session *s, uint16_t opcode, uint64_t request_id, const void *body,
@@ -118,9 +125,6 @@ static int op_open(struct broker *b, struct session *s, const struct pm_msg *m)
 		     (int)s->cred.pid, device, region[0] ? "/" : "", region);
 		return reply_status(s, m, r);
 	}
-	if (b->conf.max_handles_per_uid &&
-	    registry_handles_of_uid(b, s->cred.uid) >= b->conf.max_handles_per_uid)
-		return reply_status(s, m, -EMFILE);
 	fd = registry_open(b, p, s->id, s->cred.uid, &rep.info);
 	if (fd < 0)
 		return reply_status(s, m, fd);
@@ -153,6 +157,13 @@ static int op_list(struct broker *b, struct session *s, const struct pm_msg *m)
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(*info), NULL, 0);
 }
 
+/* Whether s may see t's session and allocations: its own uid's, or all for
+ * an administrator. */
+static bool may_see(const struct session *s, const struct session *t)
+{
+	return broker_is_admin(&s->cred) || s->cred.uid == t->cred.uid;
+}
+
 static int op_clients(struct broker *b, struct session *s, const struct pm_msg *m)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
@@ -163,7 +174,11 @@ static int op_clients(struct broker *b, struct session *s, const struct pm_msg *
 	if (m->hdr.length)
 		return reply_status(s, m, -EINVAL);
 	memset(rep, 0, sizeof(*rep));
-	for (const struct session *t = b->sessions; t; t = t->next, n++) {
+	for (const struct session *t = b->sessions; t; t = t->next) {
+		/* Who else uses the broker (pids, program names) is not every
+		 * user's business: the administrator sees all, others their own. */
+		if (!may_see(s, t) || t->refused)
+			continue;
 		if (n == max) {
 			rep->flags |= PM_LIST_TRUNCATED;
 			break;
@@ -175,6 +190,7 @@ static int op_clients(struct broker *b, struct session *s, const struct pm_msg *
 		ci[n].gid = t->cred.gid;
 		ci[n].handles = registry_handles_of_session(b, t->id);
 		pm_name_put(ci[n].client, sizeof(ci[n].client), t->client);
+		n++;
 	}
 	rep->count = n;
 	rep->r.status = (int32_t)n;
@@ -310,12 +326,6 @@ static int op_ranges(struct broker *b, struct session *s, const struct pm_msg *m
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_run), NULL, 0);
 }
 
-/* Whether s may see t's allocations: its own uid's, or all for an admin. */
-static bool may_see(const struct session *s, const struct session *t)
-{
-	return broker_is_admin(&s->cred) || s->cred.uid == t->cred.uid;
-}
-
 static int op_allocs(struct broker *b, struct session *s, const struct pm_msg *m)
 {
 	static uint8_t buf[PM_MAX_PAYLOAD];
@@ -404,6 +414,11 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		pm_msg_close_fds(m);
 		return reply_status(s, m, -EPROTO);
 	}
+	if (s->refused) {
+		/* Over a limit: whatever it asks is told so, and the session ends. */
+		reply_status(s, m, s->refused);
+		return -s->refused;
+	}
 	if (m->hdr.opcode != PM_OP_HELLO && !s->version)
 		return reply_status(s, m, -EPROTO); /* HELLO first */
 	if (m->hdr.opcode != PM_OP_HELLO && m->hdr.version != s->version)
@@ -487,11 +502,58 @@ static void session_event(struct broker *b, struct watch *w, uint32_t events)
 		r = dispatch(b, s, &m);
 		pm_msg_close_fds(&m);
 		if (r < 0) {
-			session_end(b, s, "cannot send a reply");
+			session_end(b, s, s->refused ? "over a session limit" : "cannot send a reply");
 			return;
 		}
 	}
 	(void)events;
+}
+
+/* Connections told "over the limit" at once: more than this are closed
+ * unanswered, so refusing cannot itself use up the broker's fds. */
+#define REFUSED_MAX 32
+
+void session_accept_resume(struct broker *b)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &b->listen };
+
+	if (!b->accept_resume_at)
+		return;
+	b->accept_resume_at = 0;
+	epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->listen.fd, &ev);
+}
+
+/*
+ * accept() failed for want of fds or memory. The pending connection keeps
+ * the listening socket readable, and a level-triggered loop would spin on
+ * it: stop listening until a session ends or a tick has passed. Clients
+ * wait in the backlog meanwhile.
+ */
+static void accept_pause(struct broker *b, int err)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = &b->listen };
+	static uint64_t said;
+
+	/* Retried every tick while it lasts: said once every ten seconds. */
+	if (!said || now_ms() - said >= 10000) {
+		blog(LOG_WARN, "cannot accept connections: %s (%u sessions): paused until fds free",
+		     strerror(err), (unsigned)b->stats.sessions);
+		said = now_ms();
+	}
+	epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->listen.fd, &ev);
+	b->accept_resume_at = now_ms() + 100;
+	loop_arm_timer(b);
+}
+
+/* 0, or why a new session of this uid is refused (-EMFILE, -EUSERS). */
+static int session_admit(struct broker *b, const struct ucred *cred)
+{
+	if (b->conf.max_sessions && b->stats.sessions >= b->conf.max_sessions) {
+		blog(LOG_WARN, "uid %u (pid %d): max_sessions (%u) reached: connection refused",
+		     cred->uid, (int)cred->pid, b->conf.max_sessions);
+		return -EUSERS;
+	}
+	return uid_charge(b, cred->uid, UID_SESSIONS, 1);
 }
 
 void session_accept(struct broker *b, struct watch *w, uint32_t events)
@@ -502,11 +564,9 @@ void session_accept(struct broker *b, struct watch *w, uint32_t events)
 
 	(void)events;
 	fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
-		return;
-	if (b->conf.max_sessions && b->stats.sessions >= b->conf.max_sessions) {
-		blog(LOG_WARN, "session limit (%u) reached: connection refused", b->conf.max_sessions);
-		close(fd);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_pause(b, errno);
 		return;
 	}
 	s = calloc(1, sizeof(*s));
@@ -520,21 +580,32 @@ void session_accept(struct broker *b, struct watch *w, uint32_t events)
 		free(s);
 		return;
 	}
+	s->refused = session_admit(b, &s->cred);
+	if (s->refused && b->refused_sessions >= REFUSED_MAX) {
+		close(fd);
+		free(s);
+		return;
+	}
 	s->w.fd = fd;
 	s->w.cb = session_event;
 	s->b = b;
 	s->id = ++b->next_session_id;
 	pm_reader_init(&s->rd);
 	if (loop_add(b, &s->w, EPOLLIN | EPOLLRDHUP) < 0) {
+		if (!s->refused)
+			uid_uncharge(b, s->cred.uid, UID_SESSIONS, 1);
 		close(fd);
 		free(s);
 		return;
 	}
 	s->next = b->sessions;
 	b->sessions = s;
-	b->stats.sessions++;
-	blog(LOG_DEBUG, "session %llu: pid %d uid %u", (unsigned long long)s->id, (int)s->cred.pid,
-	     s->cred.uid);
+	if (s->refused)
+		b->refused_sessions++;
+	else
+		b->stats.sessions++;
+	blog(LOG_DEBUG, "session %llu: pid %d uid %u%s", (unsigned long long)s->id,
+	     (int)s->cred.pid, s->cred.uid, s->refused ? " (refused)" : "");
 }
 
 void session_free_all(struct broker *b)

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What each uid holds in the broker, against the per-uid limits of the
+ * configuration (docs/security.md). Every client is treated as hostile:
+ * whatever a request would make the broker keep (a session, a handle, an
+ * allocation's chunk table, a queued job, device pool bytes) is charged to
+ * the caller's uid first and refused when it would pass the uid's share,
+ * with an errno that says which kind of limit and a log line that names
+ * the uid and the limit.
+ *
+ * Few uids use a broker at once, and an entry lives only while its uid
+ * holds something: a short list is enough.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "broker.h"
+
+struct uid_usage {
+	uint32_t uid;
+	uint64_t held[UID_NRES];
+	uint64_t refused_at[UID_NRES]; /* ms of the last log line, to rate-limit it */
+	struct uid_usage *next;
+};
+
+static const struct {
+	const char *key; /* the limit's name in the configuration file */
+	int err;
+} res_info[UID_NRES] = {
+	[UID_SESSIONS] = { "max_sessions_per_uid", -EMFILE },
+	[UID_HANDLES] = { "max_handles_per_uid", -EMFILE },
+	[UID_ALLOCATIONS] = { "max_allocations_per_uid", -EMFILE },
+	[UID_ALLOC_CHUNKS] = { "max_alloc_chunks_per_uid", -EDQUOT },
+	[UID_ALLOC_BYTES] = { "max_alloc_bytes_per_uid", -EDQUOT },
+	[UID_JOBS] = { "max_jobs_per_uid", -EAGAIN },
+	[UID_PLACED_BYTES] = { "max_placed_bytes_per_uid", -EDQUOT },
+};
+
+static uint64_t limit_of(const struct config *c, enum uid_res r)
+{
+	switch (r) {
+	case UID_SESSIONS: return c->max_sessions_per_uid;
+	case UID_HANDLES: return c->max_handles_per_uid;
+	case UID_ALLOCATIONS: return c->max_allocations_per_uid;
+	case UID_ALLOC_CHUNKS: return c->max_alloc_chunks_per_uid;
+	case UID_ALLOC_BYTES: return c->max_alloc_bytes_per_uid;
+	case UID_JOBS: return c->max_jobs_per_uid;
+	case UID_PLACED_BYTES: return c->max_placed_bytes_per_uid;
+	case UID_NRES: break;
+	}
+	return 0;
+}
+
+const char *uid_limit_name(enum uid_res r)
+{
+	return r < UID_NRES ? res_info[r].key : "?";
+}
+
+static struct uid_usage *find(const struct broker *b, uint32_t uid)
+{
+	for (struct uid_usage *u = b->uids; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
+
+uint64_t uid_held(const struct broker *b, uint32_t uid, enum uid_res r)
+{
+	const struct uid_usage *u = find(b, uid);
+
+	return u && r < UID_NRES ? u->held[r] : 0;
+}
+
+int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
+{
+	struct uid_usage *u = find(b, uid);
+	uint64_t limit, have;
+
+	if (r >= UID_NRES)
+		return -EINVAL;
+	limit = limit_of(&b->conf, r);
+	have = u ? u->held[r] : 0;
+
+	/* 0 is "no limit" (only where the documentation says it may be). */
+	if (limit && (n > limit || have > limit - n)) {
+		uint64_t now = now_ms();
+
+		b->limits_hit++;
+		/* One line a second per uid and limit: a client hammering at its
+		 * limit must not flood the journal. */
+		if (!u || now - u->refused_at[r] >= 1000) {
+			blog(LOG_WARN, "uid %u: %s (%llu) reached: %llu held, %llu more refused", uid,
+			     res_info[r].key, (unsigned long long)limit, (unsigned long long)have,
+			     (unsigned long long)n);
+			if (u)
+				u->refused_at[r] = now;
+		}
+		return res_info[r].err;
+	}
+	if (!n)
+		return 0;
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		u->uid = uid;
+		u->next = b->uids;
+		b->uids = u;
+	}
+	u->held[r] += n;
+	return 0;
+}
+
+void uid_uncharge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
+{
+	struct uid_usage **pp, *u;
+
+	for (pp = &b->uids; (u = *pp) && u->uid != uid; pp = &u->next)
+		;
+	if (!u || r >= UID_NRES)
+		return;
+	u->held[r] = u->held[r] > n ? u->held[r] - n : 0;
+	for (unsigned i = 0; i < UID_NRES; i++)
+		if (u->held[i])
+			return;
+	*pp = u->next;
+	free(u);
+}
+
+void uid_free_all(struct broker *b)
+{
+	while (b->uids) {
+		struct uid_usage *u = b->uids;
+
+		b->uids = u->next;
+		free(u);
+	}
+}
