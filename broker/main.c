@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* pagemapd: one broker per node, handing out pagemap fds. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,9 +39,40 @@ static void usage(FILE *f)
 	      f);
 }
 
+/*
+ * The socket's directory, made or checked: ours, a real directory (not a
+ * link planted in its place), writable by nobody else, and searchable by
+ * whoever should reach the socket: everyone for the system broker (root's,
+ * in /run, where the policy decides who may open what), only its user for
+ * a user's broker.
+ */
+static int socket_dir(const char *dir, mode_t mode)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (st.st_uid != geteuid())
+		r = -EPERM;
+	else if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		blog(LOG_ERR, "%s: %s", dir,
+		     r == -EPERM ? "owned by another user: not ours to listen in" : strerror(-r));
+	return r;
+}
+
 static int default_socket(char *buf, size_t len)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR"), *env = getenv("PAGEMAP_SOCKET");
+	int r;
 
 	/* Clients find the broker through $PAGEMAP_SOCKET too. */
 	if (env && *env) {
@@ -52,8 +84,9 @@ static int default_socket(char *buf, size_t len)
 	if (!rt || !*rt)
 		return -ENOENT;
 	snprintf(buf, len, "%s/pagemap", rt);
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
+	r = socket_dir(buf, getuid() == 0 ? 0755 : 0700);
+	if (r < 0)
+		return r;
 	snprintf(buf, len, "%s/pagemap/broker.sock", rt);
 	return 0;
 }
@@ -62,7 +95,8 @@ static int default_socket(char *buf, size_t len)
 static int listen_on(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, probe;
+	int fd, probe, r;
+	mode_t old;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -79,12 +113,17 @@ static int listen_on(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* Anyone may connect: what they may open is the policy's business, and a
-	 * user's broker lives in a 0700 runtime directory anyway. */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
-	    listen(fd, 128) < 0) {
-		int r = -errno;
-
+	/*
+	 * Anyone may connect: what they may open is the policy's business, and a
+	 * user's broker lives in a 0700 runtime directory anyway. The mode comes
+	 * from the umask at bind(), not a chmod() by path afterwards, which
+	 * would follow whatever was put at that path in between.
+	 */
+	old = umask(0111);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 128) < 0) {
+		r = -errno;
 		close(fd);
 		return r;
 	}

@@ -10,9 +10,18 @@
  * Handshake, after the connection is established:
  *   exporter -> importer  CHALLENGE  Ns
  *   importer -> exporter  RESPONSE   Nc, HMAC(secret, "importer" Ns Nc)
- *   exporter -> importer  EXPORTS    HMAC(secret, "exporter" Nc Ns), arenas
+ *   exporter -> importer  EXPORTS    HMAC(secret, "exporter" Nc Ns arenas), arenas
  * Nothing is registered for remote access before the importer has proved
  * the secret, and the importer uses nothing before the exporter has.
+ *
+ * Whoever answers a challenge first hands the challenger a MAC to test
+ * guesses of the secret against, offline. The importer answers first: only
+ * a party that can pose as the exporter's address gets that, where any
+ * client of the listener would if the exporter answered first. Guessing is
+ * made expensive besides: the MAC key is PBKDF2 of the secret (KEY_ROUNDS
+ * rounds, once at start), and the secret must be 16 bytes or more.
+ * Connections not yet authenticated are few (PENDING_MAX) and short-lived
+ * (HANDSHAKE_MS): each holds a PD, CQs and a QP.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -149,6 +158,8 @@ int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, ui
 #include "peer_link.h"
 
 #define HANDSHAKE_MS 10000 /* connect to authenticated, at most */
+#define PENDING_MAX 8      /* accepted connections not yet authenticated */
+#define KEY_ROUNDS 200000  /* PBKDF2-SHA256 rounds: about 0.1 s, once */
 
 static void link_down(struct broker *b, struct link *l, const char *why);
 static void link_reap(struct broker *b, struct link *l);
@@ -156,26 +167,35 @@ static int listen_start(struct broker *b, struct peers *ps);
 
 /* ---- control messages ---- */
 
+/* What follows the MAC in a control message: the export list. */
+#define CTRL_BODY offsetof(struct ctrl_msg, npools)
+
+/* HMAC over the role, both nonces and, for EXPORTS, the export list. */
 static void mac(const struct peers *ps, const char *role, const uint8_t *n1, const uint8_t *n2,
-		uint8_t out[CTRL_MAC])
+		const struct ctrl_msg *body, uint8_t out[CTRL_MAC])
 {
-	uint8_t msg[16 + 2 * CTRL_NONCE];
-	size_t rl = strlen(role);
-	unsigned len = CTRL_MAC;
+	uint8_t msg[16 + 2 * CTRL_NONCE + sizeof(*body) - CTRL_BODY];
+	size_t rl = strlen(role), len = 16 + 2 * CTRL_NONCE;
+	unsigned outlen = CTRL_MAC;
 
 	memset(msg, 0, sizeof(msg));
 	memcpy(msg, role, rl < 16 ? rl : 16);
 	memcpy(msg + 16, n1, CTRL_NONCE);
 	memcpy(msg + 16 + CTRL_NONCE, n2, CTRL_NONCE);
-	HMAC(EVP_sha256(), ps->secret, (int)ps->secret_len, msg, sizeof(msg), out, &len);
+	if (body) {
+		memcpy(msg + len, (const uint8_t *)body + CTRL_BODY, sizeof(*body) - CTRL_BODY);
+		len += sizeof(*body) - CTRL_BODY;
+	}
+	if (!HMAC(EVP_sha256(), ps->key, sizeof(ps->key), msg, len, out, &outlen))
+		RAND_bytes(out, CTRL_MAC); /* matches nothing: the peer is refused */
 }
 
 static bool mac_ok(const struct peers *ps, const char *role, const uint8_t *n1,
-		   const uint8_t *n2, const uint8_t *got)
+		   const uint8_t *n2, const struct ctrl_msg *body, const uint8_t *got)
 {
 	uint8_t want[CTRL_MAC];
 
-	mac(ps, role, n1, n2, want);
+	mac(ps, role, n1, n2, body, want);
 	return CRYPTO_memcmp(want, got, CTRL_MAC) == 0;
 }
 
@@ -290,7 +310,6 @@ static int exports_send(struct broker *b, struct link *l)
 		     r == -ENOSPC ? " (rdma.max_pinned_bytes)" : "");
 	if (!l->narenas)
 		return r < 0 ? r : -ENODEV;
-	mac(l->ps, "exporter", l->nonce_theirs, l->nonce_mine, m.mac);
 	m.npools = l->narenas;
 	for (unsigned i = 0; i < l->narenas; i++) {
 		snprintf(m.pools[i].name, sizeof(m.pools[i].name), "node%d", l->arenas[i].node);
@@ -299,6 +318,7 @@ static int exports_send(struct broker *b, struct link *l)
 		m.pools[i].rkey = l->arenas[i].mr->rkey;
 		m.pools[i].node = (uint32_t)l->arenas[i].node;
 	}
+	mac(l->ps, "exporter", l->nonce_theirs, l->nonce_mine, &m, m.mac);
 	blog(LOG_INFO, "peer %s authenticated: exporting %u host node(s), %llu MiB each%s",
 	     l->conf.name, l->narenas, (unsigned long long)(b->conf.rdma.export_bytes >> 20),
 	     l->odp ? " (on-demand paging)" : " (pinned)");
@@ -364,7 +384,7 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 		RAND_bytes(l->nonce_mine, CTRL_NONCE);
 		out.type = CTRL_RESPONSE;
 		memcpy(out.nonce, l->nonce_mine, CTRL_NONCE);
-		mac(l->ps, "importer", l->nonce_theirs, l->nonce_mine, out.mac);
+		mac(l->ps, "importer", l->nonce_theirs, l->nonce_mine, NULL, out.mac);
 		if (send_ctrl(l, &out) < 0)
 			link_down(b, l, "cannot send");
 		return;
@@ -372,7 +392,7 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 		if (l->importer || l->state != LINK_AUTH)
 			break;
 		memcpy(l->nonce_theirs, m->nonce, CTRL_NONCE);
-		if (!mac_ok(l->ps, "importer", l->nonce_mine, l->nonce_theirs, m->mac)) {
+		if (!mac_ok(l->ps, "importer", l->nonce_mine, l->nonce_theirs, NULL, m->mac)) {
 			blog(LOG_WARN, "peer %s: wrong secret: connection refused", l->conf.name);
 			link_down(b, l, "authentication failed");
 			return;
@@ -387,7 +407,7 @@ static void ctrl_message(struct broker *b, struct link *l, const struct ctrl_msg
 	case CTRL_EXPORTS: /* importer */
 		if (!l->importer || l->state != LINK_AUTH || len < sizeof(*m))
 			break;
-		if (!mac_ok(l->ps, "exporter", l->nonce_mine, l->nonce_theirs, m->mac)) {
+		if (!mac_ok(l->ps, "exporter", l->nonce_mine, l->nonce_theirs, m, m->mac)) {
 			blog(LOG_WARN, "peer %s: it does not hold the secret: disconnecting",
 			     l->conf.name);
 			link_down(b, l, "peer authentication failed");
@@ -712,10 +732,25 @@ static void accept_request(struct broker *b, struct rdma_cm_id *id)
 	struct rdma_conn_param p;
 	char host[64] = "?";
 	struct link *l;
+	unsigned pending = 0;
 	int r;
 
 	getnameinfo(rdma_get_peer_addr(id), sizeof(struct sockaddr_storage), host, sizeof(host),
 		    NULL, 0, NI_NUMERICHOST);
+	for (l = b->peers->links; l; l = l->next)
+		pending += !l->importer && l->state != LINK_READY && l->state != LINK_DOWN;
+	if (pending >= PENDING_MAX) {
+		static uint64_t said;
+
+		if (now_ms() - said >= 10000) {
+			blog(LOG_WARN, "peer connection from %s refused: %u not yet authenticated",
+			     host, pending);
+			said = now_ms();
+		}
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
 	snprintf(pc.name, sizeof(pc.name), "from %s", host);
 	l = link_new(b->peers, &pc, false);
 	if (!l) {
@@ -824,16 +859,26 @@ static void cm_event(struct broker *b, struct watch *w, uint32_t events)
 
 static int secret_load(struct peers *ps, const char *path)
 {
+	static const char salt[] = "pagemap peer secret v2";
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Not through a link someone else planted, nor a FIFO that blocks. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 
-	if (fd < 0)
+	if (fd < 0) {
+		blog(LOG_ERR, "peer secret %s: %s", path,
+		     errno == ELOOP ? "is a symbolic link" : strerror(errno));
 		return -errno;
-	/* A secret anyone can read is no secret. */
-	if (fstat(fd, &st) < 0 || (st.st_mode & 0077)) {
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		blog(LOG_ERR, "peer secret %s: must not be readable by group or others", path);
+		blog(LOG_ERR, "peer secret %s: not a regular file", path);
+		return -EINVAL;
+	}
+	/* A secret anyone else can read, or write, is no secret. */
+	if ((st.st_mode & 0077) || (st.st_uid != geteuid() && st.st_uid != 0)) {
+		close(fd);
+		blog(LOG_ERR, "peer secret %s: must be ours or root's, mode 0600 or stricter", path);
 		return -EPERM;
 	}
 	n = read(fd, ps->secret, sizeof(ps->secret));
@@ -845,6 +890,9 @@ static int secret_load(struct peers *ps, const char *path)
 		return -EINVAL;
 	}
 	ps->secret_len = (size_t)n;
+	if (!PKCS5_PBKDF2_HMAC((const char *)ps->secret, (int)n, (const uint8_t *)salt,
+			       sizeof(salt) - 1, KEY_ROUNDS, EVP_sha256(), sizeof(ps->key), ps->key))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -939,6 +987,7 @@ void peers_fini(struct broker *b)
 		rdma_destroy_event_channel(ps->ec);
 	}
 	OPENSSL_cleanse(ps->secret, sizeof(ps->secret));
+	OPENSSL_cleanse(ps->key, sizeof(ps->key));
 	free(ps);
 	b->peers = NULL;
 }

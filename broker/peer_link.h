@@ -9,7 +9,9 @@
 
 #include "broker.h"
 
-#define CTRL_MAGIC 0x50524550u /* "PERP" */
+/* "PER2": version 2 keys the MACs with PBKDF2 of the secret and covers the
+ * export list; a version 1 peer is refused as malformed, not as wrong. */
+#define CTRL_MAGIC 0x32524550u
 #define CTRL_NONCE 16
 #define CTRL_MAC 32
 #define CTRL_SLOTS 4
@@ -89,6 +91,7 @@ struct peers {
 	uint64_t relisten_at; /* listen again then (its device went away) */
 	struct link *links;
 	uint8_t secret[PEER_SECRET_MAX];
+	uint8_t key[32]; /* PBKDF2-SHA256 of the secret: what the MACs are keyed with */
 	size_t secret_len;
 	uint64_t pinned; /* registered bytes, all links */
 };

@@ -148,8 +148,14 @@ static void handle_request(struct broker *b, struct handle *h, struct pm_msg *m)
 			      .flags = PM_HDR_REPLY, .request_id = m->hdr.request_id };
 	const struct pm_query *q = (const void *)m->payload;
 	int reply_fd = pm_msg_take_fd(m, 0);
+	struct stat st;
 
 	pm_msg_close_fds(m);
+	/* The reply goes where the client says, but only to a socket. */
+	if (reply_fd >= 0 && (fstat(reply_fd, &st) < 0 || !S_ISSOCK(st.st_mode))) {
+		close(reply_fd);
+		reply_fd = -1;
+	}
 	if (reply_fd < 0 || m->hdr.opcode != PM_OP_QUERY || m->hdr.flags ||
 	    m->hdr.length != sizeof(*q) || q->flags || q->reserved) {
 		b->stats.protocol_errors++;

@@ -143,6 +143,9 @@ static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *
 	if (!r) {
 		hdr.request_id = slot.id = ++c->next_id;
 		r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
+		/* The broker went away: so does every later call. */
+		if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
+			c->dead = r;
 	}
 	if (ordered)
 		pthread_mutex_unlock(&c->order);
@@ -188,4 +191,14 @@ out:
 	pm_msg_close_fds(m);
 	free(m);
 	return r;
+}
+
+bool pm_client_dead(struct pm_client *c)
+{
+	bool dead;
+
+	pthread_mutex_lock(&c->lock);
+	dead = c->dead != 0;
+	pthread_mutex_unlock(&c->lock);
+	return dead;
 }

@@ -80,6 +80,9 @@ int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req
 			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
 			   int *fd);
 
+/* Whether the control connection broke (every call now fails). */
+bool pm_client_dead(struct pm_client *c);
+
 /* Resolves NULL to $PAGEMAP_SOCKET, the user's, then the system's socket. */
 int pm_client_socket_path(const char *given, char *buf, size_t len);
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +121,27 @@ static void release(struct pm_client *c, uintptr_t start, size_t size, uint64_t 
 	pthread_mutex_unlock(&c->order);
 }
 
+/*
+ * The broker is gone with the chunk's data (its connection broke): a
+ * retry would spin for ever, a zero page would hand the access silent
+ * garbage. The chunk's range becomes a mapping past the end of an empty
+ * file, so every access to it gets SIGBUS, as it would for memory the
+ * kernel knows is lost (a truncated file, a poisoned page); the rest of the
+ * allocation, in host memory, stays as it is.
+ */
+static void lose(struct pm_client *c, uintptr_t start, size_t size)
+{
+	struct uffdio_range range = { .start = start, .len = size };
+	int fd = memfd_create("pagemap:lost", MFD_CLOEXEC);
+
+	if (fd >= 0) {
+		ioctl(c->fault->uffd, UFFDIO_UNREGISTER, &range);
+		mmap((void *)start, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+		close(fd);
+	}
+	ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+}
+
 static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 {
 	struct {
@@ -148,6 +170,11 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	pthread_mutex_lock(&c->order);
 	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL,
 				   NULL);
+	if (r < 0 && pm_client_dead(c)) {
+		/* No broker to bring it back: the chunk is lost, and says so. */
+		lose(c, start, size);
+		return;
+	}
 	if (r < 0) {
 		/*
 		 * The chunk could not come home (a transient failure: no

@@ -332,6 +332,58 @@ static void test_clients_are_private(void)
 	it_broker_stop(&br);
 }
 
+/*
+ * Finding 8: with the broker gone (killed), a touch of a chunk that was in
+ * a device pool faulted and retried for ever. The chunk is lost: the access
+ * gets SIGBUS, never zeros, and chunks still in host memory read fine.
+ */
+static void test_lost_chunk_sigbus(void)
+{
+	struct it_broker br;
+	int p[2], status;
+	pid_t pid;
+	char byte;
+
+	CU_ASSERT_FATAL(it_broker_up(&br, 1000));
+	CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct pm_client *c = it_connect(&br);
+		volatile uint8_t *q;
+		void *a;
+		int fd;
+
+		close(p[0]);
+		if (!c || pm_alloc(c, 4 << 20, 0, &a) < 0)
+			_exit(10);
+		it_pattern_fill(a, 0, 4 << 20, 9);
+		fd = pagemap_open(c, IT_EMU0, NULL, 0);
+		if (fd < 0 || pm_migrate(c, a, 2 << 20, fd, 0) < 0)
+			_exit(11);
+		if (it_post(p[1], 'm') < 0)
+			_exit(12);
+		it_sleep_ms(300); /* the parent kills the broker meanwhile */
+		if (it_pattern_check(a, 2 << 20, 2 << 20, 9) != SIZE_MAX)
+			_exit(13); /* host memory is untouched */
+		q = a;
+		(void)q[0]; /* SIGBUS */
+		_exit(14);
+	}
+	close(p[1]);
+	CU_ASSERT_EQUAL(read(p[0], &byte, 1), 1);
+	kill(br.pid, SIGKILL);
+	it_reap(br.pid, 5000);
+	br.pid = 0;
+	status = it_reap(pid, 10000);
+	CU_ASSERT_EQUAL(status, 128 + SIGBUS);
+	if (status != 128 + SIGBUS)
+		printf("\n  child status %d\n", status);
+	close(p[0]);
+	it_broker_stop(&br);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -340,6 +392,7 @@ int main(void)
 		{ "a fault during an async migration (wire)", test_fault_during_async_wire },
 		{ "access rules by alias match; unknown names are said", test_rules_by_alias },
 		{ "CLIENTS shows a user its own sessions only", test_clients_are_private },
+		{ "a chunk lost with the broker: SIGBUS, no spin", test_lost_chunk_sigbus },
 		{ NULL, NULL },
 	};
 
