@@ -273,6 +273,12 @@ static void forget_in(struct broker *b, struct allocation *al, struct pagemap *p
 		if (ch->where == pm) {
 			int r = pool_is_device(pm->pool) ? evacuate(al, i, pm->pool) : 0;
 
+			if (pool_is_device(pm->pool)) {
+				if (r < 0)
+					b->lost_bytes += al->chunk_size;
+				else if (!ch->host_copy)
+					b->evacuated_bytes += al->chunk_size;
+			}
 			if (r < 0) {
 				ch->error = -EIO;
 				blog(LOG_ERR, "allocation %llu chunk %llu: lost with %s/%s: %s",

@@ -229,6 +229,8 @@ int registry_revoke_device(struct broker *b, const char *device, int reason);
 void registry_expire(struct broker *b, bool pressure);
 uint64_t registry_next_deadline(const struct broker *b);
 unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id);
+/* Graceful stop: every device pagemap is revoked, its chunks copied home. */
+void registry_shutdown(struct broker *b);
 void registry_free(struct broker *b);
 
 /* ---- session.c: control connections ---- */
@@ -386,6 +388,7 @@ struct broker {
 	unsigned refused_sessions; /* connections being told they are over a limit */
 	uint64_t accept_resume_at; /* ms: accept() failed for want of fds; 0 */
 	uint64_t limits_hit;    /* requests refused by a per-uid limit */
+	uint64_t evacuated_bytes, lost_bytes; /* chunks of revoked device pools */
 	struct pm_stats_reply stats;
 	bool running;
 };

@@ -383,6 +383,8 @@ int main(int argc, char **argv)
 		}
 		loop_reap(&b);
 	}
+	/* Nothing in a device pool is lost to a restart: it goes home first. */
+	registry_shutdown(&b);
 	session_free_all(&b);
 	engine_fini(&b);
 	peers_fini(&b);

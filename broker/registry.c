@@ -403,6 +403,25 @@ unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id
 	return n;
 }
 
+void registry_shutdown(struct broker *b)
+{
+	struct pagemap *pm, *next;
+	unsigned n = 0;
+
+	for (pm = b->pagemaps; pm; pm = next) {
+		next = pm->next;
+		if (!pool_is_device(pm->pool))
+			continue;
+		/* Revoking evacuates: every chunk in the pool is copied home into
+		 * its owner's memfd, which outlives us. Holders are told why. */
+		pagemap_revoke(b, pm, -ESHUTDOWN);
+		n++;
+		next = b->pagemaps; /* the list changed under us */
+	}
+	blog(LOG_INFO, "shutdown: %u device pagemaps revoked, %llu bytes evacuated home, %llu lost",
+	     n, (unsigned long long)b->evacuated_bytes, (unsigned long long)b->lost_bytes);
+}
+
 void registry_free(struct broker *b)
 {
 	while (b->pagemaps) {

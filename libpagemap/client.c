@@ -138,14 +138,26 @@ static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *
 	size_t body;
 	int r;
 
-	pthread_mutex_lock(&c->lock);
-	r = c->dead;
-	if (!r) {
-		hdr.request_id = slot.id = ++c->next_id;
-		r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
-		/* The broker went away: so does every later call. */
-		if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
-			c->dead = r;
+	for (int tries = 0;; tries++) {
+		/* The broker went away since the last call: perhaps it is back. */
+		if (c->reconnect && pm_client_dead(c))
+			c->reconnect(c);
+		pthread_mutex_lock(&c->lock);
+		r = c->dead;
+		if (!r) {
+			hdr.request_id = slot.id = ++c->next_id;
+			hdr.version = c->version ? c->version : PM_PROTO_VERSION_MAX;
+			r = pm_msg_send(c->sock, &hdr, req, reqlen, fds, nfds);
+			/* The broker went away: so does every later call. */
+			if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
+				c->dead = r;
+		}
+		/* Not sent, so safe to send again once: to a broker restarted
+		 * since the last call. A request that was sent is never
+		 * repeated (the broker may have acted on it). */
+		if (!c->dead || tries || !c->reconnect)
+			break;
+		pthread_mutex_unlock(&c->lock);
 	}
 	if (ordered)
 		pthread_mutex_unlock(&c->order);

@@ -18,6 +18,7 @@
 /* What this process knows of a chunk, to protect and fault it right. */
 #define PM_CHUNK_READ_MOSTLY 0x1 /* advised: write-protect while elsewhere */
 #define PM_CHUNK_REGISTERED 0x2  /* under userfaultfd: it may leave host memory */
+#define PM_CHUNK_AWAY 0x4        /* may be outside host memory: lost if its broker dies */
 
 /* A managed allocation as this process sees it. */
 struct pm_alloc_entry {
@@ -61,6 +62,11 @@ struct pm_client {
 	int dead; /* the connection broke: every call fails with this */
 	struct pm_fault *fault; /* userfaultfd handler, started on first need */
 	uint64_t wp_epoch;      /* under lock: one per migration that protects */
+	char path[108];         /* the broker's socket: where to reconnect */
+	/* pm_client_reconnect, set by pm_connect: the admin tools link this
+	 * file on its own, and reach the library's code through it. */
+	int (*reconnect)(struct pm_client *c);
+	unsigned reconnects;    /* broker restarts survived */
 };
 
 /*
@@ -80,8 +86,12 @@ int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req
 			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
 			   int *fd);
 
-/* Whether the control connection broke (every call now fails). */
+/* Whether the control connection broke (every call fails until a reconnect). */
 bool pm_client_dead(struct pm_client *c);
+/* reconnect.c: a new connection to the broker at c->path, allocations
+ * registered again, chunks lost with the old broker made to fault SIGBUS.
+ * 0 (also when another thread reconnected first) or -errno. */
+int pm_client_reconnect(struct pm_client *c);
 
 /* Resolves NULL to $PAGEMAP_SOCKET, the user's, then the system's socket. */
 int pm_client_socket_path(const char *given, char *buf, size_t len);
@@ -122,4 +132,7 @@ int pm_fault_register(struct pm_client *c, void *addr, size_t len);
 bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
 		 uintptr_t *start, size_t *size, uint64_t *epoch);
 int pm_fault_protect(struct pm_client *c, void *addr, size_t len, bool wp);
+/* [start, start + size) was lost with its broker: every access to it gets
+ * SIGBUS from now on. */
+void pm_fault_lose(struct pm_client *c, uintptr_t start, size_t size);
 #endif

@@ -89,6 +89,18 @@ bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *id
 	return e != NULL;
 }
 
+/* The chunk holding addr is in host memory. */
+static void pm_chunk_home(struct pm_client *c, uintptr_t addr)
+{
+	struct pm_alloc_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, addr, 1);
+	if (e)
+		e->state[(addr - (uintptr_t)e->addr) / e->chunk_size] &= (uint8_t)~PM_CHUNK_AWAY;
+	pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * The chunk came home for a fault: lifts its protection, gives a page that
  * is still a hole (a chunk in host memory never touched there) a zero page,
@@ -113,6 +125,7 @@ static void release(struct pm_client *c, uintptr_t start, size_t size, uint64_t 
 		};
 
 		pm_fault_protect(c, (void *)start, size, false);
+		pm_chunk_home(c, start);
 		/* EEXIST: the page came home with the chunk. */
 		if (missing)
 			ioctl(c->fault->uffd, UFFDIO_ZEROPAGE, &zp);
@@ -129,7 +142,7 @@ static void release(struct pm_client *c, uintptr_t start, size_t size, uint64_t 
  * kernel knows is lost (a truncated file, a poisoned page); the rest of the
  * allocation, in host memory, stays as it is.
  */
-static void lose(struct pm_client *c, uintptr_t start, size_t size)
+void pm_fault_lose(struct pm_client *c, uintptr_t start, size_t size)
 {
 	struct uffdio_range range = { .start = start, .len = size };
 	int fd = memfd_create("pagemap:lost", MFD_CLOEXEC);
@@ -140,6 +153,48 @@ static void lose(struct pm_client *c, uintptr_t start, size_t size)
 		close(fd);
 	}
 	ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+}
+
+/* Whether chunk [start, start + size) may be away from host memory. */
+static bool chunk_away(struct pm_client *c, uintptr_t start)
+{
+	const struct pm_alloc_entry *e;
+	bool away = false;
+
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, start, 1);
+	if (e)
+		away = e->state[(start - (uintptr_t)e->addr) / e->chunk_size] & PM_CHUNK_AWAY;
+	pthread_mutex_unlock(&c->lock);
+	return away;
+}
+
+/*
+ * The fault's request found the broker gone. A broker being restarted is
+ * given a few seconds: reconnecting registers the allocations again and
+ * settles chunks that were away (home, or lost: SIGBUS), and the access
+ * retries against the new broker. With no broker to come back, a chunk
+ * that never left host memory is what its pages are (a hole reads zeros,
+ * as it always would), and one that may have left is lost.
+ */
+static void broker_gone(struct pm_client *c, uintptr_t start, size_t size, uintptr_t page,
+			uint64_t epoch, bool missing)
+{
+	struct uffdio_range range = { .start = start, .len = size };
+
+	for (int i = 0; i < 50; i++) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+		if (pm_client_reconnect(c) == 0) {
+			ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+			return;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (chunk_away(c, start))
+		pm_fault_lose(c, start, size);
+	else
+		release(c, start, size, epoch, page, missing);
 }
 
 static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
@@ -171,8 +226,7 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL,
 				   NULL);
 	if (r < 0 && pm_client_dead(c)) {
-		/* No broker to bring it back: the chunk is lost, and says so. */
-		lose(c, start, size);
+		broker_gone(c, start, size, page, epoch, !wp);
 		return;
 	}
 	if (r < 0) {

@@ -179,6 +179,9 @@ static int prepare(struct pm_client *c, const struct pm_span *sp, const struct t
 			r = move_to_node((uintptr_t)a, e->chunk_size, e->pref_node[i]);
 			continue;
 		}
+		/* From now on it may be elsewhere: if the broker dies with it,
+		 * its pages tell whether it came home (reconnect.c). */
+		e->state[i] |= PM_CHUNK_AWAY;
 		if (!(e->state[i] & PM_CHUNK_REGISTERED)) {
 			r = pm_fault_register(c, a, e->chunk_size);
 			if (r == 0)
@@ -209,11 +212,14 @@ static void settle(struct pm_client *c, const struct pm_span *sp, bool home, uin
 	pthread_mutex_lock(&c->lock);
 	e = pm_alloc_find_range(c, sp->start, sp->count * sp->chunk);
 	/* A chunk a later migration protected is that one's to lift. */
-	for (uint64_t i = sp->first; e && i < sp->first + sp->count; i++)
+	for (uint64_t i = sp->first; e && i < sp->first + sp->count; i++) {
+		if (home && e->wp_epoch[i] <= epoch)
+			e->state[i] &= (uint8_t)~PM_CHUNK_AWAY;
 		if ((e->state[i] & PM_CHUNK_REGISTERED) && e->wp_epoch[i] <= epoch &&
 		    (home || !(e->state[i] & PM_CHUNK_READ_MOSTLY)))
 			pm_fault_protect(c, (uint8_t *)e->addr + i * e->chunk_size, e->chunk_size,
 					 false);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 

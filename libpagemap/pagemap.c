@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* libpagemap's public functions (include/pagemap.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,6 +61,8 @@ PM_EXPORT int pm_connect(const char *socket_path, struct pm_client **out)
 		r = -errno;
 		goto fail;
 	}
+	snprintf(c->path, sizeof(c->path), "%s", sa.sun_path);
+	c->reconnect = pm_client_reconnect;
 	r = hello(c);
 	if (r < 0)
 		goto fail;

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A broker restart with clients holding data in device pools. Stopped
+ * (SIGTERM, as systemctl restart does), the broker copies every chunk home
+ * first: no byte is lost, and clients carry on with the new broker at the
+ * same socket, same addresses. Killed, the chunks of pools whose memory
+ * died with it are lost, and say so: SIGBUS on access, never zeros; the
+ * rest of the allocation is intact and the client carries on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "it_broker.h"
+
+#define LEN (8u << 20)
+#define AWAY (6u << 20) /* the first three 2 MiB chunks go to a device pool */
+
+static const struct it_opts opts = { .linger_ms = 1000 };
+
+/* Starts the broker again in the same directory, on the same socket. */
+static int start_again(struct it_broker *br)
+{
+	int self_fds = br->self_fds, r = it_broker_start(br, &opts);
+
+	/* Our fds are counted from the first start: the client's are ours. */
+	br->self_fds = self_fds;
+	return r;
+}
+
+/* Stops the broker with sig; its exit status. The directory stays. */
+static int stop(struct it_broker *br, int sig)
+{
+	int status;
+
+	kill(br->pid, sig);
+	status = it_reap(br->pid, 10000);
+	br->pid = 0;
+	return status;
+}
+
+static void test_graceful_restart(void)
+{
+	struct pm_client *c;
+	struct it_broker br;
+	struct pollfd pfd;
+	uint64_t ids[4];
+	void *a;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &opts), 0);
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, LEN, 0, &a), 0);
+	it_pattern_fill(a, 0, LEN, 21);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a, AWAY, fd, 0), 0);
+	CU_ASSERT_EQUAL(it_chunks_in(c, a, LEN, it_pagemap_id(fd)), 3);
+
+	CU_ASSERT_EQUAL_FATAL(stop(&br, SIGTERM), 0);
+	CU_ASSERT(it_log_has(&br, "shutdown: 1 device pagemaps revoked, 6291456 bytes evacuated",
+			     " 0 lost", NULL));
+	CU_ASSERT_EQUAL_FATAL(start_again(&br), 0);
+	/* The holder was told: the event, then the hang-up. */
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	CU_ASSERT(poll(&pfd, 1, 1000) == 1);
+	close(fd);
+	/* Every byte is home; the next call finds the new broker by itself. */
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, LEN, 21), SIZE_MAX);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, a, LEN, fd, 0), 0);
+	CU_ASSERT_EQUAL(pm_query(c, a, LEN, ids, 4), 4);
+	CU_ASSERT_EQUAL(ids[3], it_pagemap_id(fd));
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, LEN, 21), SIZE_MAX); /* faults home */
+	close(fd);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	pm_disconnect(c);
+	it_broker_stop(&br);
+}
+
+/* In a child: data away in an emulated pool, the broker killed and started
+ * again; host chunks intact, the client carries on, the lost chunk SIGBUS. */
+static int after_crash(struct it_broker *br, int to_parent, int from_parent)
+{
+	struct pm_client *c = it_connect(br);
+	volatile uint8_t *p;
+	void *a, *b;
+	int fd;
+
+	if (!c || pm_alloc(c, LEN, 0, &a) < 0)
+		return 10;
+	p = a;
+	it_pattern_fill(a, 0, LEN, 22);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	if (fd < 0 || pm_migrate(c, a, AWAY, fd, 0) < 0)
+		return 11;
+	close(fd);
+	if (it_post(to_parent, 'm') < 0 || it_wait_byte(from_parent, 20000) != 'r')
+		return 12;
+	/* The new broker serves this client: a new allocation works. */
+	if (pm_alloc(c, 2u << 20, 0, &b) < 0)
+		return 13;
+	fd = pagemap_open(c, IT_EMU1, NULL, 0);
+	if (fd < 0 || pm_migrate(c, b, 2u << 20, fd, 0) < 0)
+		return 14;
+	close(fd);
+	if (it_pattern_check(a, AWAY, LEN - AWAY, 22) != SIZE_MAX)
+		return 15; /* the chunk that stayed home */
+	(void)p[0]; /* lost: SIGBUS */
+	return 16;
+}
+
+static void test_crash_restart(void)
+{
+	struct it_broker br;
+	int up[2], down[2];
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &opts), 0);
+	CU_ASSERT_FATAL(pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(after_crash(&br, up[1], down[0]));
+	CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
+	CU_ASSERT_EQUAL(stop(&br, SIGKILL), 128 + SIGKILL);
+	CU_ASSERT_EQUAL(start_again(&br), 0);
+	it_post(down[1], 'r');
+	CU_ASSERT_EQUAL(it_reap(pid, 20000), 128 + SIGBUS);
+	for (int i = 0; i < 2; i++) {
+		close(up[i]);
+		close(down[i]);
+	}
+	it_broker_stop(&br);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+		{ "graceful restart: every chunk home, the client carries on",
+		  test_graceful_restart },
+		{ "crash: lost chunks SIGBUS, the rest intact, the client carries on",
+		  test_crash_restart },
+		{ NULL, NULL },
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cu_run("integration: restart", tests);
+}
