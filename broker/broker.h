@@ -329,6 +329,8 @@ void engine_forget_pagemap(struct broker *b, struct pagemap *pm);
 /* Issues whatever queued work can run now. */
 void engine_kick(struct broker *b);
 uint64_t engine_next_deadline(const struct broker *b);
+/* Jobs queued (and copies in flight): for tests and the fuzzers. */
+unsigned engine_jobs(const struct broker *b, unsigned *inflight);
 /* Whether device a's pool reaches device b's pool peer to peer. */
 bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c);
 
@@ -391,7 +393,18 @@ struct broker {
 	uint64_t evacuated_bytes, lost_bytes; /* chunks of revoked device pools */
 	struct pm_stats_reply stats;
 	bool running;
+	bool owns_path; /* we made the socket file (not systemd): unlinked at stop */
 };
+
+/* ---- daemon.c: the broker's life ---- */
+/* Everything up to serving: topology, pools, socket (b->conf set), loop,
+ * engine, peers; SIGINT/SIGTERM end the loop when signals. 0 or -errno. */
+int broker_start(struct broker *b, bool signals);
+/* One turn of the loop: waits up to timeout_ms (-1: for ever) for events
+ * and handles them. Events handled, or -errno. */
+int broker_dispatch(struct broker *b, int timeout_ms);
+/* Stops serving: device data home, then everything freed. */
+void broker_stop(struct broker *b);
 
 /* The broker's own uid may administer it, as may root. */
 bool broker_is_admin(const struct ucred *cred);

@@ -1,24 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* pagemapd: one broker per node, handing out pagemap fds. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "broker.h"
 #include "config.h"
-
-#define SD_LISTEN_FDS_START 3
 
 static void usage(FILE *f)
 {
@@ -37,220 +26,6 @@ static void usage(FILE *f)
 	      "  --peer-secret FILE        shared secret peers must prove (mode 0600)\n"
 	      "  -v, --verbose      debug log;  -h, --help;  --version\n",
 	      f);
-}
-
-/*
- * The socket's directory, made or checked: ours, a real directory (not a
- * link planted in its place), writable by nobody else, and searchable by
- * whoever should reach the socket: everyone for the system broker (root's,
- * in /run, where the policy decides who may open what), only its user for
- * a user's broker.
- */
-static int socket_dir(const char *dir, mode_t mode)
-{
-	struct stat st;
-	int fd, r = 0;
-
-	if (mkdir(dir, mode) < 0 && errno != EEXIST)
-		return -errno;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (st.st_uid != geteuid())
-		r = -EPERM;
-	else if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
-		r = -errno;
-	close(fd);
-	if (r < 0)
-		blog(LOG_ERR, "%s: %s", dir,
-		     r == -EPERM ? "owned by another user: not ours to listen in" : strerror(-r));
-	return r;
-}
-
-static int default_socket(char *buf, size_t len)
-{
-	const char *rt = getenv("XDG_RUNTIME_DIR"), *env = getenv("PAGEMAP_SOCKET");
-	int r;
-
-	/* Clients find the broker through $PAGEMAP_SOCKET too. */
-	if (env && *env) {
-		snprintf(buf, len, "%s", env);
-		return 0;
-	}
-	if (getuid() == 0)
-		rt = "/run";
-	if (!rt || !*rt)
-		return -ENOENT;
-	snprintf(buf, len, "%s/pagemap", rt);
-	r = socket_dir(buf, getuid() == 0 ? 0755 : 0700);
-	if (r < 0)
-		return r;
-	snprintf(buf, len, "%s/pagemap/broker.sock", rt);
-	return 0;
-}
-
-/* A socket file nobody listens on is stale (a crashed broker): replace it. */
-static int listen_on(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, probe, r;
-	mode_t old;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0) {
-		if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(probe);
-			return -EADDRINUSE;
-		}
-		close(probe);
-	}
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/*
-	 * Anyone may connect: what they may open is the policy's business, and a
-	 * user's broker lives in a 0700 runtime directory anyway. The mode comes
-	 * from the umask at bind(), not a chmod() by path afterwards, which
-	 * would follow whatever was put at that path in between.
-	 */
-	old = umask(0111);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(fd, 128) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static int systemd_socket(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-
-	if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
-		return -1;
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	return SD_LISTEN_FDS_START;
-}
-
-static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
-{
-	uint64_t ticks;
-
-	(void)events;
-	if (read(w->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		blog(LOG_WARN, "timer: %s", strerror(errno));
-	hotplug_check_sysfs(b);
-	session_accept_resume(b);
-	registry_expire(b, pressure_high(b));
-	engine_kick(b); /* chunks whose residency ended */
-	peers_tick(b);  /* peers to reconnect */
-	loop_arm_timer(b);
-}
-
-static void signal_fired(struct broker *b, struct watch *w, uint32_t events)
-{
-	struct signalfd_siginfo si;
-
-	(void)events;
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
-		blog(LOG_INFO, "signal %u: exiting", si.ssi_signo);
-	b->running = false;
-}
-
-/*
- * Every session, handle, allocation and async migration holds an fd here:
- * run with the hard limit, not the soft 1024 a service is started with
- * (systemd's default for its children, for select()'s sake; we use epoll).
- */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		blog(LOG_WARN, "cannot raise the fd limit to %llu: %s",
-		     (unsigned long long)rl.rlim_max, strerror(errno));
-}
-
-static int setup(struct broker *b, int *listen_fd, bool *owns_path)
-{
-	struct topo_discover_opts o = { 0 };
-	char err[1024] = "";
-	sigset_t mask;
-	int r;
-
-	if (b->conf.topology[0]) {
-		r = topo_file_load(b->conf.topology, &b->topo, err, sizeof(err));
-		if (r == 0 && !b->topo->emulated)
-			blog(LOG_WARN, "%s is not marked emulated: serving it as emulated anyway",
-			     b->conf.topology);
-		if (r == 0)
-			b->topo->emulated = true;
-	} else {
-		o.sysfs_root = b->conf.sysfs_root[0] ? b->conf.sysfs_root : NULL;
-		o.errbuf = err;
-		o.errlen = sizeof(err);
-		r = topo_discover(&o, &b->topo);
-	}
-	if (r < 0) {
-		blog(LOG_ERR, "topology: %s", err[0] ? err : strerror(-r));
-		return r;
-	}
-	r = pools_build(b, b->conf.bars, b->conf.nbars);
-	if (r < 0)
-		return r;
-	policy_resolve(b);
-	raise_fd_limit();
-	b->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (b->epfd < 0)
-		return -errno;
-	*listen_fd = systemd_socket();
-	*owns_path = *listen_fd < 0;
-	if (*listen_fd < 0) {
-		if (!b->conf.socket_path[0] &&
-		    default_socket(b->conf.socket_path, sizeof(b->conf.socket_path)) < 0) {
-			blog(LOG_ERR, "no socket path: set --socket or XDG_RUNTIME_DIR");
-			return -ENOENT;
-		}
-		*listen_fd = listen_on(b->conf.socket_path);
-		if (*listen_fd < 0) {
-			blog(LOG_ERR, "%s: %s", b->conf.socket_path, strerror(-*listen_fd));
-			return *listen_fd;
-		}
-	}
-	b->listen.fd = *listen_fd;
-	b->listen.cb = session_accept;
-	if ((r = loop_add(b, &b->listen, EPOLLIN)) < 0)
-		return r;
-	b->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	b->timer.cb = timer_fired;
-	if (b->timer.fd < 0 || (r = loop_add(b, &b->timer, EPOLLIN)) < 0)
-		return b->timer.fd < 0 ? -errno : r;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	b->signals.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	b->signals.cb = signal_fired;
-	if (b->signals.fd < 0 || (r = loop_add(b, &b->signals, EPOLLIN)) < 0)
-		return b->signals.fd < 0 ? -errno : r;
-	if ((r = hotplug_init(b)) < 0)
-		blog(LOG_WARN, "no uevents (%s): removals are noticed by polling sysfs",
-		     strerror(-r));
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -275,9 +50,8 @@ int main(int argc, char **argv)
 	struct peer_conf cli_peers[16];
 	unsigned ncli_peers = 0;
 	long linger = -1;
-	bool owns_path = false;
 	char err[512];
-	int c, listen_fd = -1, r;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		char *end;
@@ -348,52 +122,16 @@ int main(int argc, char **argv)
 	}
 	if (secret_arg)
 		snprintf(b.conf.rdma.secret_file, sizeof(b.conf.rdma.secret_file), "%s", secret_arg);
-	r = setup(&b, &listen_fd, &owns_path);
+	r = broker_start(&b, true);
 	if (r < 0)
 		return 1;
-	r = engine_init(&b);
-	if (r < 0) {
-		blog(LOG_ERR, "migration engine: %s", strerror(-r));
-		return 1;
-	}
-	r = peers_init(&b);
-	if (r < 0) {
-		blog(LOG_ERR, "peer brokers: %s", strerror(-r));
-		return 1;
-	}
-	blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)",
-	     b.conf.socket_path[0] ? b.conf.socket_path : "systemd socket", b.topo->source,
-	     b.topo->n_numa, b.topo->emulated ? ", EMULATED" : "");
-	b.running = true;
 	while (b.running) {
-		struct epoll_event ev[32];
-		int n = epoll_wait(b.epfd, ev, 32, -1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			blog(LOG_ERR, "epoll_wait: %s", strerror(errno));
+		r = broker_dispatch(&b, -1);
+		if (r < 0) {
+			blog(LOG_ERR, "epoll_wait: %s", strerror(-r));
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			struct watch *w = ev[i].data.ptr;
-
-			if (w->fd >= 0)
-				w->cb(&b, w, ev[i].events);
-		}
-		loop_reap(&b);
 	}
-	/* Nothing in a device pool is lost to a restart: it goes home first. */
-	registry_shutdown(&b);
-	session_free_all(&b);
-	engine_fini(&b);
-	peers_fini(&b);
-	registry_free(&b);
-	uid_free_all(&b);
-	loop_reap(&b);
-	pools_free(&b);
-	topo_graph_free(b.topo);
-	if (owns_path)
-		unlink(b.conf.socket_path);
+	broker_stop(&b);
 	return 0;
 }

@@ -358,10 +358,12 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	return PLAN_ISSUED;
 }
 
-/* Issues what job j can issue now. */
-static void job_issue(struct broker *b, struct mig_job *j)
+/* Issues what job j can issue now. Whether it got anywhere: decided on a
+ * chunk, or stopped (either may let a job that waits on it go). */
+static bool job_issue(struct broker *b, struct mig_job *j)
 {
 	struct engine *e = b->engine;
+	bool moved = false;
 
 	while (!j->stopped && j->cur < j->nranges) {
 		struct mig_range *mr = &j->r[j->cur];
@@ -370,35 +372,70 @@ static void job_issue(struct broker *b, struct mig_job *j)
 			int r;
 
 			if (e->inflight >= e->max_inflight || mr->al->chunks[mr->next].busy)
-				return;
+				return moved;
 			r = plan_chunk(b, j, mr, mr->next);
 			if (r == PLAN_WAIT)
-				return;
+				return moved;
 			if (r < 0) {
 				job_fail(j, r);
-				return;
+				return true;
 			}
 			range_advance(mr);
+			moved = true;
 		}
 		j->cur++;
 	}
+	return moved;
 }
 
+/*
+ * Issues whatever queued work can run now. A job that waited on an earlier
+ * request's chunk may be ahead of it in the queue (faults go first): when
+ * a later job gets somewhere without a copy (a chunk already in place, a
+ * failure, its end), the pass runs again, or the waiter would sleep until
+ * some unrelated completion woke the engine, perhaps never.
+ */
 void engine_kick(struct broker *b)
 {
 	struct engine *e = b->engine;
 	struct mig_job *j, *next;
+	bool again;
 
 	e->next_deadline = 0;
-	for (j = e->jobs; j; j = next) {
-		next = j->next;
-		job_issue(b, j);
-		if (job_over(j))
-			job_finish(b, j);
-	}
+	do {
+		bool waiting = false;
+
+		again = false;
+		for (j = e->jobs; j; j = next) {
+			bool moved;
+
+			next = j->next;
+			moved = job_issue(b, j);
+			if (job_over(j)) {
+				job_finish(b, j);
+				moved = true;
+			} else if (!j->stopped && j->cur < j->nranges) {
+				waiting = true;
+			}
+			/* Progress behind a waiter: it may go now. */
+			if (moved && waiting && e->inflight < e->max_inflight)
+				again = true;
+		}
+	} while (again);
 	/* Someone waits for a chunk's residency to end: wake then. */
 	if (e->next_deadline)
 		loop_arm_timer(b);
+}
+
+unsigned engine_jobs(const struct broker *b, unsigned *inflight)
+{
+	unsigned n = 0;
+
+	for (const struct mig_job *j = b->engine->jobs; j; j = j->next)
+		n++;
+	if (inflight)
+		*inflight = b->engine->inflight;
+	return n;
 }
 
 uint64_t engine_next_deadline(const struct broker *b)

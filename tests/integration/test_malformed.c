@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,6 +457,37 @@ static void t_query_without_reply_fd(void)
 	close(fd);
 }
 
+/* A reply "socket" that is a pipe: nothing is written to it, it counts as
+ * malformed, and the handle is unharmed. */
+static void t_query_reply_fd_not_a_socket(void)
+{
+	struct pm_query q = { 0 };
+	struct pm_hdr h = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_QUERY,
+			    .length = sizeof(q), .request_id = 5, .nfds = 1 };
+	struct pollfd pfd;
+	uint64_t before, id;
+	int p[2], fd;
+
+	if (!up())
+		return;
+	fd = pagemap_fd();
+	id = it_id(fd);
+	CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+	before = perrs();
+	CU_ASSERT_EQUAL(it_raw_send(fd, &h, &q, sizeof(q), &p[1], 1), 0);
+	close(p[1]);
+	IT_WAIT_UNTIL(perrs() > before, 2000)
+		;
+	CU_ASSERT(perrs() > before);
+	/* EOF without a byte: the broker closed its copy and wrote nothing. */
+	pfd = (struct pollfd){ .fd = p[0], .events = POLLIN };
+	CU_ASSERT_EQUAL(poll(&pfd, 1, 2000), 1);
+	CU_ASSERT_EQUAL(read(p[0], &q, sizeof(q)), 0);
+	close(p[0]);
+	unharmed(fd, id);
+	close(fd);
+}
+
 /*
  * A reply socket whose queue the client filled on purpose: the broker must
  * drop the reply rather than wait on it, and keep serving everyone else.
@@ -647,6 +679,7 @@ int main(void)
 		{ "control: half a message stalls nobody", t_half_message_no_stall },
 		{ "control: a client that never reads is dropped", t_never_reads },
 		{ "pagemap fd: QUERY without a reply socket", t_query_without_reply_fd },
+		{ "pagemap fd: QUERY with a pipe for a reply socket", t_query_reply_fd_not_a_socket },
 		{ "pagemap fd: reply socket full on purpose", t_full_reply_socket },
 		{ "pagemap fd: garbage datagrams are ignored", t_garbage_datagrams },
 		{ "pagemap fd: an empty datagram is not a hang-up", t_empty_datagram },
