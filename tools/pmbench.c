@@ -65,6 +65,8 @@ static const struct {
 				"(ib_write_bw, ib_write_lat)" },
 	{ "gpu", pmbench_gpu, "pm_migrate to/from a GPU's pool vs pinned cuMemcpy and managed "
 			      "memory's cuMemPrefetchAsync" },
+	{ "load", pmbench_load, "many clients' mixed requests at once: p50/p99 per kind, errors, "
+				"broker RSS and fds; --kill N clients mid-run" },
 };
 
 int main(int argc, char **argv)

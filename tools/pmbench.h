@@ -4,6 +4,7 @@
 #define PAGEMAP_PMBENCH_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -38,9 +39,28 @@ double bench_gbps(size_t bytes, double secs);
 /* median_gbps, p5_gbps, p95_gbps of bytes moved in the times of s. */
 int bench_add_rates(json_object *o, size_t bytes, const struct bench_stats *s);
 
+/* ---- pmbench_broker.c: a broker of the benchmark's own ---- */
+struct bench_broker {
+	pid_t pid;
+	char dir[4096];
+	char sock[108];
+	char log[4112];
+	char conf[4112]; /* "" when started without a configuration file */
+	int linger_ms;   /* --linger-ms, set before starting */
+};
+/* Spawns pagemapd ($PAGEMAPD, else ../broker/pagemapd beside this binary) on
+ * a socket in a fresh temporary directory, pinned to cpu unless it is -1,
+ * with config (JSON text, or NULL) and an emulated topology file (or NULL),
+ * and connects *out to it. 0 or -errno (what went wrong is on stderr). */
+int bench_broker_start(struct bench_broker *bp, const char *bench, int cpu, const char *config,
+		       const char *topology, struct pm_client **out);
+void bench_broker_stop(struct bench_broker *bp);
+void bench_broker_print_log(const struct bench_broker *bp);
+
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 int pmbench_migrate(int argc, char **argv);
 int pmbench_rdma(int argc, char **argv);
 int pmbench_gpu(int argc, char **argv);
+int pmbench_load(int argc, char **argv);
 #endif

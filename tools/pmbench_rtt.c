@@ -44,13 +44,6 @@ enum { M_RAW, M_NOP, M_OPEN_CLOSE, M_QUERY, M_COUNT };
 static const char *const mnames[M_COUNT] = { "raw_unix_pingpong", "broker_nop", "open_close",
 					     "query" };
 
-struct broker_proc {
-	pid_t pid;
-	char dir[PATH_MAX];
-	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char log[PATH_MAX + 16];
-};
-
 enum pin { PIN_NONE, PIN_SAME, PIN_SPLIT };
 static const char *const pin_names[] = { "none", "same", "split" };
 /* The CPUs for --pin: [0] this process, [1] the echo process and the broker. */
@@ -144,118 +137,6 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static void print_log(const char *path)
-{
-	char line[512];
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		fprintf(stderr, "  | %s", line);
-	fclose(f);
-}
-
-static void stop_broker(struct broker_proc *bp)
-{
-	int status;
-
-	if (bp->pid > 0) {
-		kill(bp->pid, SIGTERM);
-		for (int i = 0; i < 200 && waitpid(bp->pid, &status, WNOHANG) == 0; i++)
-			sleep_ms(10);
-		if (waitpid(bp->pid, &status, WNOHANG) == 0) {
-			kill(bp->pid, SIGKILL);
-			waitpid(bp->pid, &status, 0);
-		}
-		bp->pid = 0;
-	}
-	if (bp->dir[0]) {
-		unlink(bp->sock);
-		unlink(bp->log);
-		rmdir(bp->dir);
-		bp->dir[0] = '\0';
-	}
-}
-
-/*
- * Starts pagemapd ($PAGEMAPD, else ../broker/pagemapd beside this binary)
- * on a socket in a fresh temporary directory and waits until it accepts a
- * client (*out). Its log goes to a file, shown only if it fails to start.
- */
-static int start_broker(struct broker_proc *bp, struct pm_client **out)
-{
-	const char *env = getenv("PAGEMAPD"), *tmp = getenv("TMPDIR");
-	char exe[PATH_MAX + 32], dir[PATH_MAX];
-	int r = -ETIMEDOUT, status;
-
-	memset(bp, 0, sizeof(*bp));
-	if (env && *env) {
-		snprintf(exe, sizeof(exe), "%s", env);
-	} else {
-		bench_self_dir(dir, sizeof(dir));
-		snprintf(exe, sizeof(exe), "%s/../broker/pagemapd", dir);
-	}
-	if (access(exe, X_OK) < 0) {
-		fprintf(stderr, "pmbench rtt: no pagemapd at %s (set PAGEMAPD or use --socket): %s\n",
-			exe, strerror(errno));
-		return -ENOENT;
-	}
-	snprintf(bp->dir, sizeof(bp->dir), "%s/pmbench-rtt.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(bp->dir)) {
-		r = -errno;
-		fprintf(stderr, "pmbench rtt: mkdtemp %s: %s\n", bp->dir, strerror(-r));
-		bp->dir[0] = '\0';
-		return r;
-	}
-	if (strlen(bp->dir) + sizeof("/broker.sock") > sizeof(bp->sock)) {
-		fprintf(stderr, "pmbench rtt: temporary directory %s: path too long for a socket\n",
-			bp->dir);
-		rmdir(bp->dir);
-		bp->dir[0] = '\0';
-		return -ENAMETOOLONG;
-	}
-	snprintf(bp->sock, sizeof(bp->sock), "%s/broker.sock", bp->dir);
-	snprintf(bp->log, sizeof(bp->log), "%s/pagemapd.log", bp->dir);
-	fflush(stdout);
-	bp->pid = fork();
-	if (bp->pid < 0) {
-		r = -errno;
-		bp->pid = 0;
-		stop_broker(bp);
-		return r;
-	}
-	if (bp->pid == 0) {
-		int lfd = open(bp->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int nfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		/* Our stdout is the JSON: the broker must not write to it. */
-		if (lfd < 0 || nfd < 0 || dup2(nfd, 0) < 0 || dup2(nfd, 1) < 0 || dup2(lfd, 2) < 0)
-			_exit(127);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (pin_self(1) < 0)
-			_exit(127);
-		execl(exe, exe, "--socket", bp->sock, "--linger-ms", "5000", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(bp->pid, &status, WNOHANG) == bp->pid) {
-			bp->pid = 0;
-			r = -ECHILD;
-			break;
-		}
-		r = pm_connect(bp->sock, out);
-		if (r == 0)
-			return 0;
-		sleep_ms(10);
-	}
-	fprintf(stderr, "pmbench rtt: pagemapd (%s) did not start on %s: %s; its log:\n", exe,
-		bp->sock, r == -ECHILD ? "it exited" : strerror(-r));
-	print_log(bp->log);
-	stop_broker(bp);
-	return r;
-}
-
 static int one(int m, int raw, struct pm_client *c, int hold, double *t)
 {
 	unsigned char req[RAW_REQ] = { 0 }, rep[RAW_REP];
@@ -300,7 +181,7 @@ int pmbench_rtt(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
-	struct broker_proc bp = { 0 };
+	struct bench_broker bp = { .linger_ms = 5000 };
 	struct bench_stats st[M_COUNT];
 	struct pagemap_info before, after;
 	const char *sock = NULL;
@@ -383,7 +264,7 @@ int pmbench_rtt(int argc, char **argv)
 			fprintf(stderr, "pmbench rtt: cannot connect to %s: %s\n", sock, strerror(-r));
 			goto out;
 		}
-	} else if (start_broker(&bp, &c) < 0) {
+	} else if (bench_broker_start(&bp, "rtt", pin_cpu[1], NULL, NULL, &c) < 0) {
 		goto out;
 	}
 	/* Held across the loop: the pagemap lives, so the loop opens and closes handles. */
@@ -463,7 +344,7 @@ out:
 		close(raw); /* EOF ends the echo process */
 	if (echo > 0)
 		waitpid(echo, &status, 0);
-	stop_broker(&bp);
+	bench_broker_stop(&bp);
 	for (int m = 0; m < M_COUNT; m++)
 		free(v[m]);
 	return exit_code;
