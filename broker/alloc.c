@@ -58,7 +58,7 @@ static bool power_of_two(uint64_t v)
  * feet (a shrunk mapping would SIGBUS the broker mid-copy), of the size
  * announced.
  */
-static int check_memfd(int fd, uint64_t size)
+static int check_memfd(int fd, uint64_t size, uint64_t *ino)
 {
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
@@ -69,6 +69,7 @@ static int check_memfd(int fd, uint64_t size)
 		return -EINVAL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
 		return -EINVAL;
+	*ino = st.st_ino;
 	return 0;
 }
 
@@ -76,13 +77,14 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 		   struct pm_alloc_reply *rep)
 {
 	struct allocation *al;
+	uint64_t ino = 0;
 	int r;
 
 	if (a->flags || a->reserved || !power_of_two(a->chunk_size) ||
 	    a->chunk_size < PM_CHUNK_MIN || a->chunk_size > PM_CHUNK_MAX || !a->size ||
 	    a->size % a->chunk_size)
 		return -EINVAL;
-	r = check_memfd(memfd, a->size);
+	r = check_memfd(memfd, a->size, &ino);
 	if (r < 0)
 		return r;
 	if (b->conf.max_allocations_per_session &&
@@ -108,6 +110,7 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	al->pid = s->cred.pid;
 	al->uid = s->cred.uid;
 	al->memfd = memfd;
+	al->ino = ino;
 	al->size = a->size;
 	al->chunk_size = a->chunk_size;
 	al->next = s->allocs;
@@ -117,6 +120,7 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	b->stats.allocated_bytes += al->size;
 	rep->alloc_id = al->id;
 	rep->nchunks = al->nchunks;
+	recover_claim(b, al);
 	return 0;
 }
 
@@ -124,6 +128,7 @@ void alloc_space_put(struct broker *b, const struct allocation *al, struct pool 
 		     uint64_t off)
 {
 	space_put(p, off, al->chunk_size);
+	recover_forget(p, off);
 	uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 }
 
@@ -285,8 +290,10 @@ static void forget_in(struct broker *b, struct allocation *al, struct pagemap *p
 				     (unsigned long long)al->id, (unsigned long long)i,
 				     pm->pool->device, pm->pool->region, strerror(-r));
 			}
-			if (pool_is_device(pm->pool))
+			if (pool_is_device(pm->pool)) {
 				uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
+				recover_forget(pm->pool, ch->off);
+			}
 			ch->where = NULL;
 			ch->host_copy = false;
 			pm->pins--;

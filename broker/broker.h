@@ -46,6 +46,7 @@ void blog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf
 
 /* ---- pools: pool.c and one pool_*.c per kind ---- */
 struct pool;
+struct table;
 struct pool_ops {
 	enum pm_pool_kind kind;
 	const char *name;
@@ -90,6 +91,13 @@ struct pool {
 	void *gpu;
 	uint64_t raddr;
 	uint32_t rkey;
+	/* Pools whose memory outlives the broker (recover.c): where each chunk
+	 * sits, mapped from the state directory; orphans a crashed broker left. */
+	struct table *recs;
+	size_t recs_len;
+	uint64_t orphans;
+	uint8_t *orphan_map; /* per PM_CHUNK_MIN unit: an orphan's first unit */
+	char backing[600];   /* emulated pools: a file in the state directory, "" none */
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;
 };
@@ -136,6 +144,8 @@ void space_fini(struct pool *p);
 /* Reserves len bytes (a multiple of PM_CHUNK_MIN), aligned to len where it
  * can. Returns the offset, or -ENOSPC. */
 int64_t space_get(struct pool *p, uint64_t len);
+/* Reserves exactly [off, off + len) (recovery). 0, or -EBUSY if taken. */
+int space_take(struct pool *p, uint64_t off, uint64_t len);
 void space_put(struct pool *p, uint64_t off, uint64_t len);
 
 /* ---- policy.c: the configuration file ---- */
@@ -150,6 +160,7 @@ struct config {
 	char socket_path[256];
 	char topology[512];
 	char sysfs_root[512];
+	char state_dir[256]; /* chunk records of pools that outlive us; "" none */
 	char psi_path[256];    /* memory pressure source, /proc/pressure/memory */
 	double psi_some_avg10; /* reclaim lingering pagemaps above this */
 	uint64_t reclaim_watermark; /* reclaim when a pool's free bytes drop below */
@@ -229,6 +240,9 @@ int registry_revoke_device(struct broker *b, const char *device, int reason);
 void registry_expire(struct broker *b, bool pressure);
 uint64_t registry_next_deadline(const struct broker *b);
 unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id);
+/* Creates p's pagemap if it has none and pins it (recovery holds a pool's
+ * memory for its orphans this way). 0 or -errno. */
+int registry_hold(struct broker *b, struct pool *p);
 /* Graceful stop: every device pagemap is revoked, its chunks copied home. */
 void registry_shutdown(struct broker *b);
 void registry_free(struct broker *b);
@@ -262,6 +276,7 @@ struct allocation {
 	uint32_t uid;
 	int memfd;
 	uint64_t size, chunk_size, nchunks;
+	uint64_t ino; /* the memfd's inode: who it is across a broker restart */
 	struct chunk *chunks;
 	unsigned busy; /* chunks in flight: the allocation outlives its free */
 	bool dead;     /* freed (or its session ended) while busy */
@@ -366,6 +381,20 @@ uint64_t uid_held(const struct broker *b, uint32_t uid, enum uid_res r);
 /* The configuration key of r's limit ("max_jobs_per_uid"). */
 const char *uid_limit_name(enum uid_res r);
 void uid_free_all(struct broker *b);
+/* Charges past the limit: bytes that exist already (recovered chunks). */
+void uid_force_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);
+
+/* ---- recover.c: chunks that outlive a crash ---- */
+int recover_init(struct broker *b);
+/* Chunk chunk of al sits at off in p (pending: its copy is under way). */
+void recover_note(struct pool *p, uint64_t off, const struct allocation *al, uint64_t chunk,
+		  bool pending);
+void recover_forget(struct pool *p, uint64_t off);
+/* al was just registered: chunks a crashed broker left for its memfd are its. */
+void recover_claim(struct broker *b, struct allocation *al);
+/* Orphans not claimed in time are freed. */
+void recover_expire(struct broker *b);
+void recover_fini(struct broker *b);
 
 /* ---- pressure.c ---- */
 bool pressure_high(const struct broker *b);
@@ -389,6 +418,7 @@ struct broker {
 	struct uid_usage *uids; /* uid.c */
 	unsigned refused_sessions; /* connections being told they are over a limit */
 	uint64_t accept_resume_at; /* ms: accept() failed for want of fds; 0 */
+	uint64_t recover_deadline; /* ms: orphans unclaimed then are freed; 0 */
 	uint64_t limits_hit;    /* requests refused by a per-uid limit */
 	uint64_t evacuated_bytes, lost_bytes; /* chunks of revoked device pools */
 	struct pm_stats_reply stats;

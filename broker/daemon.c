@@ -135,6 +135,7 @@ static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
 		blog(LOG_WARN, "timer: %s", strerror(errno));
 	hotplug_check_sysfs(b);
 	session_accept_resume(b);
+	recover_expire(b);
 	registry_expire(b, pressure_high(b));
 	engine_kick(b); /* chunks whose residency ended */
 	peers_tick(b);  /* peers to reconnect */
@@ -237,7 +238,7 @@ signals_done:
 	if ((r = hotplug_init(b)) < 0)
 		blog(LOG_WARN, "no uevents (%s): removals are noticed by polling sysfs",
 		     strerror(-r));
-	return 0;
+	return recover_init(b);
 }
 
 
@@ -290,6 +291,7 @@ void broker_stop(struct broker *b)
 	engine_fini(b);
 	peers_fini(b);
 	registry_free(b);
+	recover_fini(b);
 	uid_free_all(b);
 	loop_reap(b);
 	pools_free(b);

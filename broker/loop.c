@@ -65,6 +65,8 @@ void loop_arm_timer(struct broker *b)
 		next = mig;
 	if (b->accept_resume_at && (!next || b->accept_resume_at < next))
 		next = b->accept_resume_at;
+	if (b->recover_deadline && (!next || b->recover_deadline < next))
+		next = b->recover_deadline;
 
 	if (next) {
 		uint64_t ms = next > now ? next - now : 1;

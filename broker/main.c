@@ -24,6 +24,8 @@ static void usage(FILE *f)
 	      "  --peer NAME=HOST:PORT     use a peer broker's memory as pagemaps NAME:nodeN\n"
 	      "                            (repeatable)\n"
 	      "  --peer-secret FILE        shared secret peers must prove (mode 0600)\n"
+	      "  --state-dir DIR    keep device pools' chunk records (and emulated pools'\n"
+	      "                     memory) here, so a crash loses none of them (tmpfs)\n"
 	      "  -v, --verbose      debug log;  -h, --help;  --version\n",
 	      f);
 }
@@ -39,6 +41,7 @@ int main(int argc, char **argv)
 		{ "rdma-listen", required_argument, NULL, 'R' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "peer-secret", required_argument, NULL, 'S' },
+		{ "state-dir", required_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -46,7 +49,7 @@ int main(int argc, char **argv)
 	};
 	static struct broker b;
 	const char *config = NULL, *socket_arg = NULL, *topology = NULL, *sysroot = NULL;
-	const char *listen_arg = NULL, *secret_arg = NULL;
+	const char *listen_arg = NULL, *secret_arg = NULL, *state_arg = NULL;
 	struct peer_conf cli_peers[16];
 	unsigned ncli_peers = 0;
 	long linger = -1;
@@ -86,6 +89,9 @@ int main(int argc, char **argv)
 		case 'S':
 			secret_arg = optarg;
 			break;
+		case 'D':
+			state_arg = optarg;
+			break;
 		case 'v': log_max = LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("pagemapd %s\n", PAGEMAP_VERSION); return 0;
@@ -122,6 +128,8 @@ int main(int argc, char **argv)
 	}
 	if (secret_arg)
 		snprintf(b.conf.rdma.secret_file, sizeof(b.conf.rdma.secret_file), "%s", secret_arg);
+	if (state_arg)
+		snprintf(b.conf.state_dir, sizeof(b.conf.state_dir), "%s", state_arg);
 	r = broker_start(&b, true);
 	if (r < 0)
 		return 1;

@@ -291,6 +291,9 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 			uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 			return (int)off;
 		}
+		/* Written down before the copy: a crash mid-copy is resolved
+		 * by what the host side shows (recover.c). */
+		recover_note(tp, (uint64_t)off, al, i, true);
 	}
 	cp = calloc(1, sizeof(*cp));
 	if (!cp) {
@@ -478,8 +481,10 @@ static void complete(struct broker *b, struct copy *cp)
 		if (fp) {
 			alloc_space_put(b, al, fp, ch->off);
 		}
-		if (tp)
+		if (tp) {
 			ch->off = cp->to_off;
+			recover_note(tp, ch->off, al, cp->chunk, false);
+		}
 		ch->host_copy = tp && cp->keep_host;
 		ch->error = 0;
 		note_move(b, ch, cp->from, cp->to);

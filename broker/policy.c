@@ -235,7 +235,7 @@ static int read_rdma(struct cfg_ctx *x, struct config *c, json_object *o,
 
 static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 {
-	static const char *const keys[] = { "socket", "topology", "sysfs_root", "linger_ms",
+	static const char *const keys[] = { "socket", "topology", "sysfs_root", "state_dir", "linger_ms",
 					    "pressure", "pools", "access", "limits", "migration",
 					    "rdma", NULL };
 	static const char *const rkeys[] = { "listen", "peers", "secret_file", "export_bytes",
@@ -259,7 +259,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 	if ((r = check_keys(x, root, "(top)", keys)) < 0 ||
 	    (r = get_string(x, root, "(top)", "socket", c->socket_path, sizeof(c->socket_path))) < 0 ||
 	    (r = get_string(x, root, "(top)", "topology", c->topology, sizeof(c->topology))) < 0 ||
-	    (r = get_string(x, root, "(top)", "sysfs_root", c->sysfs_root, sizeof(c->sysfs_root))) < 0)
+	    (r = get_string(x, root, "(top)", "sysfs_root", c->sysfs_root, sizeof(c->sysfs_root))) < 0 ||
+	    (r = get_string(x, root, "(top)", "state_dir", c->state_dir, sizeof(c->state_dir))) < 0)
 		return r;
 	if ((r = get_int(x, root, "(top)", "linger_ms", 0, 3600000, &v)) < 0)
 		return r;

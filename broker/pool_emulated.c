@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Emulated device memory (from a --topology file): a sealed-size memfd the
- * broker holds, sparse until written. Never a stand-in for a real path.
+ * broker holds, sparse until written; with a state directory, a file there
+ * instead, so that what is in it outlives a crashed broker as a device's
+ * memory would (recover.c). Never a stand-in for a real path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,11 +20,14 @@ static int emulated_create(struct pool *p)
 	int fd, r;
 
 	snprintf(name, sizeof(name), "pagemapd:emulated:%s", p->device);
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (p->backing[0])
+		fd = open(p->backing, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	else
+		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)p->capacity) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+	    (!p->backing[0] && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -48,6 +53,10 @@ static void emulated_destroy(struct pool *p)
 {
 	if (p->map)
 		munmap(p->map, p->capacity);
+	/* A backing file with no chunk left for anyone gives its pages back;
+	 * one holding orphans keeps them for the next broker. */
+	if (p->memfd >= 0 && p->backing[0] && !p->orphans)
+		fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)p->capacity);
 	if (p->memfd >= 0)
 		close(p->memfd);
 	p->map = NULL;

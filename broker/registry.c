@@ -403,6 +403,14 @@ unsigned registry_handles_of_session(const struct broker *b, uint64_t session_id
 	return n;
 }
 
+int registry_hold(struct broker *b, struct pool *p)
+{
+	if (!p->pm && !pagemap_create(b, p))
+		return errno ? -errno : -ENOMEM;
+	registry_pin(b, p->pm);
+	return 0;
+}
+
 void registry_shutdown(struct broker *b)
 {
 	struct pagemap *pm, *next;

@@ -82,6 +82,21 @@ int64_t space_get(struct pool *p, uint64_t len)
 	return u * (int64_t)PM_CHUNK_MIN;
 }
 
+int space_take(struct pool *p, uint64_t off, uint64_t len)
+{
+	uint64_t u = off / PM_CHUNK_MIN, n = len / PM_CHUNK_MIN;
+
+	if (!p->space || !n || off % PM_CHUNK_MIN || len % PM_CHUNK_MIN || u + n > p->nunits ||
+	    u + n < u)
+		return -EINVAL;
+	for (uint64_t i = u; i < u + n; i++)
+		if (unit_used(p, i))
+			return -EBUSY;
+	units_set(p, u, n, true);
+	p->used += len;
+	return 0;
+}
+
 void space_put(struct pool *p, uint64_t off, uint64_t len)
 {
 	if (!p->space)

@@ -111,6 +111,23 @@ int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
 	return 0;
 }
 
+void uid_force_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
+{
+	struct uid_usage *u = find(b, uid);
+
+	if (r >= UID_NRES)
+		return;
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return;
+		u->uid = uid;
+		u->next = b->uids;
+		b->uids = u;
+	}
+	u->held[r] += n;
+}
+
 void uid_uncharge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
 {
 	struct uid_usage **pp, *u;

@@ -7,10 +7,12 @@
  * broker at the same socket, says HELLO again and registers every
  * allocation again, under the same addresses.
  *
- * What cannot come back is said, never papered over: a chunk that may have
- * been away from host memory (PM_CHUNK_AWAY) and whose pages are all holes
- * in the memfd was lost with the old broker (a crash, or a device that
- * could not be read): its range faults SIGBUS (pm_fault_lose). Pagemap fds
+ * A chunk the new broker found still in a device pool (one whose memory
+ * outlives a broker, with a state directory: recover.c) stays away, and a
+ * touch fetches it as before. What cannot come back is said, never papered
+ * over: a chunk that may have been away from host memory (PM_CHUNK_AWAY),
+ * is in no pool now and whose pages are all holes in the memfd was lost
+ * with the old broker: its range faults SIGBUS (pm_fault_lose). Pagemap fds
  * and advice were the old broker's: holders saw the revocation or the
  * hang-up and open again.
  */
@@ -64,16 +66,36 @@ static bool has_data(int fd, off_t off, size_t len)
 	return d >= 0 && d < off + (off_t)len;
 }
 
-/* Chunks that were away: home (data in the memfd) or lost. c->lock held. */
-static void settle_away(struct pm_client *c, struct pm_alloc_entry *e)
+/*
+ * Chunks that were away, once e is registered again: still in a device pool
+ * (the new broker recovered them: a pool whose memory outlived the old
+ * one), home (data in the memfd), or lost. c->lock held.
+ */
+static int settle_away(struct pm_client *c, int sock, struct pm_alloc_entry *e)
 {
-	for (size_t i = 0; i < e->nchunks; i++) {
-		if (!(e->state[i] & PM_CHUNK_AWAY))
-			continue;
-		e->state[i] &= (uint8_t)~(PM_CHUNK_AWAY | PM_CHUNK_READ_MOSTLY);
-		if (!has_data(e->memfd, (off_t)(i * e->chunk_size), e->chunk_size))
-			pm_fault_lose(c, (uintptr_t)e->addr + i * e->chunk_size, e->chunk_size);
+	static uint64_t where[PM_QUERY_MAX];
+
+	for (size_t first = 0; first < e->nchunks; first += PM_QUERY_MAX) {
+		size_t n = e->nchunks - first < PM_QUERY_MAX ? e->nchunks - first : PM_QUERY_MAX;
+		struct pm_query_range q = { .alloc_id = e->id, .first = first, .count = n };
+		int r = call_on(sock, PM_OP_QUERY_RANGE, &q, sizeof(q), NULL, 0, where,
+				n * sizeof(where[0]), ++c->next_id);
+
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < n; k++) {
+			size_t i = first + k;
+
+			e->state[i] &= (uint8_t)~PM_CHUNK_READ_MOSTLY; /* advice is gone */
+			if (!(e->state[i] & PM_CHUNK_AWAY) || where[k])
+				continue; /* home all along, or still away (a fault fetches it) */
+			e->state[i] &= (uint8_t)~PM_CHUNK_AWAY;
+			if (!has_data(e->memfd, (off_t)(i * e->chunk_size), e->chunk_size))
+				pm_fault_lose(c, (uintptr_t)e->addr + i * e->chunk_size,
+					      e->chunk_size);
+		}
 	}
+	return 0;
 }
 
 int pm_client_reconnect(struct pm_client *c)
@@ -114,12 +136,14 @@ int pm_client_reconnect(struct pm_client *c)
 		struct pm_alloc req = { .size = e->size, .chunk_size = e->chunk_size };
 		struct pm_alloc_reply rep;
 
-		settle_away(c, e);
 		r = call_on(sock, PM_OP_ALLOC, &req, sizeof(req), &e->memfd, 1, &rep.alloc_id,
 			    sizeof(rep) - sizeof(rep.r), ++c->next_id);
 		if (r < 0)
 			goto fail;
 		e->id = rep.alloc_id;
+		r = settle_away(c, sock, e);
+		if (r < 0)
+			goto fail;
 		memset(e->pref_node, 0xff, e->nchunks * sizeof(e->pref_node[0])); /* -1: advice gone */
 	}
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof(forever));

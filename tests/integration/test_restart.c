@@ -145,6 +145,71 @@ static void test_crash_restart(void)
 	it_broker_stop(&br);
 }
 
+/* In a child: data away in an emulated pool kept in a state directory; the
+ * broker killed and started again; every byte must come back. */
+static int after_recovered_crash(struct it_broker *br, int to_parent, int from_parent)
+{
+	struct pm_client *c = it_connect(br);
+	uint64_t ids[4];
+	void *a;
+	int fd;
+
+	if (!c || pm_alloc(c, LEN, 0, &a) < 0)
+		return 10;
+	it_pattern_fill(a, 0, LEN, 23);
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	if (fd < 0 || pm_migrate(c, a, AWAY, fd, 0) < 0)
+		return 11;
+	close(fd);
+	if (it_post(to_parent, 'm') < 0 || it_wait_byte(from_parent, 20000) != 'r')
+		return 12;
+	/* The first call reconnects and registers again: the chunks are found
+	 * where the old broker left them. */
+	if (pm_query(c, a, LEN, ids, 4) != 4 || !ids[0] || !ids[2] || ids[3])
+		return 13;
+	if (it_pattern_check(a, 0, LEN, 23) != SIZE_MAX)
+		return 14; /* faults fetch them from the recovered pool */
+	if (pm_query(c, a, LEN, ids, 4) != 4 || ids[0])
+		return 15;
+	pm_free(c, a);
+	pm_disconnect(c);
+	return 0;
+}
+
+static void test_crash_recovered(void)
+{
+	char conf[512];
+	struct it_opts o = { .linger_ms = 1000, .config = conf };
+	struct it_broker br;
+	int up[2], down[2], self_fds;
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	snprintf(conf, sizeof(conf), "{\"pressure\": {\"psi_path\": \"\"}, \"state_dir\": \"%s\"}\n",
+		 it_path(&br, "state"));
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &o), 0);
+	CU_ASSERT_FATAL(pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(after_recovered_crash(&br, up[1], down[0]));
+	CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
+	CU_ASSERT_EQUAL(stop(&br, SIGKILL), 128 + SIGKILL);
+	self_fds = br.self_fds;
+	CU_ASSERT_EQUAL(it_broker_start(&br, &o), 0);
+	br.self_fds = self_fds;
+	CU_ASSERT(it_log_has(&br, "recovering 3 chunks", NULL));
+	it_post(down[1], 'r');
+	CU_ASSERT_EQUAL(it_reap(pid, 20000), 0);
+	CU_ASSERT(it_log_has(&br, "3 chunks recovered from device pools", NULL));
+	for (int i = 0; i < 2; i++) {
+		close(up[i]);
+		close(down[i]);
+	}
+	it_broker_stop(&br);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -152,6 +217,7 @@ int main(void)
 		  test_graceful_restart },
 		{ "crash: lost chunks SIGBUS, the rest intact, the client carries on",
 		  test_crash_restart },
+		{ "crash with a state directory: every chunk recovered", test_crash_recovered },
 		{ NULL, NULL },
 	};
 
