@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -245,11 +246,26 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					     "gpu_pool_bytes", NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
-	static const char *const lkeys[] = { "max_sessions", "max_sessions_per_uid",
-					     "max_handles_per_uid", "max_allocations_per_session",
-					     "max_allocations_per_uid", "max_alloc_chunks_per_uid",
-					     "max_alloc_bytes_per_uid", "max_jobs_per_uid",
-					     "max_placed_bytes_per_uid", NULL };
+#define LIMIT(name, lo, hi) \
+	{ #name, lo, hi, offsetof(struct config, name), sizeof(((struct config *)0)->name) == 8 }
+	static const struct {
+		const char *key;
+		int64_t min, max;
+		size_t off;
+		bool wide; /* uint64_t, else uint32_t */
+	} limits[] = {
+		LIMIT(max_sessions, 1, 1 << 20),
+		LIMIT(max_sessions_per_uid, 1, 1 << 20),
+		LIMIT(max_handles_per_uid, 1, 1 << 24),
+		LIMIT(max_allocations_per_session, 1, 1 << 24),
+		LIMIT(max_allocations_per_uid, 1, 1 << 24),
+		LIMIT(max_alloc_chunks_per_uid, 1, 1ll << 32),
+		LIMIT(max_alloc_bytes_per_uid, PM_CHUNK_MIN, INT64_MAX),
+		LIMIT(max_jobs_per_uid, 1, 1 << 20),
+		LIMIT(max_placed_bytes_per_uid, 0, INT64_MAX),
+	};
+#undef LIMIT
+	const char *lkeys[sizeof(limits) / sizeof(limits[0]) + 1] = { NULL };
 	json_object *o;
 	int64_t v;
 	int r;
@@ -300,45 +316,21 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 	if (json_object_object_get_ex(root, "limits", &o)) {
 		if (!json_object_is_type(o, json_type_object))
 			return fail(x, "limits", "must be an object");
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+			lkeys[i] = limits[i].key;
 		if ((r = check_keys(x, o, "limits", lkeys)) < 0)
 			return r;
-		if ((r = get_int(x, o, "limits", "max_sessions", 1, 1 << 20, &v)) < 0)
-			return r;
-		if (r)
-			c->max_sessions = (uint32_t)v;
-		if ((r = get_int(x, o, "limits", "max_handles_per_uid", 1, 1 << 24, &v)) < 0)
-			return r;
-		if (r)
-			c->max_handles_per_uid = (uint32_t)v;
-		if ((r = get_int(x, o, "limits", "max_allocations_per_session", 1, 1 << 24, &v)) < 0)
-			return r;
-		if (r)
-			c->max_allocations_per_session = (uint32_t)v;
-		if ((r = get_int(x, o, "limits", "max_placed_bytes_per_uid", 0, INT64_MAX, &v)) < 0)
-			return r;
-		if (r)
-			c->max_placed_bytes_per_uid = (uint64_t)v;
-		if ((r = get_int(x, o, "limits", "max_sessions_per_uid", 1, 1 << 20, &v)) < 0)
-			return r;
-		if (r)
-			c->max_sessions_per_uid = (uint32_t)v;
-		if ((r = get_int(x, o, "limits", "max_allocations_per_uid", 1, 1 << 24, &v)) < 0)
-			return r;
-		if (r)
-			c->max_allocations_per_uid = (uint32_t)v;
-		if ((r = get_int(x, o, "limits", "max_alloc_chunks_per_uid", 1, 1ll << 32, &v)) < 0)
-			return r;
-		if (r)
-			c->max_alloc_chunks_per_uid = (uint64_t)v;
-		if ((r = get_int(x, o, "limits", "max_alloc_bytes_per_uid", PM_CHUNK_MIN, INT64_MAX,
-				 &v)) < 0)
-			return r;
-		if (r)
-			c->max_alloc_bytes_per_uid = (uint64_t)v;
-		if ((r = get_int(x, o, "limits", "max_jobs_per_uid", 1, 1 << 20, &v)) < 0)
-			return r;
-		if (r)
-			c->max_jobs_per_uid = (uint32_t)v;
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+			void *field = (char *)c + limits[i].off;
+
+			if ((r = get_int(x, o, "limits", limits[i].key, limits[i].min, limits[i].max,
+					 &v)) < 0)
+				return r;
+			if (r && limits[i].wide)
+				*(uint64_t *)field = (uint64_t)v;
+			else if (r)
+				*(uint32_t *)field = (uint32_t)v;
+		}
 	}
 	if (json_object_object_get_ex(root, "migration", &o)) {
 		if (!json_object_is_type(o, json_type_object))

@@ -796,6 +796,39 @@ bool it_pipe_widowed(int read_end, int timeout_ms)
 
 /* ---- children ---- */
 
+int it_as_uid(uid_t uid, int (*fn)(void *ctx, int *res, unsigned n), void *ctx, int *res,
+	      unsigned n)
+{
+	size_t len = n * sizeof(int);
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int r;
+
+		close(p[0]);
+		if (setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(2);
+		r = fn(ctx, res, n);
+		_exit(r ? r : write(p[1], res, len) == (ssize_t)len ? 0 : 4);
+	}
+	close(p[1]);
+	status = read(p[0], res, len) == (ssize_t)len ? 0 : -1;
+	close(p[0]);
+	if (it_reap(pid, 5000) != 0)
+		status = -1;
+	return status;
+}
+
 int it_post(int fd, char c)
 {
 	return write(fd, &c, 1) == 1 ? 0 : -errno;

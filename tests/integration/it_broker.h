@@ -154,6 +154,15 @@ bool it_raw_closed(int sock, int timeout_ms);
  * read through its read end (a leak of a passed fd keeps it open). */
 bool it_pipe_widowed(int read_end, int timeout_ms);
 
+/* ---- another uid ---- */
+/*
+ * Runs fn(ctx, res, n) in a child under uid and gid (root only), which fills
+ * n ints of results; they come back in res. The child's exit status (0 when
+ * fn ran), or -1 when it could not be run or did not report.
+ */
+int it_as_uid(uid_t uid, int (*fn)(void *ctx, int *res, unsigned n), void *ctx, int *res,
+	      unsigned n);
+
 /* ---- children: one byte at a time over pipes ---- */
 int it_post(int fd, char c);
 /* The next byte, or -1 on EOF/timeout. */

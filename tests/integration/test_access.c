@@ -59,49 +59,33 @@ static void test_deny_rule(void)
 
 enum { R_REVOKE, R_NODE1, R_NODE0, R_BAR, R_BAR_KIND, R_N };
 
-/* A client under another uid: its results, one int each, through a pipe. */
+/* A client under another uid: its results, one int each. */
+static int nobody_tries(void *ctx, int *res, unsigned n)
+{
+	struct pagemap_info info;
+	struct pm_client *c = it_connect(ctx);
+	int fd;
+
+	(void)n;
+	if (!c)
+		return 3;
+	res[R_BAR_KIND] = 0;
+	res[R_REVOKE] = it_revoke(c, "node0");
+	res[R_NODE1] = it_open_err(c, "node1", NULL, 0);
+	res[R_NODE0] = it_open_err(c, "node0", NULL, 0);
+	fd = pagemap_open(c, IT_EMU0, "bar2", 0);
+	res[R_BAR] = fd < 0 ? fd : 0;
+	if (fd >= 0 && pagemap_query(fd, &info) == 0)
+		res[R_BAR_KIND] = (int)info.kind;
+	if (fd >= 0)
+		close(fd);
+	pm_disconnect(c);
+	return 0;
+}
+
 static int as_nobody(const struct it_broker *br, int out[R_N])
 {
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int res[R_N] = { 1, 1, 1, 1, 0 };
-		struct pagemap_info info;
-		struct pm_client *c;
-		int fd;
-
-		if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-			_exit(2);
-		c = it_connect(br);
-		if (!c)
-			_exit(3);
-		res[R_REVOKE] = it_revoke(c, "node0");
-		res[R_NODE1] = it_open_err(c, "node1", NULL, 0);
-		res[R_NODE0] = it_open_err(c, "node0", NULL, 0);
-		fd = pagemap_open(c, IT_EMU0, "bar2", 0);
-		res[R_BAR] = fd < 0 ? fd : 0;
-		if (fd >= 0 && pagemap_query(fd, &info) == 0)
-			res[R_BAR_KIND] = (int)info.kind;
-		if (fd >= 0)
-			close(fd);
-		pm_disconnect(c);
-		_exit(write(p[1], res, sizeof(res)) == sizeof(res) ? 0 : 4);
-	}
-	close(p[1]);
-	if (read(p[0], out, sizeof(int) * R_N) != (ssize_t)(sizeof(int) * R_N)) {
-		close(p[0]);
-		it_reap(pid, 5000);
-		return -1;
-	}
-	close(p[0]);
-	return it_reap(pid, 5000);
+	return it_as_uid(NOBODY, nobody_tries, (void *)br, out, R_N);
 }
 
 /*

@@ -25,9 +25,9 @@
 static const struct it_opts opts = { .linger_ms = 1000 };
 
 /* Starts the broker again in the same directory, on the same socket. */
-static int start_again(struct it_broker *br)
+static int start_again(struct it_broker *br, const struct it_opts *o)
 {
-	int self_fds = br->self_fds, r = it_broker_start(br, &opts);
+	int self_fds = br->self_fds, r = it_broker_start(br, o);
 
 	/* Our fds are counted from the first start: the client's are ours. */
 	br->self_fds = self_fds;
@@ -68,7 +68,7 @@ static void test_graceful_restart(void)
 	CU_ASSERT_EQUAL_FATAL(stop(&br, SIGTERM), 0);
 	CU_ASSERT(it_log_has(&br, "shutdown: 1 device pagemaps revoked, 6291456 bytes evacuated",
 			     " 0 lost", NULL));
-	CU_ASSERT_EQUAL_FATAL(start_again(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(start_again(&br, &opts), 0);
 	/* The holder was told: the event, then the hang-up. */
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	CU_ASSERT(poll(&pfd, 1, 1000) == 1);
@@ -119,29 +119,50 @@ static int after_crash(struct it_broker *br, int to_parent, int from_parent)
 	return 16;
 }
 
-static void test_crash_restart(void)
+/*
+ * A client (child) puts data away and says 'm'; the broker is SIGKILLed and
+ * started again (o); the child is told 'r' and goes on. Its exit status.
+ */
+static int crash_under(struct it_broker *br, const struct it_opts *o,
+		       int (*child)(struct it_broker *, int, int), const char *log_after_start)
 {
-	struct it_broker br;
-	int up[2], down[2];
+	int up[2], down[2], status = -1;
 	pid_t pid;
 
-	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
-	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &opts), 0);
-	CU_ASSERT_FATAL(pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0);
+	if (pipe2(up, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(down, O_CLOEXEC) < 0) {
+		close(up[0]);
+		close(up[1]);
+		return -1;
+	}
 	fflush(NULL);
 	pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
 	if (pid == 0)
-		_exit(after_crash(&br, up[1], down[0]));
-	CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
-	CU_ASSERT_EQUAL(stop(&br, SIGKILL), 128 + SIGKILL);
-	CU_ASSERT_EQUAL(start_again(&br), 0);
-	it_post(down[1], 'r');
-	CU_ASSERT_EQUAL(it_reap(pid, 20000), 128 + SIGBUS);
+		_exit(child(br, up[1], down[0]));
+	if (pid > 0) {
+		CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
+		CU_ASSERT_EQUAL(stop(br, SIGKILL), 128 + SIGKILL);
+		CU_ASSERT_EQUAL(start_again(br, o), 0);
+		if (log_after_start)
+			CU_ASSERT(it_log_has(br, log_after_start, NULL));
+		it_post(down[1], 'r');
+		status = it_reap(pid, 20000);
+	}
 	for (int i = 0; i < 2; i++) {
 		close(up[i]);
 		close(down[i]);
 	}
+	return status;
+}
+
+static void test_crash_restart(void)
+{
+	struct it_broker br;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &opts), 0);
+	CU_ASSERT_EQUAL(crash_under(&br, &opts, after_crash, NULL), 128 + SIGBUS);
 	it_broker_stop(&br);
 }
 
@@ -181,32 +202,13 @@ static void test_crash_recovered(void)
 	char conf[512];
 	struct it_opts o = { .linger_ms = 1000, .config = conf };
 	struct it_broker br;
-	int up[2], down[2], self_fds;
-	pid_t pid;
 
 	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
 	snprintf(conf, sizeof(conf), "{\"pressure\": {\"psi_path\": \"\"}, \"state_dir\": \"%s\"}\n",
 		 it_path(&br, "state"));
 	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &o), 0);
-	CU_ASSERT_FATAL(pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0);
-	fflush(NULL);
-	pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0)
-		_exit(after_recovered_crash(&br, up[1], down[0]));
-	CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
-	CU_ASSERT_EQUAL(stop(&br, SIGKILL), 128 + SIGKILL);
-	self_fds = br.self_fds;
-	CU_ASSERT_EQUAL(it_broker_start(&br, &o), 0);
-	br.self_fds = self_fds;
-	CU_ASSERT(it_log_has(&br, "recovering 3 chunks", NULL));
-	it_post(down[1], 'r');
-	CU_ASSERT_EQUAL(it_reap(pid, 20000), 0);
+	CU_ASSERT_EQUAL(crash_under(&br, &o, after_recovered_crash, "recovering 3 chunks"), 0);
 	CU_ASSERT(it_log_has(&br, "3 chunks recovered from device pools", NULL));
-	for (int i = 0; i < 2; i++) {
-		close(up[i]);
-		close(down[i]);
-	}
 	it_broker_stop(&br);
 }
 
