@@ -30,6 +30,7 @@
 enum target_kind { TGT_PAGEMAP, TGT_SYSTEM, TGT_PREFERRED, TGT_REVOKED };
 
 #define FAULT_INLINE_MAX (2u << 20) /* faults copied by the loop thread itself */
+#define SMALL_INLINE_MAX (64u << 10) /* and any copy this small between mappings */
 
 struct mig_range {
 	struct allocation *al;
@@ -247,6 +248,23 @@ static bool pending_before(const struct engine *e, const struct mig_job *j,
 	return false;
 }
 
+/*
+ * Copies the loop thread does itself rather than hand to a worker and back:
+ * a fault's copy home from a pool we map (a thread is stopped on it), and
+ * any small copy between host memory and mapped pools, which costs less
+ * than the two thread hand-offs, and under load far less than waiting for
+ * a worker to be scheduled (pmbench load). Bounce copies need a worker's
+ * buffer, and pools behind their own ops (RDMA, GPU) may block.
+ */
+static bool copy_inline(const struct mig_job *j, const struct copy *cp)
+{
+	if (cp->rsrc || cp->rdst || cp->kind == CP_BOUNCE)
+		return false;
+	if ((j->flags & PM_MIG_FAULT) && cp->kind == CP_TO_HOST && cp->src)
+		return cp->len <= FAULT_INLINE_MAX;
+	return cp->len <= SMALL_INLINE_MAX;
+}
+
 static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr, uint64_t i)
 {
 	struct engine *e = b->engine;
@@ -346,13 +364,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	}
 	j->inflight++;
 	e->inflight++;
-	/*
-	 * A thread is stopped on this chunk and the copy home is one pwrite
-	 * from a pool we map: do it here rather than pay two thread hand-offs
-	 * (to a worker and back), which cost more than the copy.
-	 */
-	if ((j->flags & PM_MIG_FAULT) && cp->kind == CP_TO_HOST && cp->src &&
-	    cp->len <= FAULT_INLINE_MAX) {
+	if (copy_inline(j, cp)) {
 		copy_run(cp, NULL);
 		complete(b, cp);
 		return PLAN_ISSUED;
