@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * PCI functions through libpci (ids, class, names, BARs, capabilities), with
+ * PCI functions through libpci (ids, class, names, capabilities), with
  * sysfs for what libpci does not give: the upstream chain and host bridge
  * (the device's sysfs path), driver, IOMMU group, link speeds, CPU affinity,
- * SR-IOV parent.
+ * SR-IOV parent; and for what libpci cannot read without leaking when it
+ * fails: the list of functions and their BARs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,11 @@ struct pending_link {
 };
 
 /* libpci's default error handler exit()s and its callers assume it never
- * returns: ours records the message and jumps back to discover_pci(). */
+ * returns: ours records the message and jumps back to discover_pci(). What
+ * the failing libpci function had open stays open, so libpci is only asked
+ * for what it reads without holding anything across an error: a function's
+ * attributes (sysfs_get_value() closes before it reports) and config space
+ * (pci_access's cached fd, closed by pci_cleanup()). */
 static _Thread_local jmp_buf *pci_jmp;
 static _Thread_local char pci_errmsg[256];
 
@@ -57,20 +62,38 @@ __attribute__((format(printf, 1, 2))) static void pci_quiet(char *msg, ...)
 #define IORESOURCE_PREFETCH 0x00002000
 #define IORESOURCE_MEM_64 0x00100000
 
-static void read_bars(struct pci_dev *d, struct topo_pci *p)
+/*
+ * BARs 0-5 from sysfs `resource`: "start end flags" in hex, a line each.
+ * Read here, not by libpci: its reader reports a malformed line with the
+ * file still open, and our handler's longjmp would leak the FILE. The same
+ * sizes as libpci's (end - start + 1, 0 when end <= start); a malformed
+ * line ends the list.
+ */
+static void read_bars(struct topo_ctx *ctx, struct topo_pci *p)
 {
-	for (int i = 0; i < 6 && p->nbars < TOPO_MAX_BARS; i++) {
-		pciaddr_t fl = d->flags[i];
+	char path[4096], line[256];
+	FILE *f;
 
-		if (!d->size[i] || !(fl & IORESOURCE_MEM))
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci/devices/%s/resource", p->bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	for (int i = 0; i < 6 && p->nbars < TOPO_MAX_BARS && fgets(line, sizeof(line), f); i++) {
+		unsigned long long start, end, fl, size;
+
+		if (sscanf(line, "%llx %llx %llx", &start, &end, &fl) != 3)
+			break;
+		size = end > start ? end - start + 1 : 0;
+		if (!size || !(fl & IORESOURCE_MEM))
 			continue;
 		p->bars[p->nbars++] = (struct topo_bar){
 			.index = (uint8_t)i,
-			.size = d->size[i],
+			.size = size,
 			.prefetch = !!(fl & IORESOURCE_PREFETCH),
 			.is64 = !!(fl & IORESOURCE_MEM_64),
 		};
 	}
+	fclose(f);
 }
 
 /*
@@ -231,8 +254,8 @@ static void read_sysfs_extras(struct topo_ctx *ctx, struct topo_pci *p)
 static void fill_from_libpci(struct topo_ctx *ctx, struct pci_names *names, struct pci_dev *d,
 			     struct topo_pci *p)
 {
-	pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS |
-				 PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS);
+	/* No PCI_FILL_BASES, _SIZES or _IO_FLAGS: read_bars() reads `resource`. */
+	pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS);
 	p->domain = (uint32_t)d->domain;
 	p->bus = d->bus;
 	p->dev = d->dev;
@@ -244,7 +267,6 @@ static void fill_from_libpci(struct topo_ctx *ctx, struct pci_names *names, stru
 	p->subdevice = d->subsys_id;
 	p->class_code = ((uint32_t)d->device_class << 8) | d->prog_if;
 	pci_names_lookup(names, p);
-	read_bars(d, p);
 	read_caps(ctx, d, p);
 }
 
@@ -283,6 +305,7 @@ static int add_function(struct topo_ctx *ctx, struct topo_graph *g, struct topo_
 	char hbname[TOPO_NAME_MAX], path[4096];
 	int hb, r;
 
+	read_bars(ctx, p);
 	read_sysfs_extras(ctx, p);
 	r = read_chain(ctx, p->bdf, hbname, sizeof(hbname), pl);
 	if (r < 0)
@@ -313,8 +336,8 @@ static int cmp_item(const void *a, const void *b)
 	return (x->bus << 8 | x->dev << 3 | x->fn) - (y->bus << 8 | y->dev << 3 | y->fn);
 }
 
-/* libpci lists functions in directory order, and functions read from sysfs
- * alone come last: restore lspci's order. */
+/* Functions read through libpci come first and those read from sysfs alone
+ * after them: restore lspci's order. */
 static int sort_functions(struct topo_graph *g, struct pending_link *pl)
 {
 	struct sort_item *items = malloc((g->n_pci ? g->n_pci : 1) * sizeof(*items));
@@ -353,20 +376,30 @@ static int link_functions(struct topo_ctx *ctx, struct topo_graph *g, struct pen
 	return 0;
 }
 
+/* An entry of sys/bus/pci/devices that names a function. */
+struct fn_entry {
+	char name[TOPO_BDF_MAX]; /* as the directory has it */
+	uint32_t domain;
+	uint8_t bus, dev, fn;
+	bool libpci; /* read through libpci, else from sysfs alone */
+};
+
 /* Lives on the heap: what scan() changes survives a longjmp out of libpci. */
 struct scan_state {
-	struct pci_dev **devs;
+	struct fn_entry *fns;
+	size_t nfns;
+	struct pci_dev **devs; /* ours (pci_get_dev), not on acc->devices: freed here */
+	size_t ndevs;
 	struct pending_link *pl;
-	char (*partial)[TOPO_BDF_MAX]; /* functions libpci would choke on */
-	size_t npartial;
-	char shadow[64];               /* libpci's view without them, "" if not needed */
 	struct pci_names *names;
 };
 
-static bool complete(const char *dir)
+/* Whether libpci can read the function: it insists on these attributes and
+ * fails the whole discovery without one. Live trees always have them;
+ * captures may not. */
+static bool libpci_readable(const char *dir)
 {
-	/* libpci opens each of these, and gives up on the whole bus without one */
-	static const char *const need[] = { "vendor", "device", "class", "resource" };
+	static const char *const need[] = { "vendor", "device", "class" };
 	char path[4096];
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
@@ -377,128 +410,100 @@ static bool complete(const char *dir)
 	return true;
 }
 
-static void remove_shadow(struct scan_state *st)
+static int cmp_fn_entry(const void *a, const void *b)
 {
-	char path[4096];
-	struct dirent *de;
-	DIR *d;
+	const struct fn_entry *x = a, *y = b;
 
-	if (!st->shadow[0])
-		return;
-	snprintf(path, sizeof(path), "%s/devices", st->shadow);
-	d = opendir(path);
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			unlinkat(dirfd(d), de->d_name, 0);
-	if (d)
-		closedir(d);
-	rmdir(path);
-	rmdir(st->shadow);
-	st->shadow[0] = '\0';
+	if (x->domain != y->domain)
+		return x->domain < y->domain ? -1 : 1;
+	if ((x->bus << 8 | x->dev << 3 | x->fn) != (y->bus << 8 | y->dev << 3 | y->fn))
+		return (x->bus << 8 | x->dev << 3 | x->fn) - (y->bus << 8 | y->dev << 3 | y->fn);
+	return strcmp(x->name, y->name);
 }
 
 /*
- * libpci's sysfs method gives up on the whole bus when one function lacks
- * vendor, device, class or resource. Live trees always have them; captures may not.
- * When one does not, libpci gets a shadow tree of links to the complete
- * functions only, and the others are read from sysfs directly.
+ * The functions in sys/bus/pci/devices, listed here and not by libpci's
+ * pci_scan_bus(): that reports an entry whose name is not a function address
+ * with its DIR open and a half-built pci_dev that is on no list, both lost
+ * to our handler's longjmp. Entries that are not function addresses are
+ * skipped. libpci gets a function only by the name it would build itself
+ * ("%04x:%02x:%02x.%d", a domain that fits an int) and with the attributes
+ * it insists on; the others are read from sysfs alone.
  */
-static int prepare_view(struct topo_ctx *ctx, struct scan_state *st, char *pcipath, size_t len)
+static int list_functions(struct topo_ctx *ctx, struct scan_state *st, const char *pcipath)
 {
-	char devdir[4096], entry[4096], real[4096];
-	const char *tmpdir;
+	char devdir[4096], entry[4200], canon[TOPO_BDF_MAX];
 	size_t cap = 0;
 	struct dirent *de;
 	DIR *d;
 	int r = 0;
 
-	sysfs_path(pcipath, len, ctx->root, "/sys/bus/pci");
 	snprintf(devdir, sizeof(devdir), "%s/devices", pcipath);
 	d = opendir(devdir);
 	if (!d)
 		return topo_ctx_error(ctx, -errno, "%s: %s", devdir, strerror(errno));
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || strlen(de->d_name) >= TOPO_BDF_MAX)
+		struct fn_entry e;
+
+		if (strlen(de->d_name) >= TOPO_BDF_MAX ||
+		    !topo_parse_bdf(de->d_name, false, &e.domain, &e.bus, &e.dev, &e.fn))
 			continue;
+		snprintf(e.name, sizeof(e.name), "%s", de->d_name);
+		snprintf(canon, sizeof(canon), "%04x:%02x:%02x.%x", e.domain, e.bus, e.dev, e.fn);
 		snprintf(entry, sizeof(entry), "%s/%s", devdir, de->d_name);
-		if (complete(entry))
-			continue;
-		if (st->npartial == cap) {
-			void *grown = realloc(st->partial, (cap = cap ? 2 * cap : 8) * TOPO_BDF_MAX);
+		e.libpci = e.domain <= INT_MAX && !strcmp(canon, e.name) && libpci_readable(entry);
+		if (st->nfns == cap) {
+			void *grown = realloc(st->fns, (cap = cap ? 2 * cap : 32) * sizeof(*st->fns));
 
 			if (!grown) {
 				r = -ENOMEM;
 				break;
 			}
-			st->partial = grown;
+			st->fns = grown;
 		}
-		snprintf(st->partial[st->npartial++], TOPO_BDF_MAX, "%s", de->d_name);
-	}
-	if (r < 0 || !st->npartial) {
-		closedir(d);
-		return r;
-	}
-	tmpdir = getenv("TMPDIR");
-	snprintf(st->shadow, sizeof(st->shadow), "%s/pmtopo-pci-XXXXXX",
-		 tmpdir && *tmpdir && strlen(tmpdir) < sizeof(st->shadow) - 20 ? tmpdir : "/tmp");
-	if (!mkdtemp(st->shadow)) {
-		st->shadow[0] = '\0';
-		closedir(d);
-		return topo_ctx_error(ctx, -errno, "cannot create a scratch directory: %s",
-				      strerror(errno));
-	}
-	snprintf(entry, sizeof(entry), "%s/devices", st->shadow);
-	if (mkdir(entry, 0700) < 0)
-		r = -errno;
-	rewinddir(d);
-	while (r == 0 && (de = readdir(d))) {
-		char link[4096];
-
-		snprintf(entry, sizeof(entry), "%s/%s", devdir, de->d_name);
-		if (de->d_name[0] == '.' || !complete(entry) || !realpath(entry, real))
-			continue;
-		snprintf(link, sizeof(link), "%s/devices/%s", st->shadow, de->d_name);
-		if (symlink(real, link) < 0)
-			r = -errno;
+		st->fns[st->nfns++] = e;
 	}
 	closedir(d);
-	snprintf(pcipath, len, "%s", st->shadow);
+	/* Address order, not the directory's: host bridges are numbered in the
+	 * order their first function is met. */
+	if (r == 0 && st->nfns)
+		qsort(st->fns, st->nfns, sizeof(*st->fns), cmp_fn_entry);
 	return r;
 }
 
 static int scan(struct topo_ctx *ctx, struct topo_graph *g, struct pci_access *acc,
 		struct scan_state *st)
 {
-	size_t n = 0;
 	int r;
 
 	st->names = pci_names_new(acc);
-	if (!st->names)
+	st->devs = calloc(st->nfns + 1, sizeof(*st->devs));
+	st->pl = calloc(st->nfns + 1, sizeof(*st->pl));
+	if (!st->names || !st->devs || !st->pl)
 		return -ENOMEM;
-	pci_scan_bus(acc);
-	for (struct pci_dev *d = acc->devices; d; d = d->next)
-		n++;
-	st->devs = calloc(n ? n : 1, sizeof(*st->devs));
-	st->pl = calloc(n + st->npartial + 1, sizeof(*st->pl));
-	if (!st->devs || !st->pl)
-		return -ENOMEM;
-	n = 0;
-	for (struct pci_dev *d = acc->devices; d; d = d->next)
-		st->devs[n++] = d;
-	for (size_t i = 0; i < n; i++) {
+	/* libpci's functions first: a sysfs-only duplicate does not replace one. */
+	for (size_t i = 0; i < st->nfns; i++) {
+		const struct fn_entry *e = &st->fns[i];
+		struct pci_dev *d;
 		struct topo_pci p;
 
+		if (!e->libpci)
+			continue;
 		topo_pci_init(&p);
-		fill_from_libpci(ctx, st->names, st->devs[i], &p);
+		d = pci_get_dev(acc, (int)e->domain, e->bus, e->dev, e->fn);
+		st->devs[st->ndevs++] = d;
+		fill_from_libpci(ctx, st->names, d, &p);
 		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
 		if (r < 0)
 			return r;
 	}
-	for (size_t i = 0; i < st->npartial; i++) {
+	for (size_t i = 0; i < st->nfns; i++) {
 		struct topo_pci p;
 
+		if (st->fns[i].libpci)
+			continue;
 		topo_pci_init(&p);
-		if (fill_from_sysfs(ctx, st->names, st->partial[i], &p) < 0)
+		if (fill_from_sysfs(ctx, st->names, st->fns[i].name, &p) < 0)
 			continue;
 		r = add_function(ctx, g, &p, &st->pl[g->n_pci]);
 		if (r < 0)
@@ -525,7 +530,8 @@ static int discover_pci(struct topo_ctx *ctx, struct topo_graph *g)
 	acc->warning = pci_quiet;
 	acc->debug = pci_quiet;
 	acc->method = PCI_ACCESS_SYS_BUS_PCI;
-	r = prepare_view(ctx, st, path, sizeof(path));
+	sysfs_path(path, sizeof(path), ctx->root, "/sys/bus/pci");
+	r = list_functions(ctx, st, path);
 	pci_jmp = &jb;
 	if (r < 0) {
 		/* error already recorded */
@@ -537,11 +543,14 @@ static int discover_pci(struct topo_ctx *ctx, struct topo_graph *g)
 		r = scan(ctx, g, acc, st);
 	}
 	pci_jmp = NULL;
-	remove_shadow(st);
+	/* Not on acc->devices, so not pci_cleanup()'s to free; before it, as
+	 * pci_free_dev() uses acc (and closes its config fd if cached). */
+	for (size_t i = 0; i < st->ndevs; i++)
+		pci_free_dev(st->devs[i]);
 	pci_names_free(st->names);
 	free(st->devs);
 	free(st->pl);
-	free(st->partial);
+	free(st->fns);
 	free(st);
 	pci_cleanup(acc);
 	return r;

@@ -491,11 +491,22 @@ static int resolve_pci_refs(struct topo_file_rd *rd, struct json_object *arr)
 					"the parent chain of %s loops", g->pci[i].bdf);
 	}
 	for (size_t i = 0; i < g->n_pci; i++) {
+		struct topo_pci *f = &g->pci[i];
+		const struct topo_hostbridge *hb;
 		int a = (int)i;
 
 		while (!rd->hb_explicit[a])
 			a = g->pci[a].parent; /* roots always name theirs */
-		g->pci[i].hostbridge = g->pci[a].hostbridge;
+		f->hostbridge = g->pci[a].hostbridge;
+		/* read_pci_fields() checked the domain of a named host bridge; an
+		 * inherited one must match too, or the dump (which names every
+		 * function's host bridge) would not load again. */
+		hb = &g->hostbridges[f->hostbridge];
+		if (!rd->hb_explicit[i] && hb->domain != f->domain)
+			return topo_file_invalid(
+				rd, topo_file_path_key(q, topo_file_path_index(p, "pci", i), "bdf"),
+				"domain %04x is not host bridge %s's (inherited from parent %s)",
+				f->domain, hb->name, g->pci[f->parent].bdf);
 	}
 	for (size_t i = 0; i < g->n_pci; i++) {
 		const struct topo_pci *f = &g->pci[i];

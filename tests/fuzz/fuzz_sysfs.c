@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                         \
 	} while (0)
 
-static char base[256]; /* per process: the tree, and TMPDIR for libpci's shadow view */
+static char base[256]; /* per process: the tree, and TMPDIR for whatever discovery makes */
 static char root[300];
 
 /*
@@ -158,7 +158,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	}
 	snprintf(root, sizeof(root), "%s/t", base);
-	/* prepare_view() makes its shadow tree under $TMPDIR: keep it in ours. */
+	/* Anything discovery puts under $TMPDIR stays in ours. */
 	setenv("TMPDIR", base, 1);
 	/* A fake NVML would run on captures too: not this harness's business. */
 	unsetenv("PAGEMAP_NVML_LIB");

@@ -193,7 +193,7 @@ def seeds():
                      rec_dir(pf + "/net/ens1f0") +
                      rec_link("sys/class/drm/card0", "../../devices/pci0000:00/0000:00:01.0/"
                               "0000:02:00.0/drm/card0"))
-    # A partial capture: class and local_cpus only (libpci gets a shadow view).
+    # A partial capture: class and local_cpus only (read from sysfs alone).
     s["partial-function"] = (rec_file(rp + "/class", "0x030200") +
                              rec_file(rp + "/local_cpus", "00000000,0000ff00") +
                              rec_file(rp + "/numa_node", "-1") + buslink("0000:00:01.0", rp) +

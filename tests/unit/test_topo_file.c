@@ -623,6 +623,66 @@ static void test_hostbridge_mismatch(void)
 	free(dom);
 }
 
+/*
+ * The BDF's domain must be the host bridge's also when the host bridge is
+ * inherited from the parent: such a file used to load, and its dump (which
+ * names every function's host bridge) then did not load again. Found by
+ * fuzz_topo_file (topo_file-domain-vs-inherited-hostbridge.json).
+ */
+static const char inherit_doc[] =
+	"{\"format\": \"pagemap-topology\", \"version\": 1, \"emulated\": true,\n"
+	" \"numa\": [{\"id\": 0, \"cpus\": \"0-3\"}],\n"
+	" \"hostbridges\": [{\"name\": \"pci0000:00\", \"numa\": 0}],\n"
+	" \"pci\": [\n"
+	"  {\"bdf\": \"0000:00:01.0\", \"vendor\": \"0x8086\", \"device\": \"0x7075\", "
+	"\"class\": \"0x060400\", \"hostbridge\": \"pci0000:00\"},\n"
+	"  {\"bdf\": \"0001:01:00.0\", \"vendor\": \"0x10de\", \"device\": \"0x2330\", "
+	"\"class\": \"0x030200\", \"parent\": \"0000:00:01.0\"}\n"
+	" ]}\n";
+
+static void test_domain_vs_inherited_hostbridge(void)
+{
+	/* base with its first endpoint, listed before its parent, in domain 0001 */
+	char *fwd = mutate("\"bdf\": \"0000:01:00.0\"", "\"bdf\": \"0001:01:00.0\"");
+	/* the same tree wholly in domain 0001: consistent, and it stays so */
+	char *t1 = replace(inherit_doc, "pci0000:00\", \"numa\"", "pci0001:00\", \"numa\"");
+	char *t2 = replace(t1, "\"hostbridge\": \"pci0000:00\"", "\"hostbridge\": \"pci0001:00\"");
+	char *t3 = replace(t2, "\"bdf\": \"0000:00:01.0\"", "\"bdf\": \"0001:00:01.0\"");
+	char *ok = replace(t3, "\"parent\": \"0000:00:01.0\"", "\"parent\": \"0001:00:01.0\"");
+	struct topo_graph *sentinel = (struct topo_graph *)&bad_cases, *g = sentinel, *g2 = NULL;
+	char err[512] = "", *a, *b;
+
+	CU_ASSERT_EQUAL(topo_file_load_string(fwd, &g, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "<string>: pci[0].bdf: domain 0001 is not host bridge "
+					   "pci0000:00's (inherited from parent 0000:00:01.0)"));
+	CU_ASSERT_PTR_EQUAL(g, sentinel); /* output untouched on failure */
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(topo_file_load_string(inherit_doc, &g, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "<string>: pci[1].bdf: domain 0001 is not host bridge "
+					   "pci0000:00's (inherited from parent 0000:00:01.0)"));
+	CU_ASSERT_PTR_EQUAL(g, sentinel);
+
+	g = NULL;
+	CU_ASSERT_EQUAL_FATAL(topo_file_load_string(ok, &g, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(g->pci[1].hostbridge, 0); /* inherited */
+	CU_ASSERT_EQUAL(g->pci[1].domain, 1);
+	a = dump(g);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL_FATAL(topo_file_load_string(a, &g2, err, sizeof(err)), 0);
+	b = dump(g2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_STRING_EQUAL(a, b);
+	free(a);
+	free(b);
+	topo_graph_free(g);
+	topo_graph_free(g2);
+	free(fwd);
+	free(t1);
+	free(t2);
+	free(t3);
+	free(ok);
+}
+
 static void test_derived_keys_ignored(void)
 {
 	char *doc = mutate("\"fabric\": []",
@@ -737,6 +797,7 @@ int main(void)
 		{ "errors name the field", test_errors },
 		{ "parent loop", test_parent_loop },
 		{ "host bridge mismatch", test_hostbridge_mismatch },
+		{ "domain vs inherited host bridge", test_domain_vs_inherited_hostbridge },
 		{ "derived keys ignored", test_derived_keys_ignored },
 		{ "top level not an object", test_top_not_object },
 		{ "missing file", test_missing_file },
