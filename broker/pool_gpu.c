@@ -50,30 +50,40 @@ static int cu_errno(struct pool *p, const char *what, cu_result r)
 static int gpu_create(struct pool *p)
 {
 	struct gpu *g = p->gpu;
+	const char *what;
 	cu_result r;
+	int e;
 
 	r = cuda.primary_ctx_retain(&g->ctx, g->dev);
 	if (r != CU_SUCCESS)
 		return cu_errno(p, "cuDevicePrimaryCtxRetain", r);
+	what = "cuCtxSetCurrent";
 	r = cuda.ctx_set_current(g->ctx);
-	if (r == CU_SUCCESS)
+	if (r == CU_SUCCESS) {
+		what = "cuMemAlloc";
 		r = cuda.mem_alloc(&g->base, p->capacity);
+	}
 	if (r != CU_SUCCESS) {
-		int e = cu_errno(p, "cuMemAlloc", r);
-
+		e = cu_errno(p, what, r);
 		cuda.primary_ctx_release(g->dev);
 		return e;
 	}
 	g->stage = mmap(NULL, (size_t)STAGE_BUFS * STAGE_BYTES, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (g->stage == MAP_FAILED ||
-	    cuda.mem_host_register(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES, 0) != CU_SUCCESS) {
+	if (g->stage == MAP_FAILED) {
+		e = -errno;
+		blog(LOG_ERR, "%s: staging buffers: %s", p->device, strerror(-e));
+	} else {
+		r = cuda.mem_host_register(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES, 0);
+		e = r == CU_SUCCESS ? 0 : cu_errno(p, "cuMemHostRegister", r);
+	}
+	if (e) {
 		if (g->stage != MAP_FAILED)
 			munmap(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES);
 		g->stage = NULL;
 		cuda.mem_free(g->base);
 		cuda.primary_ctx_release(g->dev);
-		return -ENOMEM;
+		return e;
 	}
 	g->stage_busy = 0;
 	return space_init(p);
@@ -122,17 +132,18 @@ static int gpu_io(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr
 	unsigned slot;
 	uint8_t *buf;
 	int err = 0;
+	cu_result r;
 
 	if (!g->stage || poff > p->capacity || len > p->capacity - poff)
 		return -EINVAL;
 	buf = stage_get(g, &slot);
 	/* Each worker thread makes the context current for itself. */
-	if (cuda.ctx_set_current(g->ctx) != CU_SUCCESS)
-		err = -EIO;
+	r = cuda.ctx_set_current(g->ctx);
+	if (r != CU_SUCCESS)
+		err = cu_errno(p, "cuCtxSetCurrent", r);
 	for (uint64_t done = 0; !err && done < len; done += STAGE_BYTES) {
 		uint64_t n = len - done < STAGE_BYTES ? len - done : STAGE_BYTES;
 		uint8_t *at = ptr ? ptr + done : NULL;
-		cu_result r;
 
 		if (to_gpu) {
 			err = copy_local_to_buf(fd, off + (off_t)done, at, buf, n);
@@ -198,15 +209,21 @@ int gpu_pools_add(struct broker *b)
 {
 	char why[256] = "", name[PM_NAME_MAX];
 	int n = 0, r = cuda_load(&cuda, why, sizeof(why));
+	cu_result cr;
 
 	if (r < 0) {
 		blog(r == -ENOENT ? LOG_DEBUG : LOG_INFO, "no GPU pools: %s", why);
 		return 0;
 	}
-	if (cuda.device_get_count(&n) != CU_SUCCESS)
+	cr = cuda.device_get_count(&n);
+	if (cr != CU_SUCCESS) {
+		blog(LOG_WARN, "no GPU pools: cuDeviceGetCount: %s",
+		     cuda_error(&cuda, cr, why, sizeof(why)));
 		n = 0;
+	}
 	for (int i = 0; i < n; i++) {
 		char busid[32] = "", model[128] = "";
+		const char *what = "cuDeviceGet";
 		size_t total = 0;
 		struct gpu *g;
 		struct pool *p;
@@ -214,8 +231,14 @@ int gpu_pools_add(struct broker *b)
 		g = calloc(1, sizeof(*g));
 		if (!g)
 			return -ENOMEM;
-		if (cuda.device_get(&g->dev, i) != CU_SUCCESS ||
-		    cuda.device_total_mem(&total, g->dev) != CU_SUCCESS) {
+		cr = cuda.device_get(&g->dev, i);
+		if (cr == CU_SUCCESS) {
+			what = "cuDeviceTotalMem";
+			cr = cuda.device_total_mem(&total, g->dev);
+		}
+		if (cr != CU_SUCCESS) {
+			blog(LOG_WARN, "CUDA device %d: no GPU pool: %s: %s", i, what,
+			     cuda_error(&cuda, cr, why, sizeof(why)));
 			free(g);
 			continue;
 		}

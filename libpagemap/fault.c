@@ -147,8 +147,12 @@ void pm_fault_lose(struct pm_client *c, uintptr_t start, size_t size)
 	struct uffdio_range range = { .start = start, .len = size };
 	int fd = memfd_create("pagemap:lost", MFD_CLOEXEC);
 
+	/*
+	 * The new mapping replaces the old in one step, and leaves the range's
+	 * userfaultfd registration behind with the old one. Unregistering
+	 * first would wake the waiting access onto a hole, which reads zeros.
+	 */
 	if (fd >= 0) {
-		ioctl(c->fault->uffd, UFFDIO_UNREGISTER, &range);
 		mmap((void *)start, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 		close(fd);
 	}

@@ -6,14 +6,23 @@
 #   tests/gpu_test.sh PAGEMAPD PM_GPU_CHECK PMBENCH
 set -uo pipefail
 d=$(mktemp -d)
+broker=
 trap 'kill "$broker" 2>/dev/null; wait "$broker" 2>/dev/null; rm -rf "$d"' EXIT
-"$1" --socket "$d/sock" -v 2>"$d/log" &
-broker=$!
-for _ in $(seq 50); do [[ -S $d/sock ]] && break; sleep 0.1; done
+# A broker of its own for each: pm_gpu_check ends by revoking cuda0, which
+# stays gone for the life of that broker.
+start_broker() {
+	[[ -n $broker ]] && { kill "$broker"; wait "$broker"; }
+	rm -f "$d/sock"
+	"$1" --socket "$d/sock" -v 2>>"$d/log" &
+	broker=$!
+	for _ in $(seq 50); do [[ -S $d/sock ]] && break; sleep 0.1; done
+}
+start_broker "$1"
 PAGEMAP_SOCKET=$d/sock "$2"
 rc=$?
 grep -i "gpu\|cuda" "$d/log"
 ((rc == 0 || rc == 77)) || { cat "$d/log"; exit "$rc"; }
+start_broker "$1"
 PAGEMAP_SOCKET=$d/sock "$3" gpu --size 64M >"$d/bench.json"
 brc=$?
 cat "$d/bench.json"

@@ -318,12 +318,11 @@ static void test_clients_are_private(void)
 static void test_lost_chunk_sigbus(void)
 {
 	struct it_broker br;
-	int p[2], status;
+	int up[2], down[2], status;
 	pid_t pid;
-	char byte;
 
 	CU_ASSERT_FATAL(it_broker_up(&br, 1000));
-	CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+	CU_ASSERT_FATAL(pipe2(up, O_CLOEXEC) == 0 && pipe2(down, O_CLOEXEC) == 0);
 	fflush(NULL);
 	pid = fork();
 	CU_ASSERT_FATAL(pid >= 0);
@@ -333,32 +332,35 @@ static void test_lost_chunk_sigbus(void)
 		void *a;
 		int fd;
 
-		close(p[0]);
 		if (!c || pm_alloc(c, 4 << 20, 0, &a) < 0)
 			_exit(10);
 		it_pattern_fill(a, 0, 4 << 20, 9);
 		fd = pagemap_open(c, IT_EMU0, NULL, 0);
 		if (fd < 0 || pm_migrate(c, a, 2 << 20, fd, 0) < 0)
 			_exit(11);
-		if (it_post(p[1], 'm') < 0)
+		/* Told once the broker is dead. */
+		if (it_post(up[1], 'm') < 0 || it_wait_byte(down[0], 20000) != 'k')
 			_exit(12);
-		it_sleep_ms(300); /* the parent kills the broker meanwhile */
 		if (it_pattern_check(a, 2 << 20, 2 << 20, 9) != SIZE_MAX)
 			_exit(13); /* host memory is untouched */
 		q = a;
 		(void)q[0]; /* SIGBUS */
 		_exit(14);
 	}
-	close(p[1]);
-	CU_ASSERT_EQUAL(read(p[0], &byte, 1), 1);
+	CU_ASSERT_EQUAL(it_wait_byte(up[0], 20000), 'm');
 	kill(br.pid, SIGKILL);
 	it_reap(br.pid, 5000);
 	br.pid = 0;
-	status = it_reap(pid, 10000);
+	it_post(down[1], 'k');
+	/* The fault handler gives a restarting broker 5 s before it says lost. */
+	status = it_reap(pid, 20000);
 	CU_ASSERT_EQUAL(status, 128 + SIGBUS);
 	if (status != 128 + SIGBUS)
 		printf("\n  child status %d\n", status);
-	close(p[0]);
+	for (int i = 0; i < 2; i++) {
+		close(up[i]);
+		close(down[i]);
+	}
 	it_broker_stop(&br);
 }
 
