@@ -30,6 +30,8 @@
  *                        without its _v2 suffix, err a number or CUDA_ERROR_*
  *   FAKE_CUDA_FAIL_AFTER "name:N[:err],...": every call from the N-th on fails
  *                        (a device that went bad)
+ *   FAKE_CUDA_STALL      "name:N:ms,...": the N-th call of name takes ms
+ *                        milliseconds more, then succeeds (a stuck DMA engine)
  *   FAKE_CUDA_TRACE=1    every call and its result on stderr
  * A malformed setting makes cuInit fail (and say why) rather than run a test
  * without the faults it asked for.
@@ -43,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 
 /*
@@ -215,6 +218,7 @@ struct rule {
 	uint64_t n;
 	CUresult err;
 	bool after;
+	unsigned stall_ms; /* FAKE_CUDA_STALL: not an error, a delay */
 	atomic_bool told;
 };
 
@@ -307,7 +311,7 @@ static bool parse_error(const char *s, CUresult *out)
 }
 
 /* "name:N[:err],...", appended to rules[]. */
-static bool parse_rules(const char *var, bool after)
+static bool parse_rules(const char *var, bool after, bool stall)
 {
 	const char *spec = getenv(var);
 	char buf[1024], *save = NULL;
@@ -339,6 +343,20 @@ static bool parse_rules(const char *var, bool after)
 		r->after = after;
 		r->err = CUDA_ERROR_UNKNOWN;
 		err = *n_end == ':' ? n_end + 1 : NULL;
+		if (stall) {
+			char *ms_end = NULL;
+			unsigned long ms = err ? strtoul(err, &ms_end, 10) : 0;
+
+			if (n_end == colon + 1 || n == 0 || !err || *ms_end || !ms || ms > 600000) {
+				snprintf(config_error, sizeof(config_error),
+					 "%s: '%s' is not ENTRY_POINT:N:MILLISECONDS", var, tok);
+				return false;
+			}
+			r->stall_ms = (unsigned)ms;
+			r->err = CUDA_SUCCESS;
+			nrules++;
+			continue;
+		}
 		if (n_end == colon + 1 || n == 0 || (*n_end && !err) ||
 		    (err && !parse_error(err, &r->err))) {
 			snprintf(config_error, sizeof(config_error),
@@ -395,8 +413,9 @@ static void configure(void)
 		devs[i].bdf[n] = 0;
 		s = comma ? comma + 1 : NULL;
 	}
-	if (parse_rules("FAKE_CUDA_FAIL", false))
-		parse_rules("FAKE_CUDA_FAIL_AFTER", true);
+	if (parse_rules("FAKE_CUDA_FAIL", false, false) &&
+	    parse_rules("FAKE_CUDA_FAIL_AFTER", true, false))
+		parse_rules("FAKE_CUDA_STALL", false, true);
 }
 
 /* ---- every entry point goes through these ---- */
@@ -410,6 +429,15 @@ static CUresult enter(enum ep ep, uint64_t *nth)
 
 		if (r->ep != ep || (r->after ? *nth < r->n : *nth != r->n))
 			continue;
+		if (r->stall_ms) {
+			struct timespec ts = { .tv_sec = r->stall_ms / 1000,
+					       .tv_nsec = (long)(r->stall_ms % 1000) * 1000000L };
+
+			say("stalling call %" PRIu64 " of %s for %u ms (FAKE_CUDA_STALL)", *nth,
+			    ep_name[ep], r->stall_ms);
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		/* A device gone bad fails on and on: said once, then traced. */
 		if (!r->after || !atomic_exchange(&r->told, true) || trace)
 			say("injecting %s (%d) into call %" PRIu64 " of %s (%s=...%s:%" PRIu64 ")",

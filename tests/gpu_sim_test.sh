@@ -172,6 +172,27 @@ grep -q "^<4>pagemapd: CUDA device 1: no GPU pool: cuDeviceTotalMem: unknown err
 $T "$check" >"$d/check.out" || { cat "$d/check.out"; bad "pm_gpu_check on cuda0 alone"; }
 stop
 
+# (g) A copy worker stalls for 3 s inside the driver (a stuck DMA engine):
+# the broker keeps answering everyone meanwhile, and the stalled migration
+# completes with its data once the stall ends.
+start stall FAKE_CUDA_STALL=cuMemcpyHtoD:2:3000
+$T "$check" >"$d/check.out" &
+checker=$!
+for _ in $(seq 100); do grep -q "stalling call 2 of cuMemcpyHtoD" "$d/$cur.log" && break; sleep 0.05; done
+grep -q "stalling call 2 of cuMemcpyHtoD" "$d/$cur.log" || bad "the driver did not stall a copy"
+slowest=0
+for _ in $(seq 10); do
+	t0=$(date +%s%N)
+	"$pmctl" stats >/dev/null || bad "pmctl stats during the stall"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	((ms > slowest)) && slowest=$ms
+	sleep 0.1
+done
+say "pmctl stats during a 3 s stall in a copy worker: slowest ${slowest} ms"
+((slowest < 500)) || bad "the broker stalled with its worker (${slowest} ms for pmctl stats)"
+wait "$checker" || { cat "$d/check.out"; bad "pm_gpu_check across the stall"; }
+stop
+
 if ((fail)); then
 	echo "FAIL: gpu-sim (GPU pools on the $SIM)"
 	exit 1

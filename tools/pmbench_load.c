@@ -329,7 +329,8 @@ int pmbench_load(int argc, char **argv)
 		rss0 = proc_kib(bp.pid, "VmRSS:");
 		fds0 = proc_fds(bp.pid);
 	}
-	per = sizeof(struct slot) + (size_t)o.requests * (sizeof(float) + 1) + 64;
+	/* Each client's slot, then its latencies and kinds; slots 64-aligned. */
+	per = (sizeof(struct slot) + (size_t)o.requests * (sizeof(float) + 1) + 63) & ~(size_t)63;
 	shm = mmap(NULL, per * o.clients, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 		   0);
 	slots = calloc(o.clients, sizeof(*slots));

@@ -164,8 +164,11 @@ void fh_check_clean(const char *what)
 	unsigned inflight = 0, jobs;
 	int fds;
 
-	/* Sessions end as the loop sees their hang-ups, copies drain. */
-	for (int i = 0; i < 200 && (b->sessions || b->dying || engine_jobs(b, NULL)); i++)
+	/* Sessions end as the loop sees their hang-ups, copies drain, and a
+	 * pagemap fd still in flight in a closed socket's queue is released by
+	 * the kernel a moment later (a deferred fput): its handle hangs up then. */
+	for (int i = 0; i < 200 && (b->sessions || b->dying || b->stats.handles ||
+				    engine_jobs(b, NULL)); i++)
 		fh_pump(10);
 	jobs = engine_jobs(b, &inflight);
 	if (b->sessions)

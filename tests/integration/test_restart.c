@@ -115,7 +115,9 @@ static int after_crash(struct it_broker *br, int to_parent, int from_parent)
 	close(fd);
 	if (it_pattern_check(a, AWAY, LEN - AWAY, 22) != SIZE_MAX)
 		return 15; /* the chunk that stayed home */
-	(void)p[0]; /* lost: SIGBUS */
+	/* Lost: SIGBUS, the default action (a sanitizer would report it). */
+	signal(SIGBUS, SIG_DFL);
+	(void)p[0];
 	return 16;
 }
 
