@@ -58,7 +58,7 @@ static bool power_of_two(uint64_t v)
  * feet (a shrunk mapping would SIGBUS the broker mid-copy), of the size
  * announced.
  */
-static int check_memfd(int fd, uint64_t size, uint64_t *ino)
+static int check_memfd(int fd, uint64_t size, uint64_t ino[2])
 {
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
@@ -69,7 +69,8 @@ static int check_memfd(int fd, uint64_t size, uint64_t *ino)
 		return -EINVAL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
 		return -EINVAL;
-	*ino = st.st_ino;
+	ino[0] = st.st_ino;
+	ino[1] = st.st_dev;
 	return 0;
 }
 
@@ -77,14 +78,14 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 		   struct pm_alloc_reply *rep)
 {
 	struct allocation *al;
-	uint64_t ino = 0;
+	uint64_t ino[2] = { 0 };
 	int r;
 
 	if (a->flags || a->reserved || !power_of_two(a->chunk_size) ||
 	    a->chunk_size < PM_CHUNK_MIN || a->chunk_size > PM_CHUNK_MAX || !a->size ||
 	    a->size % a->chunk_size)
 		return -EINVAL;
-	r = check_memfd(memfd, a->size, &ino);
+	r = check_memfd(memfd, a->size, ino);
 	if (r < 0)
 		return r;
 	if (b->conf.max_allocations_per_session &&
@@ -110,7 +111,8 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 	al->pid = s->cred.pid;
 	al->uid = s->cred.uid;
 	al->memfd = memfd;
-	al->ino = ino;
+	al->ino = ino[0];
+	al->dev = ino[1];
 	al->size = a->size;
 	al->chunk_size = a->chunk_size;
 	al->next = s->allocs;

@@ -276,7 +276,7 @@ struct allocation {
 	uint32_t uid;
 	int memfd;
 	uint64_t size, chunk_size, nchunks;
-	uint64_t ino; /* the memfd's inode: who it is across a broker restart */
+	uint64_t ino, dev; /* the memfd's inode: who it is across a broker restart */
 	struct chunk *chunks;
 	unsigned busy; /* chunks in flight: the allocation outlives its free */
 	bool dead;     /* freed (or its session ended) while busy */
@@ -390,6 +390,8 @@ int recover_init(struct broker *b);
 void recover_note(struct pool *p, uint64_t off, const struct allocation *al, uint64_t chunk,
 		  bool pending);
 void recover_forget(struct pool *p, uint64_t off);
+/* The pending word of the record at off: cleared once its copy is whole. */
+uint32_t *recover_pending_flag(struct pool *p, uint64_t off);
 /* al was just registered: chunks a crashed broker left for its memfd are its. */
 void recover_claim(struct broker *b, struct allocation *al);
 /* Orphans not claimed in time are freed. */

@@ -168,16 +168,28 @@ static int copy_unmapped(struct copy *cp, uint8_t *bounce)
 				   cp->dst, cp->len);
 }
 
+/*
+ * The chunk is in the device now: its host pages go. Punching also unmaps
+ * the client's pages, so its next touch faults (userfaultfd) and brings the
+ * chunk back. The crash record is confirmed first, so that at no point is
+ * the only copy of the data one a successor would not take back.
+ */
+static int punch_host(struct copy *cp)
+{
+	if (cp->confirm)
+		__atomic_store_n(cp->confirm, 0, __ATOMIC_RELEASE);
+	return fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
+			 (off_t)cp->len) < 0 ? -errno : 0;
+}
+
 void copy_run(struct copy *cp, uint8_t *bounce)
 {
 	int r = 0;
 
 	if (cp->rsrc || cp->rdst) {
 		r = copy_unmapped(cp, bounce);
-		if (!r && cp->punch &&
-		    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
-			      (off_t)cp->len) < 0)
-			r = -errno;
+		if (!r && cp->punch)
+			r = punch_host(cp);
 		cp->err = r;
 		return;
 	}
@@ -187,12 +199,8 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 	case CP_TO_DEV:
 		r = cp->discard ? clear_dst(cp, bounce)
 				: pread_full(cp->memfd, cp->dst, cp->len, cp->file_off);
-		/* Punching also unmaps the client's pages: its next touch faults
-		 * (userfaultfd) and brings the chunk back. */
-		if (!r && cp->punch &&
-		    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
-			      (off_t)cp->len) < 0)
-			r = -errno;
+		if (!r && cp->punch)
+			r = punch_host(cp);
 		break;
 	case CP_TO_HOST:
 		if (!cp->discard)

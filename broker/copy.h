@@ -33,6 +33,10 @@ struct copy {
 	int dst_memfd;    /* an emulated destination pool's memfd, else -1 */
 	bool discard;    /* no data: the destination is cleared, never left as it was */
 	bool punch;      /* CP_TO_DEV: drop the host pages afterwards */
+	/* Cleared (released) once the data is in place and before the host
+	 * pages go: the destination's crash record turns authoritative then
+	 * (recover.c). NULL when the pool keeps no records. */
+	uint32_t *confirm;
 	int err;         /* set by the worker: 0 or -errno */
 	/* For the loop thread, untouched by workers. */
 	struct mig_job *job;

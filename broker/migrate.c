@@ -13,6 +13,7 @@
  * client moved its own pages (mbind) before asking, and the engine records
  * where they are.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 enum target_kind { TGT_PAGEMAP, TGT_SYSTEM, TGT_PREFERRED, TGT_REVOKED };
 
 #define FAULT_INLINE_MAX (2u << 20) /* faults copied by the loop thread itself */
+#define KICK_BUDGET 16384 /* chunk decisions and queue scans per engine pass */
 #define SMALL_INLINE_MAX (64u << 10) /* and any copy this small between mappings */
 
 struct mig_range {
@@ -58,6 +60,10 @@ struct engine {
 	struct copy_queue q;
 	struct mig_job *jobs;
 	unsigned inflight, max_inflight;
+	/* Work left in this pass (chunk decisions and queue scans): a pass
+	 * that runs out yields the loop to everyone else and resumes through
+	 * the eventfd, so no request holds the loop thread for long. */
+	unsigned budget;
 	uint64_t next_seq;
 	uint64_t next_deadline; /* earliest resident_until a job waits for */
 	bool check_peers;       /* an RDMA copy failed: is its link down? */
@@ -84,6 +90,7 @@ bool engine_peer_path(const struct broker *b, const struct pool *a, const struct
 /* Chunk i has been decided on by the job of mr (or never will be). */
 static void range_advance(struct mig_range *mr)
 {
+	assert(mr->next < mr->first + mr->count && mr->al->chunks[mr->next].queued);
 	mr->al->chunks[mr->next].queued--;
 	mr->next++;
 }
@@ -230,7 +237,7 @@ static int target_of(const struct mig_job *j, const struct mig_range *mr, const 
  * Most chunks are wanted by one job at a time: their count says so without
  * a look at the queue.
  */
-static bool pending_before(const struct engine *e, const struct mig_job *j,
+static bool pending_before(struct engine *e, const struct mig_job *j,
 			   const struct allocation *al, uint64_t i)
 {
 	if (al->chunks[i].queued <= 1)
@@ -241,6 +248,8 @@ static bool pending_before(const struct engine *e, const struct mig_job *j,
 		for (unsigned n = k->cur; n < k->nranges; n++) {
 			const struct mig_range *mr = &k->r[n];
 
+			if (e->budget)
+				e->budget--;
 			if (mr->al == al && i >= mr->next && i < mr->first + mr->count)
 				return true;
 		}
@@ -331,6 +340,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	cp->file_off = (off_t)(i * al->chunk_size);
 	cp->discard = j->flags & PM_MIG_DISCARD;
 	cp->dst_memfd = tp && tp->ops == &pool_emulated_ops ? tp->memfd : -1;
+	cp->confirm = tp ? recover_pending_flag(tp, (uint64_t)off) : NULL;
 	if (!fp) {
 		cp->kind = CP_TO_DEV;
 		/* READ_MOSTLY keeps the host pages as a replica. */
@@ -388,6 +398,9 @@ static bool job_issue(struct broker *b, struct mig_job *j)
 
 			if (e->inflight >= e->max_inflight || mr->al->chunks[mr->next].busy)
 				return moved;
+			if (!e->budget)
+				return moved;
+			e->budget--;
 			r = plan_chunk(b, j, mr, mr->next);
 			if (r == PLAN_WAIT)
 				return moved;
@@ -395,6 +408,10 @@ static bool job_issue(struct broker *b, struct mig_job *j)
 				job_fail(j, r);
 				return true;
 			}
+			/* A copy done in this thread may have failed the job, which
+			 * then gave back every chunk it had left, this one too. */
+			if (j->stopped)
+				return true;
 			range_advance(mr);
 			moved = true;
 		}
@@ -417,6 +434,7 @@ void engine_kick(struct broker *b)
 	bool again;
 
 	e->next_deadline = 0;
+	e->budget = KICK_BUDGET;
 	do {
 		bool waiting = false;
 
@@ -436,7 +454,15 @@ void engine_kick(struct broker *b)
 			if (moved && waiting && e->inflight < e->max_inflight)
 				again = true;
 		}
-	} while (again);
+	} while (again && e->budget);
+	/* Out of budget with work left: the rest after the loop's other events. */
+	if (!e->budget && e->jobs) {
+		uint64_t one = 1;
+
+		if (write(e->ev.fd, &one, sizeof(one)) < 0) {
+			/* The counter is far from full: EAGAIN still leaves it readable. */
+		}
+	}
 	/* Someone waits for a chunk's residency to end: wake then. */
 	if (e->next_deadline)
 		loop_arm_timer(b);
@@ -490,13 +516,14 @@ static void complete(struct broker *b, struct copy *cp)
 		if (cp->rsrc || cp->rdst)
 			e->check_peers = true;
 	} else {
-		if (fp) {
+		/* The new place is confirmed before the old one is forgotten:
+		 * a crash between the two leaves two good copies, not none. */
+		if (tp)
+			recover_note(tp, cp->to_off, al, cp->chunk, false);
+		if (fp)
 			alloc_space_put(b, al, fp, ch->off);
-		}
-		if (tp) {
+		if (tp)
 			ch->off = cp->to_off;
-			recover_note(tp, ch->off, al, cp->chunk, false);
-		}
 		ch->host_copy = tp && cp->keep_host;
 		ch->error = 0;
 		note_move(b, ch, cp->from, cp->to);
@@ -606,6 +633,13 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 	j->done_fd = -1;
 	for (unsigned i = 0; i < rq->nranges; i++) {
 		r = parse_range(b, s, &en[i], m, &j->r[i]);
+		/* A chunk twice in one request would be decided twice (and
+		 * make every later request on it scan the queue). */
+		for (unsigned k = 0; r == 0 && k < i; k++)
+			if (j->r[k].al == j->r[i].al &&
+			    j->r[k].first < j->r[i].first + j->r[i].count &&
+			    j->r[i].first < j->r[k].first + j->r[k].count)
+				r = -EINVAL;
 		if (r < 0) {
 			uid_uncharge(b, j->uid, UID_JOBS, 1);
 			free(j);

@@ -14,11 +14,14 @@
  * registers the same memfd again (libpagemap's reconnect), then forgets
  * what nobody claimed within RECOVER_MS.
  *
- * A record is written before its copy starts (pending) and confirmed when
- * it completes, so a crash in the middle is resolved by what the host side
- * shows: a chunk whose memfd range still holds data is home (a copy in
- * does not punch the host pages until it has completed); otherwise a
- * confirmed record wins over a pending one.
+ * A record is written before its copy starts (pending) and confirmed once
+ * the data is in place: by the copy worker before it punches the host
+ * pages, or on completion, before the source's record is forgotten. So a
+ * confirmed record always names a whole copy, and while a record is
+ * pending the data is still wherever it came from. A successor takes back
+ * confirmed records only, whatever the host side shows (a client can punch
+ * its own pages; a copy home cut short leaves some): a pending one may name
+ * a slot still holding what an earlier owner left there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,10 +35,11 @@
 #include "broker.h"
 
 #define RECOVER_MS 60000
-#define TABLE_MAGIC 0x314d4350u /* "PCM1" */
+#define TABLE_MAGIC 0x324d4350u /* "PCM2" */
 
 struct rec {
 	uint64_t ino;        /* the owner's memfd inode; 0: a free unit */
+	uint64_t dev;        /* and its device (hugetlbfs and shmem number apart) */
 	uint64_t size, chunk_size, chunk;
 	uint32_t uid;
 	uint32_t pending;    /* 1: written before its copy completed */
@@ -44,8 +48,21 @@ struct rec {
 struct table {
 	uint32_t magic, unit;
 	uint64_t capacity;
+	char boot_id[40]; /* records name inodes, which mean nothing after a reboot */
 	struct rec recs[];
 };
+
+static void boot_id(char out[40])
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	memset(out, 0, 40);
+	if (f) {
+		if (!fgets(out, 40, f))
+			out[0] = 0;
+		fclose(f);
+	}
+}
 
 static bool persists(const struct broker *b, const struct pool *p)
 {
@@ -66,6 +83,7 @@ static int table_map(struct broker *b, struct pool *p)
 	char path[700];
 	uint64_t nunits = p->capacity / PM_CHUNK_MIN;
 	size_t len = sizeof(struct table) + nunits * sizeof(struct rec);
+	char boot[40];
 	struct table *t;
 	int fd, r = 0;
 
@@ -82,14 +100,18 @@ static int table_map(struct broker *b, struct pool *p)
 	close(fd);
 	if (t == MAP_FAILED)
 		return -errno;
-	/* Another pool size or an unknown layout: nothing in it is ours. */
-	if (t->magic != TABLE_MAGIC || t->unit != PM_CHUNK_MIN || t->capacity != p->capacity) {
+	/* Another pool size, layout or boot: nothing in it is ours. */
+	boot_id(boot);
+	if (t->magic != TABLE_MAGIC || t->unit != PM_CHUNK_MIN || t->capacity != p->capacity ||
+	    memcmp(t->boot_id, boot, sizeof(boot))) {
 		if (t->magic)
-			blog(LOG_WARN, "%s: not a table for this pool: started afresh", path);
+			blog(LOG_WARN, "%s: not this pool's table from this boot: started afresh",
+			     path);
 		memset(t, 0, len);
 		t->magic = TABLE_MAGIC;
 		t->unit = PM_CHUNK_MIN;
 		t->capacity = p->capacity;
+		memcpy(t->boot_id, boot, sizeof(boot));
 	}
 	p->recs = t;
 	p->recs_len = len;
@@ -107,6 +129,20 @@ int recover_init(struct broker *b)
 		blog(LOG_ERR, "state directory %s: %s", b->conf.state_dir, strerror(errno));
 		return -errno;
 	}
+	/* Records decide whose data goes where: only ours may be believed. */
+	{
+		struct stat st;
+		int fd = open(b->conf.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+			blog(LOG_ERR, "state directory %s: must be a directory of ours that no one "
+				      "else may write", b->conf.state_dir);
+			if (fd >= 0)
+				close(fd);
+			return -EPERM;
+		}
+		close(fd);
+	}
 	for (struct pool *p = b->pools; p; p = p->next) {
 		int r;
 
@@ -120,8 +156,15 @@ int recover_init(struct broker *b)
 			return r;
 		}
 		pools++;
-		for (uint64_t u = 0; u < p->capacity / PM_CHUNK_MIN; u++)
-			p->orphans += p->recs->recs[u].ino != 0;
+		for (uint64_t u = 0; u < p->capacity / PM_CHUNK_MIN; u++) {
+			struct rec *rc = &p->recs->recs[u];
+
+			/* A copy that never completed: its data is still where
+			 * it came from, and the slot may hold someone else's. */
+			if (rc->ino && rc->pending)
+				memset(rc, 0, sizeof(*rc));
+			p->orphans += rc->ino != 0;
+		}
 		if (!p->orphans)
 			continue;
 		p->orphan_map = calloc(p->capacity / PM_CHUNK_MIN, 1);
@@ -175,6 +218,7 @@ void recover_note(struct pool *p, uint64_t off, const struct allocation *al, uin
 	if (!p->recs)
 		return;
 	rc = &p->recs->recs[off / PM_CHUNK_MIN];
+	rc->dev = al->dev;
 	rc->size = al->size;
 	rc->chunk_size = al->chunk_size;
 	rc->chunk = chunk;
@@ -182,6 +226,11 @@ void recover_note(struct pool *p, uint64_t off, const struct allocation *al, uin
 	rc->pending = pending;
 	/* The identity last: a record is whole once it names someone. */
 	__atomic_store_n(&rc->ino, al->ino, __ATOMIC_RELEASE);
+}
+
+uint32_t *recover_pending_flag(struct pool *p, uint64_t off)
+{
+	return p->recs ? &p->recs->recs[off / PM_CHUNK_MIN].pending : NULL;
 }
 
 void recover_forget(struct pool *p, uint64_t off)
@@ -211,14 +260,6 @@ static void drop_orphan(struct broker *b, struct pool *p, uint64_t u)
 	orphan_gone(b, p, u);
 }
 
-/* Whether [off, off + len) of fd holds data (not all holes). */
-static bool has_data(int fd, uint64_t off, uint64_t len)
-{
-	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
-
-	return d >= 0 && (uint64_t)d < off + len;
-}
-
 void recover_claim(struct broker *b, struct allocation *al)
 {
 	uint64_t found = 0;
@@ -230,29 +271,17 @@ void recover_claim(struct broker *b, struct allocation *al)
 			struct rec *rc = &p->recs->recs[u];
 			struct chunk *ch;
 
-			if (!p->orphan_map[u] || rc->ino != al->ino || rc->uid != al->uid ||
-			    rc->size != al->size ||
+			if (!p->orphan_map[u] || rc->ino != al->ino || rc->dev != al->dev ||
+			    rc->uid != al->uid || rc->size != al->size ||
 			    rc->chunk_size != al->chunk_size || rc->chunk >= al->nchunks)
 				continue;
 			ch = &al->chunks[rc->chunk];
-			/* Data in the memfd: the chunk is home (a copy in punches
-			 * the host range only once it completed). */
-			if (has_data(al->memfd, rc->chunk * al->chunk_size, al->chunk_size)) {
+			/* Pending: the data never left where it came from. A
+			 * second confirmed copy (a crash between confirming the
+			 * new place and forgetting the old): the same bytes. */
+			if (__atomic_load_n(&rc->pending, __ATOMIC_ACQUIRE) || ch->where) {
 				drop_orphan(b, p, u);
 				continue;
-			}
-			/* Two places (a crash mid pool-to-pool copy): the
-			 * confirmed one holds the data. */
-			if (ch->where) {
-				if (rc->pending) {
-					drop_orphan(b, p, u);
-					continue;
-				}
-				recover_forget(ch->where->pool, ch->off);
-				space_put(ch->where->pool, ch->off, al->chunk_size);
-				uid_uncharge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
-				alloc_set_ref(b, &ch->where, NULL);
-				found--;
 			}
 			alloc_set_ref(b, &ch->where, p->pm);
 			ch->off = u * PM_CHUNK_MIN;

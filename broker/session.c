@@ -417,7 +417,7 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 	if (s->refused) {
 		/* Over a limit: whatever it asks is told so, and the session ends. */
 		reply_status(s, m, s->refused);
-		return -s->refused;
+		return s->refused; /* negative: the caller ends the session */
 	}
 	if (m->hdr.opcode != PM_OP_HELLO && !s->version)
 		return reply_status(s, m, -EPROTO); /* HELLO first */

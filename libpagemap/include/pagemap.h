@@ -190,8 +190,9 @@ struct pm_migrate_range {
  * Several ranges, each to its own target, in one request to the broker
  * (at most PM_MIGRATE_BATCH_MAX ranges and PM_MIGRATE_BATCH_FDS distinct
  * pagemap fds). Ranges are moved in order; a failure stops the rest and
- * *res (when not NULL) says how far it got. Returns 0, a completion fd
- * with PM_MIGRATE_ASYNC, or -errno.
+ * *res (when not NULL) says how far it got. Ranges whose chunks overlap
+ * are refused (-EINVAL): a chunk goes to one place per request. Returns 0,
+ * a completion fd with PM_MIGRATE_ASYNC, or -errno.
  */
 #define PM_MIGRATE_BATCH_MAX 64
 #define PM_MIGRATE_BATCH_FDS 4

@@ -619,9 +619,25 @@ static void test_batch(void)
 	cu_check_at(rc == -E2BIG || rc == -EINVAL, __FILE__, __LINE__,
 		    "%d ranges: %d, want -E2BIG or -EINVAL", PM_MIGRATE_BATCH_MAX + 1, rc);
 	CHECK_IN(c, q + 5 * ck, ck, 0, 1);
-	/* ...and exactly as many is fine (the same chunk 64 times). */
-	CU_ASSERT_EQUAL(pm_migrate_batch(c, r, PM_MIGRATE_BATCH_MAX, 0, NULL), 0);
-	CHECK_IN(c, q + 5 * ck, ck, e0, 1);
+	/* The same chunk twice in one request: refused, nothing moves. */
+	rc = pm_migrate_batch(c, r, 2, 0, NULL);
+	cu_check_at(rc == -EINVAL, __FILE__, __LINE__, "overlapping ranges: %d, want -EINVAL", rc);
+	CHECK_IN(c, q + 5 * ck, ck, 0, 1);
+	/* ...and exactly as many as allowed is fine. */
+	{
+		uint8_t *big;
+		void *v;
+
+		CU_ASSERT_EQUAL_FATAL(pm_alloc(c, PM_MIGRATE_BATCH_MAX * ck, PM_ALLOC_CHUNK_SHIFT(16),
+					       &v), 0);
+		big = v;
+		for (int i = 0; i < PM_MIGRATE_BATCH_MAX; i++)
+			r[i] = (struct pm_migrate_range){ .addr = big + i * ck, .len = 4096,
+							  .pagemap_fd = emu0 };
+		CU_ASSERT_EQUAL(pm_migrate_batch(c, r, PM_MIGRATE_BATCH_MAX, 0, NULL), 0);
+		CHECK_IN(c, big, PM_MIGRATE_BATCH_MAX * ck, e0, PM_MIGRATE_BATCH_MAX);
+		CU_ASSERT_EQUAL(pm_free(c, v), 0);
+	}
 
 	r[0] = (struct pm_migrate_range){ .addr = q + 6 * ck, .len = ck, .pagemap_fd = emu0 };
 	CU_ASSERT_EQUAL(pm_migrate_batch(c, r, 0, 0, NULL), -EINVAL);
