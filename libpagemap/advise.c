@@ -55,6 +55,7 @@ PM_EXPORT int pm_madvise(struct pm_client *c, void *addr, size_t len, int advice
 
 	if (!c)
 		return -EINVAL;
+again:
 	r = pm_span_of(c, addr, len, &sp);
 	if (r < 0)
 		return r;
@@ -74,8 +75,10 @@ PM_EXPORT int pm_madvise(struct pm_client *c, void *addr, size_t len, int advice
 	a.first = sp.first;
 	a.count = sp.count;
 	a.advice = (uint32_t)advice;
-	r = pm_client_call_fds(c, PM_OP_ADVISE, &a, sizeof(a), &pagemap_fd, pagemap_fd >= 0,
-			       NULL, 0, NULL, NULL);
+	r = pm_client_call_gen(c, sp.gen, PM_OP_ADVISE, &a, sizeof(a), &pagemap_fd,
+			       pagemap_fd >= 0, NULL, 0, NULL, NULL);
+	if (r == -ESTALE)
+		goto again; /* the broker restarted: the allocation's new id */
 	if (r >= 0)
 		remember(c, &sp, kind, r, node);
 	return r;
@@ -107,8 +110,8 @@ PM_EXPORT int pm_query_range(struct pm_client *c, const void *addr, size_t len,
 	for (next = sp.first; next < sp.first + sp.count;) {
 		q.first = next;
 		q.count = sp.first + sp.count - next;
-		r = pm_client_call(c, PM_OP_RANGES, &q, sizeof(q), &rep->count,
-				   PM_MAX_PAYLOAD - sizeof(rep->r), &got, NULL);
+		r = pm_client_call_gen(c, sp.gen, PM_OP_RANGES, &q, sizeof(q), NULL, 0, &rep->count,
+				       PM_MAX_PAYLOAD - sizeof(rep->r), &got, NULL);
 		if (r < 0)
 			goto out;
 		run = (const void *)(rep + 1);

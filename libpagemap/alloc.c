@@ -145,19 +145,33 @@ PM_EXPORT int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, voi
 	}
 	req.size = size;
 	req.chunk_size = chunk;
-	r = pm_client_call_fds(c, PM_OP_ALLOC, &req, sizeof(req), &fd, 1, &rep.alloc_id,
-			       sizeof(rep) - sizeof(rep.r), &len, NULL);
-	if (r >= 0 && len != sizeof(rep) - sizeof(rep.r))
-		r = -EPROTO;
-	if (r < 0)
-		goto fail_map;
 	e->addr = p;
 	e->size = size;
 	e->chunk_size = chunk;
 	e->nchunks = size / chunk;
 	e->memfd = fd;
+	for (;;) {
+		uint64_t gen;
+
+		pthread_mutex_lock(&c->lock);
+		gen = c->gen;
+		pthread_mutex_unlock(&c->lock);
+		r = pm_client_call_gen(c, gen, PM_OP_ALLOC, &req, sizeof(req), &fd, 1,
+				       &rep.alloc_id, sizeof(rep) - sizeof(rep.r), &len, NULL);
+		if (r >= 0 && len != sizeof(rep) - sizeof(rep.r))
+			r = -EPROTO;
+		if (r == -ESTALE)
+			continue;
+		if (r < 0)
+			goto fail_map;
+		/* Linked under the connection that registered it: one that
+		 * reconnected meanwhile did not know it, so it goes again. */
+		pthread_mutex_lock(&c->lock);
+		if (c->gen == gen)
+			break;
+		pthread_mutex_unlock(&c->lock);
+	}
 	e->id = rep.alloc_id;
-	pthread_mutex_lock(&c->lock);
 	e->next = c->allocs;
 	c->allocs = e;
 	pthread_mutex_unlock(&c->lock);
@@ -179,11 +193,12 @@ void pm_alloc_entry_free(struct pm_alloc_entry *e)
 	free(e);
 }
 
-static struct pm_alloc_entry *unlink_alloc(struct pm_client *c, void *addr)
+static struct pm_alloc_entry *unlink_alloc(struct pm_client *c, void *addr, uint64_t *gen)
 {
 	struct pm_alloc_entry *e = NULL;
 
 	pthread_mutex_lock(&c->lock);
+	*gen = c->gen;
 	for (struct pm_alloc_entry **pp = &c->allocs; *pp; pp = &(*pp)->next)
 		if ((*pp)->addr == addr) {
 			e = *pp;
@@ -198,16 +213,20 @@ PM_EXPORT int pm_free(struct pm_client *c, void *addr)
 {
 	struct pm_free req = { 0 };
 	struct pm_alloc_entry *e;
+	uint64_t gen;
 	int r;
 
 	if (!c || !addr)
 		return -EINVAL;
-	e = unlink_alloc(c, addr);
+	e = unlink_alloc(c, addr, &gen);
 	if (!e)
 		return -EINVAL;
 	req.alloc_id = e->id;
-	/* The memory goes whatever the broker says: it is this process's. */
-	r = pm_client_call(c, PM_OP_FREE, &req, sizeof(req), NULL, 0, NULL, NULL);
+	/* The memory goes whatever the broker says: it is this process's. A
+	 * broker restarted since the unlink never heard of it (-ESTALE). */
+	r = pm_client_call_gen(c, gen, PM_OP_FREE, &req, sizeof(req), NULL, 0, NULL, 0, NULL, NULL);
+	if (r == -ESTALE)
+		r = 0;
 	munmap(e->addr, e->size);
 	close(e->memfd);
 	pm_alloc_entry_free(e);
@@ -258,6 +277,7 @@ int pm_span_of(struct pm_client *c, const void *addr, size_t len, struct pm_span
 		sp->first = off / e->chunk_size;
 		sp->count = (off + len + e->chunk_size - 1) / e->chunk_size - sp->first;
 		sp->start = (uintptr_t)e->addr + sp->first * e->chunk_size;
+		sp->gen = c->gen;
 		r = 0;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -274,12 +294,14 @@ PM_EXPORT int pm_query(struct pm_client *c, const void *addr, size_t len, uint64
 
 	if (!c || (n && !pagemap_ids))
 		return -EINVAL;
+again:
 	r = pm_span_of(c, addr, len, &sp);
 	if (r < 0)
 		return r;
 	if (sp.count > INT32_MAX)
 		return -EINVAL;
 	q.alloc_id = sp.id;
+	done = 0;
 	/* As many requests as it takes: one reply holds PM_QUERY_MAX ids. */
 	while (done < n && done < sp.count) {
 		size_t want = sp.count - done, got = 0;
@@ -290,8 +312,10 @@ PM_EXPORT int pm_query(struct pm_client *c, const void *addr, size_t len, uint64
 			want = PM_QUERY_MAX;
 		q.first = sp.first + done;
 		q.count = want;
-		r = pm_client_call(c, PM_OP_QUERY_RANGE, &q, sizeof(q), pagemap_ids + done,
-				   want * sizeof(uint64_t), &got, NULL);
+		r = pm_client_call_gen(c, sp.gen, PM_OP_QUERY_RANGE, &q, sizeof(q), NULL, 0,
+				       pagemap_ids + done, want * sizeof(uint64_t), &got, NULL);
+		if (r == -ESTALE)
+			goto again; /* the broker restarted: the allocation's new id */
 		if (r < 0)
 			return r;
 		if ((size_t)r != want || got != want * sizeof(uint64_t))

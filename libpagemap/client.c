@@ -78,7 +78,8 @@ static int wait_reply(struct pm_client *c, struct pm_reply_slot *slot)
 {
 	while (!slot->m && !c->dead) {
 		struct pm_msg *m;
-		int r;
+		uint64_t gen;
+		int r, sock;
 
 		if (c->reading) {
 			pthread_cond_wait(&c->replied, &c->lock);
@@ -88,15 +89,23 @@ static int wait_reply(struct pm_client *c, struct pm_reply_slot *slot)
 		if (!m)
 			return -ENOMEM;
 		c->reading = true;
+		sock = c->sock;
+		gen = c->gen;
 		pthread_mutex_unlock(&c->lock);
-		r = pm_msg_recv(c->sock, m);
+		r = pm_msg_recv(sock, m);
 		pthread_mutex_lock(&c->lock);
 		c->reading = false;
 		if (r < 0) {
 			free(m);
-			c->dead = r;
-		} else {
+			/* The end of a connection already replaced says nothing
+			 * about the new one. */
+			if (gen == c->gen)
+				c->dead = r;
+		} else if (gen == c->gen) {
 			deliver(c, m);
+		} else {
+			pm_msg_close_fds(m);
+			free(m);
 		}
 		pthread_cond_broadcast(&c->replied);
 	}
@@ -109,26 +118,33 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 	return pm_client_call_fds(c, opcode, req, reqlen, NULL, 0, reply, cap, len, fd);
 }
 
-static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *req,
-		size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
-		int *fd);
+static int call(struct pm_client *c, bool ordered, uint64_t gen, uint16_t opcode,
+		const void *req, size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+		size_t *len, int *fd);
 
 int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd)
 {
-	return call(c, false, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
+	return call(c, false, 0, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
 }
 
-int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
-			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
-			   int *fd)
+int pm_client_call_gen(struct pm_client *c, uint64_t gen, uint16_t opcode, const void *req,
+		       size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+		       size_t *len, int *fd)
 {
-	return call(c, true, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
+	return call(c, false, gen, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
 }
 
-static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *req,
-		size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
-		int *fd)
+int pm_client_call_ordered(struct pm_client *c, uint64_t gen, uint16_t opcode, const void *req,
+			   size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+			   size_t *len, int *fd)
+{
+	return call(c, true, gen, opcode, req, reqlen, fds, nfds, reply, cap, len, fd);
+}
+
+static int call(struct pm_client *c, bool ordered, uint64_t gen, uint16_t opcode,
+		const void *req, size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+		size_t *len, int *fd)
 {
 	struct pm_hdr hdr = { .version = c->version ? c->version : PM_PROTO_VERSION_MAX,
 			      .opcode = opcode };
@@ -144,6 +160,9 @@ static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *
 			c->reconnect(c);
 		pthread_mutex_lock(&c->lock);
 		r = c->dead;
+		/* Ids from before a reconnect name nothing, or someone else. */
+		if (!r && gen && gen != c->gen)
+			r = -ESTALE;
 		if (!r) {
 			hdr.request_id = slot.id = ++c->next_id;
 			hdr.version = c->version ? c->version : PM_PROTO_VERSION_MAX;
@@ -155,7 +174,7 @@ static int call(struct pm_client *c, bool ordered, uint16_t opcode, const void *
 		/* Not sent, so safe to send again once: to a broker restarted
 		 * since the last call. A request that was sent is never
 		 * repeated (the broker may have acted on it). */
-		if (!c->dead || tries || !c->reconnect)
+		if (!c->dead || tries || !c->reconnect || r == -ESTALE)
 			break;
 		pthread_mutex_unlock(&c->lock);
 	}

@@ -63,6 +63,10 @@ struct pm_client {
 	struct pm_fault *fault; /* userfaultfd handler, started on first need */
 	uint64_t wp_epoch;      /* under lock: one per migration that protects */
 	char path[108];         /* the broker's socket: where to reconnect */
+	/* Under lock: which connection this is (1, then one more per
+	 * reconnect). Allocation ids are that connection's broker's: a request
+	 * built with ids of an older one is refused unsent (-ESTALE). */
+	uint64_t gen;
 	/* pm_client_reconnect, set by pm_connect: the admin tools link this
 	 * file on its own, and reach the library's code through it. */
 	int (*reconnect)(struct pm_client *c);
@@ -80,11 +84,17 @@ int pm_client_call(struct pm_client *c, uint16_t opcode, const void *req, size_t
 /* The same, sending nfds fds (borrowed) with the request. */
 int pm_client_call_fds(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
 		       const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len, int *fd);
+/* The same for a request that names allocations by the ids of connection
+ * gen (pm_span.gen, pm_chunk_at): -ESTALE, unsent, when the connection has
+ * changed since; the caller looks the ids up again. */
+int pm_client_call_gen(struct pm_client *c, uint64_t gen, uint16_t opcode, const void *req,
+		       size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+		       size_t *len, int *fd);
 /* The same, called holding c->order, which it releases once the request is
  * sent (or has failed to be). */
-int pm_client_call_ordered(struct pm_client *c, uint16_t opcode, const void *req, size_t reqlen,
-			   const int *fds, unsigned nfds, void *reply, size_t cap, size_t *len,
-			   int *fd);
+int pm_client_call_ordered(struct pm_client *c, uint64_t gen, uint16_t opcode, const void *req,
+			   size_t reqlen, const int *fds, unsigned nfds, void *reply, size_t cap,
+			   size_t *len, int *fd);
 
 /* Whether the control connection broke (every call fails until a reconnect). */
 bool pm_client_dead(struct pm_client *c);
@@ -110,6 +120,7 @@ struct pm_alloc_entry *pm_alloc_find_range(const struct pm_client *c, uintptr_t 
 /* The chunks a range touches. */
 struct pm_span {
 	uint64_t id, first, count;
+	uint64_t gen; /* the connection whose broker id is */
 	uintptr_t start; /* first chunk's address */
 	size_t chunk;
 };
@@ -130,7 +141,7 @@ int pm_fault_register(struct pm_client *c, void *addr, size_t len);
 /* The chunk holding addr: its allocation id, index, start, size, and the
  * epoch of the migration that protected it last. Takes c->lock. */
 bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
-		 uintptr_t *start, size_t *size, uint64_t *epoch);
+		 uintptr_t *start, size_t *size, uint64_t *epoch, uint64_t *gen);
 int pm_fault_protect(struct pm_client *c, void *addr, size_t len, bool wp);
 /* [start, start + size) was lost with its broker: every access to it gets
  * SIGBUS from now on. */

@@ -72,7 +72,7 @@ static int uffd_features(uint64_t *out)
 }
 
 bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *idx,
-		 uintptr_t *start, size_t *size, uint64_t *epoch)
+		 uintptr_t *start, size_t *size, uint64_t *epoch, uint64_t *gen)
 {
 	const struct pm_alloc_entry *e;
 
@@ -84,6 +84,7 @@ bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *id
 		*start = (uintptr_t)e->addr + *idx * e->chunk_size;
 		*size = e->chunk_size;
 		*epoch = e->wp_epoch[*idx];
+		*gen = c->gen;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return e != NULL;
@@ -113,12 +114,12 @@ static void release(struct pm_client *c, uintptr_t start, size_t size, uint64_t 
 		    uintptr_t page, bool missing)
 {
 	struct uffdio_range range = { .start = start, .len = size };
-	uint64_t id, idx, now = 0;
+	uint64_t id, idx, now = 0, gen;
 	uintptr_t s2;
 	size_t z;
 
 	pthread_mutex_lock(&c->order);
-	if (pm_chunk_at(c, start, &id, &idx, &s2, &z, &now) && now == epoch) {
+	if (pm_chunk_at(c, start, &id, &idx, &s2, &z, &now, &gen) && now == epoch) {
 		struct uffdio_zeropage zp = {
 			.range = { .start = page, .len = (uint64_t)sysconf(_SC_PAGESIZE) },
 			.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
@@ -209,11 +210,11 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	} req = { .rq = { .flags = PM_MIG_FAULT, .nranges = 1 } };
 	uintptr_t page = addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1), start;
 	struct uffdio_range range;
-	uint64_t id, idx, epoch;
+	uint64_t id, idx, epoch, gen;
 	size_t size;
 	int r;
 
-	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epoch)) {
+	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epoch, &gen)) {
 		/* Freed under the access: let it retry and meet the unmapping. */
 		range.start = page;
 		range.len = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -227,8 +228,16 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	/* Whatever the broker answers, the access must go on: an error (the
 	 * broker gone, a failed copy) is recorded there and in the chunk. */
 	pthread_mutex_lock(&c->order);
-	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0, NULL,
-				   NULL);
+	r = pm_client_call_ordered(c, gen, PM_OP_MIGRATE, &req, sizeof(req), NULL, 0, NULL, 0,
+				   NULL, NULL);
+	if (r == -ESTALE) {
+		/* The broker restarted since the id was read: fault again,
+		 * with the allocation's new id. */
+		range.start = start;
+		range.len = size;
+		ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+		return;
+	}
 	if (r < 0 && pm_client_dead(c)) {
 		broker_gone(c, start, size, page, epoch, !wp);
 		return;

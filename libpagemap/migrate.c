@@ -223,6 +223,33 @@ static void settle(struct pm_client *c, const struct pm_span *sp, bool home, uin
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * A move that failed left some chunks home: they are not "away" (which
+ * would make a crash of the broker look like their loss). Where each chunk
+ * is, from the broker.
+ */
+static void unmark_home(struct pm_client *c, const struct pm_migrate_range *r)
+{
+	struct pm_alloc_entry *e;
+	uint64_t *ids;
+	struct pm_span sp;
+	int n;
+
+	if (pm_span_of(c, r->addr, r->len, &sp) < 0)
+		return;
+	ids = calloc(sp.count, sizeof(*ids));
+	if (!ids)
+		return;
+	n = pm_query(c, (void *)sp.start, sp.count * sp.chunk, ids, sp.count);
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, sp.start, sp.count * sp.chunk);
+	for (int k = 0; e && k < n && (uint64_t)k < sp.count; k++)
+		if (!ids[k])
+			e->state[sp.first + (uint64_t)k] &= (uint8_t)~PM_CHUNK_AWAY;
+	pthread_mutex_unlock(&c->lock);
+	free(ids);
+}
+
 /* The index of fd among the request's fds, adding it: -E2BIG past the limit. */
 static int fd_index(int *fds, unsigned *nfds, int fd)
 {
@@ -253,12 +280,16 @@ PM_EXPORT int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_rang
 	if (!c || !ranges || !n || n > PM_MIGRATE_BATCH_MAX ||
 	    (flags & ~(PM_MIGRATE_ASYNC | PM_MIGRATE_DISCARD)))
 		return -EINVAL;
+again:
+	nfds = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (ranges[i].reserved)
 			return -EINVAL;
 		r = pm_span_of(c, ranges[i].addr, ranges[i].len, &sp[i]);
 		if (r < 0)
 			return r;
+		if (sp[i].gen != sp[0].gen)
+			goto again; /* a reconnect between two lookups */
 		r = resolve(ranges[i].pagemap_fd, &t[i]);
 		if (r < 0)
 			return r;
@@ -286,18 +317,24 @@ PM_EXPORT int pm_migrate_batch(struct pm_client *c, const struct pm_migrate_rang
 	req.rq.nranges = (uint32_t)n;
 	req.rq.flags = (flags & PM_MIGRATE_ASYNC ? PM_MIG_ASYNC : 0) |
 		       (flags & PM_MIGRATE_DISCARD ? PM_MIG_DISCARD : 0);
-	r = pm_client_call_ordered(c, PM_OP_MIGRATE, &req,
+	r = pm_client_call_ordered(c, sp[0].gen, PM_OP_MIGRATE, &req,
 				   sizeof(req.rq) + n * sizeof(req.en[0]), fds, nfds, &rep.bytes_done,
 				   sizeof(rep) - sizeof(rep.r), NULL,
 				   flags & PM_MIGRATE_ASYNC ? &done_fd : NULL);
+	if (r == -ESTALE)
+		goto again; /* the broker restarted: the allocations' new ids */
 	if (flags & PM_MIGRATE_ASYNC) {
 		if (r >= 0 && done_fd < 0)
 			r = -EPROTO;
 		return r < 0 ? r : done_fd;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (t[i].wire != PM_TARGET_PREFERRED)
 			settle(c, &sp[i], t[i].host, epoch[i]);
+		/* Refused or cut short: some chunks never left. */
+		if (r < 0 && !t[i].host)
+			unmark_home(c, &ranges[i]);
+	}
 	if (res) {
 		memset(res, 0, sizeof(*res));
 		res->status = r < 0 ? r : 0;

@@ -62,6 +62,7 @@ PM_EXPORT int pm_connect(const char *socket_path, struct pm_client **out)
 		goto fail;
 	}
 	snprintf(c->path, sizeof(c->path), "%s", sa.sun_path);
+	c->gen = 1;
 	c->reconnect = pm_client_reconnect;
 	r = hello(c);
 	if (r < 0)

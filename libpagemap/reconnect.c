@@ -73,16 +73,20 @@ static bool has_data(int fd, off_t off, size_t len)
  */
 static int settle_away(struct pm_client *c, int sock, struct pm_alloc_entry *e)
 {
-	static uint64_t where[PM_QUERY_MAX];
+	uint64_t *where = malloc(PM_QUERY_MAX * sizeof(*where));
 
+	if (!where)
+		return -ENOMEM;
 	for (size_t first = 0; first < e->nchunks; first += PM_QUERY_MAX) {
 		size_t n = e->nchunks - first < PM_QUERY_MAX ? e->nchunks - first : PM_QUERY_MAX;
 		struct pm_query_range q = { .alloc_id = e->id, .first = first, .count = n };
 		int r = call_on(sock, PM_OP_QUERY_RANGE, &q, sizeof(q), NULL, 0, where,
 				n * sizeof(where[0]), ++c->next_id);
 
-		if (r < 0)
+		if (r < 0) {
+			free(where);
 			return r;
+		}
 		for (size_t k = 0; k < n; k++) {
 			size_t i = first + k;
 
@@ -95,6 +99,7 @@ static int settle_away(struct pm_client *c, int sock, struct pm_alloc_entry *e)
 					      e->chunk_size);
 		}
 	}
+	free(where);
 	return 0;
 }
 
@@ -116,14 +121,18 @@ int pm_client_reconnect(struct pm_client *c)
 		pthread_mutex_unlock(&c->lock);
 		return 0; /* another thread got there first */
 	}
+	/* c->lock is held throughout: a broker that does not accept (its
+	 * backlog full) or accepts and never answers must not hold every
+	 * thread of ours for long. */
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock >= 0) {
+		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+		setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	}
 	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	/* c->lock is held throughout: a broker that accepts and never answers
-	 * must not hold every thread of ours. */
-	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	/* Everything on the new socket before anyone else may use it: the
 	 * allocation list and ids stay consistent for every other thread. */
 	id = ++c->next_id;
@@ -146,14 +155,19 @@ int pm_client_reconnect(struct pm_client *c)
 			goto fail;
 		memset(e->pref_node, 0xff, e->nchunks * sizeof(e->pref_node[0])); /* -1: advice gone */
 	}
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &forever, sizeof(forever));
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof(forever));
 	old = c->sock;
 	c->sock = sock;
+	c->gen++;
 	c->version = hr.version;
 	c->session_id = hr.session_id;
 	c->dead = 0;
 	c->reconnects++;
 	pthread_mutex_unlock(&c->lock);
+	/* A reader still in recv() on it returns now; the number is not
+	 * reused under it, since it holds the file until then. */
+	shutdown(old, SHUT_RDWR);
 	close(old);
 	return 0;
 fail:

@@ -214,6 +214,77 @@ static void test_crash_recovered(void)
 	it_broker_stop(&br);
 }
 
+/*
+ * From review: after a reconnect the new broker numbers the allocations
+ * anew. A request built with an old id must not reach it (A's free freed
+ * B; A's fault fetched B's chunk).
+ */
+static void test_ids_after_restart(void)
+{
+	struct pm_client *c;
+	struct it_broker br;
+	uint64_t ids[2];
+	void *a, *b;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &opts), 0);
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 4 << 20, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, 4 << 20, 0, &b), 0);
+	it_pattern_fill(a, 0, 4 << 20, 31);
+	it_pattern_fill(b, 0, 4 << 20, 32);
+	CU_ASSERT_EQUAL_FATAL(stop(&br, SIGTERM), 0);
+	CU_ASSERT_EQUAL_FATAL(start_again(&br, &opts), 0);
+	/* Freeing A first: built with A's old id, which may be B's now. */
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	CU_ASSERT_EQUAL(pm_query(c, b, 4 << 20, ids, 2), 2);
+	fd = pagemap_open(c, IT_EMU1, NULL, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pm_migrate(c, b, 4 << 20, fd, 0), 0);
+	CU_ASSERT_EQUAL(it_pattern_check(b, 0, 4 << 20, 32), SIZE_MAX);
+	close(fd);
+	CU_ASSERT_EQUAL(pm_free(c, b), 0);
+	pm_disconnect(c);
+	it_broker_stop(&br);
+}
+
+/* In a child: a move refused halfway (quota), a restart, then a touch of a
+ * chunk that never left and was never written: zeros, not SIGBUS. */
+static int refused_then_restart(struct it_broker *br, int to_parent, int from_parent)
+{
+	struct pm_client *c = it_connect(br);
+	volatile uint8_t *p;
+	void *a;
+	int fd;
+
+	if (!c || pm_alloc(c, 8 << 20, 0, &a) < 0)
+		return 10;
+	fd = pagemap_open(c, IT_EMU0, NULL, 0);
+	if (fd < 0 || pm_migrate(c, a, 8 << 20, fd, 0) != -EDQUOT)
+		return 11;
+	close(fd);
+	if (it_post(to_parent, 'm') < 0 || it_wait_byte(from_parent, 20000) != 'r')
+		return 12;
+	signal(SIGBUS, SIG_DFL);
+	p = a;
+	return p[(6 << 20) + 5] == 0 ? 0 : 13; /* chunk 3: home all along */
+}
+
+static void test_refused_move_restart(void)
+{
+	static const char conf[] = "{\"pressure\": {\"psi_path\": \"\"},"
+				   " \"limits\": {\"max_placed_bytes_per_uid\": 6291456}}\n";
+	struct it_opts o = { .linger_ms = 1000, .config = conf };
+	struct it_broker br;
+
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &o), 0);
+	CU_ASSERT_EQUAL(crash_under(&br, &o, refused_then_restart, NULL), 0);
+	it_broker_stop(&br);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -222,6 +293,8 @@ int main(void)
 		{ "crash: lost chunks SIGBUS, the rest intact, the client carries on",
 		  test_crash_restart },
 		{ "crash with a state directory: every chunk recovered", test_crash_recovered },
+		{ "allocation ids from before a restart reach no one", test_ids_after_restart },
+		{ "a move refused halfway: no chunk taken for lost", test_refused_move_restart },
 		{ NULL, NULL },
 	};
 
