@@ -178,6 +178,7 @@ struct config {
 	uint64_t max_alloc_chunks_per_uid; /* bounds the broker's chunk tables */
 	uint64_t max_alloc_bytes_per_uid;
 	uint32_t max_jobs_per_uid;         /* migration requests queued or running */
+	uint32_t max_fds_per_uid;          /* all of the above that hold fds; 0: a quarter of ours */
 	uint64_t max_placed_bytes_per_uid; /* device pool bytes; 0: no quota */
 	uint32_t min_residency_ms; /* advice-driven moves wait this long after a move */
 	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */

@@ -157,16 +157,28 @@ static void signal_fired(struct broker *b, struct watch *w, uint32_t events)
  * run with the hard limit, not the soft 1024 a service is started with
  * (systemd's default for its children, for select()'s sake; we use epoll).
  */
-static void raise_fd_limit(void)
+static void raise_fd_limit(struct broker *b)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		blog(LOG_WARN, "cannot raise the fd limit to %llu: %s",
-		     (unsigned long long)rl.rlim_max, strerror(errno));
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			blog(LOG_WARN, "cannot raise the fd limit to %llu: %s",
+			     (unsigned long long)rl.rlim_max, strerror(errno));
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* A uid's share of them, unless the configuration says otherwise. */
+	if (!b->conf.max_fds_per_uid) {
+		uint64_t share = rl.rlim_cur / 4;
+
+		b->conf.max_fds_per_uid = share < 256 ? 256 : share > (1u << 24) ? 1u << 24
+										 : (uint32_t)share;
+	}
+	blog(LOG_DEBUG, "fd limit %llu, a uid's share %u", (unsigned long long)rl.rlim_cur,
+	     b->conf.max_fds_per_uid);
 }
 
 static int setup(struct broker *b, bool signals)
@@ -197,7 +209,7 @@ static int setup(struct broker *b, bool signals)
 	if (r < 0)
 		return r;
 	policy_resolve(b);
-	raise_fd_limit();
+	raise_fd_limit(b);
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->epfd < 0)
 		return -errno;

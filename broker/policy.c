@@ -262,6 +262,7 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 		LIMIT(max_alloc_chunks_per_uid, 1, 1ll << 32),
 		LIMIT(max_alloc_bytes_per_uid, PM_CHUNK_MIN, INT64_MAX),
 		LIMIT(max_jobs_per_uid, 1, 1 << 20),
+		LIMIT(max_fds_per_uid, 16, 1 << 24),
 		LIMIT(max_placed_bytes_per_uid, 0, INT64_MAX),
 	};
 #undef LIMIT

@@ -19,7 +19,7 @@
 struct uid_usage {
 	uint32_t uid;
 	uint64_t held[UID_NRES];
-	uint64_t refused_at[UID_NRES]; /* ms of the last log line, to rate-limit it */
+	uint64_t refused_at[UID_NRES + 1]; /* ms of the last log line (+1: the fd share) */
 	struct uid_usage *next;
 };
 
@@ -78,6 +78,26 @@ int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
 
 	if (r >= UID_NRES)
 		return -EINVAL;
+	/* Sessions, handles, allocations (their memfds) and async migrations
+	 * (their completion sockets) all hold fds here: together they get a
+	 * share of the broker's fd limit, so that no one uid can make accept()
+	 * fail for everyone. */
+	if (b->conf.max_fds_per_uid &&
+	    (r == UID_SESSIONS || r == UID_HANDLES || r == UID_ALLOCATIONS || r == UID_JOBS)) {
+		uint64_t fds = u ? u->held[UID_SESSIONS] + u->held[UID_HANDLES] +
+					   u->held[UID_ALLOCATIONS] + u->held[UID_JOBS]
+				 : 0;
+
+		if (fds + n > b->conf.max_fds_per_uid) {
+			b->limits_hit++;
+			if (u && now_ms() - u->refused_at[UID_NRES] >= 1000) {
+				blog(LOG_WARN, "uid %u: max_fds_per_uid (%u) reached: %llu held", uid,
+				     b->conf.max_fds_per_uid, (unsigned long long)fds);
+				u->refused_at[UID_NRES] = now_ms();
+			}
+			return -EMFILE;
+		}
+	}
 	limit = limit_of(&b->conf, r);
 	have = u ? u->held[r] : 0;
 

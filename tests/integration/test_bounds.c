@@ -85,6 +85,30 @@ static void test_handles_per_uid(void)
 	it_broker_stop(&br);
 }
 
+/* Everything of a uid that holds an fd in the broker shares one budget. */
+static void test_fd_share(void)
+{
+	struct it_broker br;
+	struct pm_client *c;
+	int fds[32], n = 0, r = 0;
+	void *a;
+
+	up_with(&br, "\"max_fds_per_uid\": 20", NULL);
+	c = it_connect(&br); /* 1: the session */
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL(pm_alloc(c, 2 << 20, 0, &a), 0); /* 2: its memfd */
+	while (n < 32 && (r = pagemap_open(c, "node0", NULL, 0)) >= 0)
+		fds[n++] = r;
+	CU_ASSERT_EQUAL(r, -EMFILE);
+	CU_ASSERT_EQUAL(n, 18);
+	CU_ASSERT(it_log_has(&br, "max_fds_per_uid (20) reached", NULL));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	pm_disconnect(c);
+	it_broker_stop(&br);
+}
+
 /*
  * Finding 4: an allocation's chunk table is the broker's memory. A sparse
  * 256 GiB allocation in 64 KiB chunks (4 Mi chunks, 352 MiB of table) was
@@ -257,6 +281,7 @@ int main(void)
 	static const struct cu_test tests[] = {
 		{ "sessions per uid", test_sessions_per_uid },
 		{ "handles per uid", test_handles_per_uid },
+		{ "one fd budget per uid", test_fd_share },
 		{ "allocation chunks and bytes per uid", test_allocation_budget },
 		{ "queued migrations per uid", test_jobs_per_uid },
 		{ "out of fds: no spin, accepts again", test_out_of_fds },
