@@ -37,6 +37,7 @@ struct client {
 	unsigned waiting;           /* requests sent, replies not yet read */
 	uint64_t alloc[ALLOCS];     /* ids, 0 for none */
 	uint64_t nchunks[ALLOCS];
+	int memfd[ALLOCS];          /* kept: a client may seal it after ALLOC */
 	int handle[HANDLES];        /* pagemap fds, -1 for none */
 	int async[ASYNC];           /* completion fds of async migrations */
 	struct pm_msg *m;
@@ -147,7 +148,9 @@ static void op_alloc(struct client *c, struct input *in)
 		c->nchunks[i] = nchunks;
 		request(c, PM_OP_ALLOC, &a, sizeof(a), &fd, 1);
 	}
-	close(fd);
+	if (c->memfd[i] >= 0)
+		close(c->memfd[i]);
+	c->memfd[i] = fd;
 }
 
 /* A range of one of c's allocations (or a stale id, sometimes). */
@@ -228,6 +231,11 @@ static void disconnect(struct client *c)
 		c->async[i] = -1;
 	}
 	memset(c->alloc, 0, sizeof(c->alloc));
+	for (int i = 0; i < ALLOCS; i++) {
+		if (c->memfd[i] >= 0)
+			close(c->memfd[i]);
+		c->memfd[i] = -1;
+	}
 }
 
 static void step(struct input *in)
@@ -293,6 +301,15 @@ static void step(struct input *in)
 		request(c, PM_OP_REVOKE, &r, sizeof(r), NULL, 0);
 		break;
 	}
+	case 14: {
+		/* Sealed against writes after ALLOC: the broker's copies into
+		 * and out of it fail (EPERM), in workers and inline. */
+		unsigned i = next(in) % ALLOCS;
+
+		if (c->memfd[i] >= 0)
+			fcntl(c->memfd[i], F_ADD_SEALS, F_SEAL_WRITE);
+		break;
+	}
 	case 13: {
 		struct pm_query_range q = { 0 };
 
@@ -342,6 +359,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cl[i].handle[k] = -1;
 		for (int k = 0; k < ASYNC; k++)
 			cl[i].async[k] = -1;
+		for (int k = 0; k < ALLOCS; k++)
+			cl[i].memfd[k] = -1;
 	}
 	for (unsigned n = 0; in.n && n < 256; n++)
 		step(&in);

@@ -6,7 +6,7 @@ import os
 import sys
 
 CONNECT, DISCONNECT, ALLOC, FREE, OPEN, CLOSE, MIGRATE = 0, 1, 2, 3, 4, 5, 6
-FAULT, ADVISE, REVOKE, QUERY, PUMP = 9, 11, 12, 13, 15
+FAULT, ADVISE, REVOKE, QUERY, SEAL_WRITE, PUMP = 9, 11, 12, 13, 14, 15
 NODE0, NODE1, EMU0, EMU1 = 0, 1, 2, 3
 ASYNC, DISCARD = 1, 2
 SYSTEM, PREFERRED = 4, 5
@@ -46,6 +46,12 @@ seeds = {
     "leave-mid-flight": op(0, CONNECT) + op(0, ALLOC, 15) + op(0, OPEN, EMU0)
     + op(0, PUMP, 2) + migrate(0, ASYNC, 0, 0, 0, 15) + op(0, DISCONNECT)
     + op(0, CONNECT) + op(0, ALLOC, 3),
+    # A memfd sealed against writes after ALLOC: copies in and out of it
+    # fail, inline ones too (a failed inline copy once overran the chunk
+    # table).
+    "sealed-memfd": op(0, CONNECT) + op(0, ALLOC, 15) + op(0, OPEN, EMU0) + op(0, PUMP, 2)
+    + op(0, SEAL_WRITE, 0) + migrate(0, 0, 0, 0, 0, 15) + fault(0, 0, 15)
+    + migrate(0, ASYNC, SYSTEM, 0, 0, 15),
     # Frees while a batch of two ranges runs, then the allocation is gone.
     "free-mid-batch": op(0, CONNECT) + op(0, ALLOC, 15) + op(0, ALLOC, 15)
     + op(0, OPEN, EMU0) + op(0, PUMP, 2)
