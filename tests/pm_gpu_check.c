@@ -14,17 +14,10 @@
 #include <unistd.h>
 
 #include "check_pattern.h"
+#include "check_report.h"
 #include "client.h" /* pm_client_call for the administrator's revoke */
 #include "pagemap.h"
 
-static int failures;
-
-#define FAIL(...)                             \
-	do {                                  \
-		printf("FAIL: " __VA_ARGS__); \
-		putchar('\n');                \
-		failures++;                   \
-	} while (0)
 
 static uint64_t id_of(int fd)
 {

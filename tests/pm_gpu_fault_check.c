@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check_pattern.h"
+#include "check_report.h"
 #include "pagemap.h"
 
 #define LEN (16u << 20)
@@ -31,19 +32,6 @@
 #define NCHUNKS (LEN / CHUNK)
 #define SEED 7
 
-static int failures;
-
-#define FAIL(...)                             \
-	do {                                  \
-		printf("FAIL: " __VA_ARGS__); \
-		putchar('\n');                \
-		failures++;                   \
-	} while (0)
-#define OK(...)                             \
-	do {                                \
-		printf("ok " __VA_ARGS__);  \
-		putchar('\n');              \
-	} while (0)
 
 static uint64_t id_of(int fd)
 {

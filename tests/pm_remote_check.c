@@ -26,16 +26,9 @@
 #include <unistd.h>
 
 #include "check_pattern.h"
+#include "check_report.h"
 #include "pagemap.h"
 
-static int failures;
-
-#define FAIL(...)                                   \
-	do {                                        \
-		printf("FAIL: " __VA_ARGS__);       \
-		putchar('\n');                      \
-		failures++;                         \
-	} while (0)
 
 static double now_s(void)
 {
