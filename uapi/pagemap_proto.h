@@ -53,7 +53,7 @@ enum pm_opcode {
 	PM_OP_OPEN = 3,    /* control: open a pagemap; the reply carries its fd */
 	PM_OP_QUERY = 4,   /* pagemap fd: its info (reply on the attached socket) */
 	PM_OP_LIST = 5,    /* control: every live pagemap (pmctl pagemaps) */
-	PM_OP_CLIENTS = 6, /* control: every session (pmctl clients) */
+	PM_OP_CLIENTS = 6, /* control: the caller's uid's sessions, all for admins (pmctl clients) */
 	PM_OP_REVOKE = 7,  /* control, admin: revoke a device's pagemaps */
 	PM_OP_STATS = 8,   /* control: broker counters */
 	PM_OP_ALLOC = 9,   /* control: register a managed allocation (its memfd attached) */
