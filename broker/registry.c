@@ -314,7 +314,7 @@ static void pagemap_revoke(struct broker *b, struct pagemap *pm, int reason)
 	struct pm_event_revoked ev = { .id = pm->id, .reason = reason };
 
 	blog(LOG_INFO, "pagemap %llu (%s) revoked: %s", (unsigned long long)pm->id,
-	     pm->pool->device, strerror(-reason));
+	     pm->pool->device, reason == -ESHUTDOWN ? "the broker stops" : strerror(-reason));
 	pm->state = PM_STATE_REVOKED;
 	while (pm->handles) {
 		struct handle *h = pm->handles;

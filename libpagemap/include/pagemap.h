@@ -61,7 +61,8 @@ enum pagemap_event_type {
 
 struct pagemap_event {
 	uint32_t type;  /* enum pagemap_event_type */
-	int32_t reason; /* REVOKED: -ENODEV device gone, -ECANCELED administrator */
+	int32_t reason; /* REVOKED: -ENODEV device gone, -ECANCELED administrator,
+			 * -ESHUTDOWN the broker stops (its data was copied home) */
 	uint64_t id;    /* the pagemap's id */
 	uint64_t reserved[4];
 };
