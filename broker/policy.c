@@ -25,7 +25,8 @@ void config_defaults(struct config *c)
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 
 	c->max_sessions = 1024;
-	c->max_sessions_per_uid = 64;
+	/* One process per GPU rank is common: a node's worth of ranks fits. */
+	c->max_sessions_per_uid = 256;
 	c->max_handles_per_uid = 1024;
 	c->max_allocations_per_session = 4096;
 	c->max_allocations_per_uid = 4096;
