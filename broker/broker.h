@@ -378,9 +378,6 @@ enum uid_res {
  * log line naming the uid and the limit; nothing is charged then. */
 int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);
 void uid_uncharge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);
-uint64_t uid_held(const struct broker *b, uint32_t uid, enum uid_res r);
-/* The configuration key of r's limit ("max_jobs_per_uid"). */
-const char *uid_limit_name(enum uid_res r);
 void uid_free_all(struct broker *b);
 /* Charges past the limit: bytes that exist already (recovered chunks). */
 void uid_force_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n);

@@ -288,8 +288,7 @@ void recover_claim(struct broker *b, struct allocation *al)
 			rc->pending = 0;
 			/* Its bytes were placed before: charged again, over a
 			 * quota or not (refusing would lose them). */
-			if (uid_charge(b, al->uid, UID_PLACED_BYTES, al->chunk_size) < 0)
-				uid_force_charge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
+			uid_force_charge(b, al->uid, UID_PLACED_BYTES, al->chunk_size);
 			found++;
 			orphan_gone(b, p, u);
 		}

@@ -51,11 +51,6 @@ static uint64_t limit_of(const struct config *c, enum uid_res r)
 	return 0;
 }
 
-const char *uid_limit_name(enum uid_res r)
-{
-	return r < UID_NRES ? res_info[r].key : "?";
-}
-
 static struct uid_usage *find(const struct broker *b, uint32_t uid)
 {
 	for (struct uid_usage *u = b->uids; u; u = u->next)
@@ -64,11 +59,19 @@ static struct uid_usage *find(const struct broker *b, uint32_t uid)
 	return NULL;
 }
 
-uint64_t uid_held(const struct broker *b, uint32_t uid, enum uid_res r)
+/* Adds n of r to uid's usage, making its entry if it has none. */
+static int add(struct broker *b, struct uid_usage *u, uint32_t uid, enum uid_res r, uint64_t n)
 {
-	const struct uid_usage *u = find(b, uid);
-
-	return u && r < UID_NRES ? u->held[r] : 0;
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		u->uid = uid;
+		u->next = b->uids;
+		b->uids = u;
+	}
+	u->held[r] += n;
+	return 0;
 }
 
 int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
@@ -117,35 +120,13 @@ int uid_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
 		}
 		return res_info[r].err;
 	}
-	if (!n)
-		return 0;
-	if (!u) {
-		u = calloc(1, sizeof(*u));
-		if (!u)
-			return -ENOMEM;
-		u->uid = uid;
-		u->next = b->uids;
-		b->uids = u;
-	}
-	u->held[r] += n;
-	return 0;
+	return n ? add(b, u, uid, r, n) : 0;
 }
 
 void uid_force_charge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
 {
-	struct uid_usage *u = find(b, uid);
-
-	if (r >= UID_NRES)
-		return;
-	if (!u) {
-		u = calloc(1, sizeof(*u));
-		if (!u)
-			return;
-		u->uid = uid;
-		u->next = b->uids;
-		b->uids = u;
-	}
-	u->held[r] += n;
+	if (r < UID_NRES && n)
+		add(b, find(b, uid), uid, r, n);
 }
 
 void uid_uncharge(struct broker *b, uint32_t uid, enum uid_res r, uint64_t n)
