@@ -435,6 +435,9 @@ int broker_start(struct broker *b, bool signals);
 int broker_dispatch(struct broker *b, int timeout_ms);
 /* Stops serving: device data home, then everything freed. */
 void broker_stop(struct broker *b);
+/* Makes dir (mode) or checks it: a real directory, ours, and with mode
+ * (repair: set it) or else writable by nobody else. 0, -EPERM or -errno. */
+int broker_dir_ours(const char *dir, mode_t mode, bool repair);
 
 /* The broker's own uid may administer it, as may root. */
 bool broker_is_admin(const struct ucred *cred);

@@ -23,20 +23,14 @@
 
 #define SD_LISTEN_FDS_START 3
 
-/*
- * The socket's directory, made or checked: ours, a real directory (not a
- * link planted in its place), writable by nobody else, and searchable by
- * whoever should reach the socket: everyone for the system broker (root's,
- * in /run, where the policy decides who may open what), only its user for
- * a user's broker.
- */
-static int socket_dir(const char *dir, mode_t mode)
+int broker_dir_ours(const char *dir, mode_t mode, bool repair)
 {
 	struct stat st;
 	int fd, r = 0;
 
 	if (mkdir(dir, mode) < 0 && errno != EEXIST)
 		return -errno;
+	/* Through an fd, not the path: a link planted in its place is refused. */
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -44,9 +38,23 @@ static int socket_dir(const char *dir, mode_t mode)
 		r = -errno;
 	else if (st.st_uid != geteuid())
 		r = -EPERM;
-	else if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+	else if (repair && (st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
 		r = -errno;
+	else if (!repair && (st.st_mode & 022))
+		r = -EPERM;
 	close(fd);
+	return r;
+}
+
+/*
+ * The socket's directory: searchable by whoever should reach the socket,
+ * everyone for the system broker (root's, in /run, where the policy decides
+ * who may open what), only its user for a user's broker.
+ */
+static int socket_dir(const char *dir, mode_t mode)
+{
+	int r = broker_dir_ours(dir, mode, true);
+
 	if (r < 0)
 		blog(LOG_ERR, "%s: %s", dir,
 		     r == -EPERM ? "owned by another user: not ours to listen in" : strerror(-r));

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -122,30 +121,20 @@ int recover_init(struct broker *b)
 {
 	unsigned pools = 0;
 	uint64_t orphans = 0;
+	int r;
 
 	if (!b->conf.state_dir[0])
 		return 0;
-	if (mkdir(b->conf.state_dir, 0700) < 0 && errno != EEXIST) {
-		blog(LOG_ERR, "state directory %s: %s", b->conf.state_dir, strerror(errno));
-		return -errno;
-	}
-	/* Records decide whose data goes where: only ours may be believed. */
-	{
-		struct stat st;
-		int fd = open(b->conf.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-		if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
-			blog(LOG_ERR, "state directory %s: must be a directory of ours that no one "
-				      "else may write", b->conf.state_dir);
-			if (fd >= 0)
-				close(fd);
-			return -EPERM;
-		}
-		close(fd);
+	/* Records decide whose data goes where: only ours may be believed,
+	 * and a directory others could write may hold forged ones already. */
+	r = broker_dir_ours(b->conf.state_dir, 0700, false);
+	if (r < 0) {
+		blog(LOG_ERR, "state directory %s: %s", b->conf.state_dir,
+		     r == -EPERM ? "must be a directory of ours that no one else may write"
+				 : strerror(-r));
+		return r;
 	}
 	for (struct pool *p = b->pools; p; p = p->next) {
-		int r;
-
 		if (!persists(b, p))
 			continue;
 		if (p->ops == &pool_emulated_ops)
