@@ -70,7 +70,6 @@ struct pm_client {
 	/* pm_client_reconnect, set by pm_connect: the admin tools link this
 	 * file on its own, and reach the library's code through it. */
 	int (*reconnect)(struct pm_client *c);
-	unsigned reconnects;    /* broker restarts survived */
 };
 
 /*

@@ -90,15 +90,24 @@ bool pm_chunk_at(struct pm_client *c, uintptr_t addr, uint64_t *id, uint64_t *id
 	return e != NULL;
 }
 
+/* The PM_CHUNK_* state of the chunk holding addr, or NULL. Caller holds
+ * c->lock. */
+static uint8_t *chunk_state(struct pm_client *c, uintptr_t addr)
+{
+	struct pm_alloc_entry *e = pm_alloc_find_range(c, addr, 1);
+
+	return e ? &e->state[(addr - (uintptr_t)e->addr) / e->chunk_size] : NULL;
+}
+
 /* The chunk holding addr is in host memory. */
 static void pm_chunk_home(struct pm_client *c, uintptr_t addr)
 {
-	struct pm_alloc_entry *e;
+	uint8_t *st;
 
 	pthread_mutex_lock(&c->lock);
-	e = pm_alloc_find_range(c, addr, 1);
-	if (e)
-		e->state[(addr - (uintptr_t)e->addr) / e->chunk_size] &= (uint8_t)~PM_CHUNK_AWAY;
+	st = chunk_state(c, addr);
+	if (st)
+		*st &= (uint8_t)~PM_CHUNK_AWAY;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -163,13 +172,12 @@ void pm_fault_lose(struct pm_client *c, uintptr_t start, size_t size)
 /* Whether chunk [start, start + size) may be away from host memory. */
 static bool chunk_away(struct pm_client *c, uintptr_t start)
 {
-	const struct pm_alloc_entry *e;
-	bool away = false;
+	const uint8_t *st;
+	bool away;
 
 	pthread_mutex_lock(&c->lock);
-	e = pm_alloc_find_range(c, start, 1);
-	if (e)
-		away = e->state[(start - (uintptr_t)e->addr) / e->chunk_size] & PM_CHUNK_AWAY;
+	st = chunk_state(c, start);
+	away = st && (*st & PM_CHUNK_AWAY);
 	pthread_mutex_unlock(&c->lock);
 	return away;
 }

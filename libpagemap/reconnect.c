@@ -163,7 +163,6 @@ int pm_client_reconnect(struct pm_client *c)
 	c->version = hr.version;
 	c->session_id = hr.session_id;
 	c->dead = 0;
-	c->reconnects++;
 	pthread_mutex_unlock(&c->lock);
 	/* A reader still in recv() on it returns now; the number is not
 	 * reused under it, since it holds the file until then. */
