@@ -32,8 +32,7 @@ static void sigbus(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
-/* memcpy from src, or memset to zero when src is NULL, under the guard. */
-static int guarded(void *dst, const void *src, size_t n)
+int copy_guarded(void *dst, const void *src, size_t n)
 {
 	sigjmp_buf env;
 	volatile int r = 0;
@@ -51,11 +50,6 @@ static int guarded(void *dst, const void *src, size_t n)
 	return r;
 }
 
-int copy_guarded(void *dst, const void *src, size_t n)
-{
-	return guarded(dst, src, n);
-}
-
 /*
  * A DISCARD move writes no data, but the place it takes in a device pool
  * may still hold what an earlier chunk left there, another user's perhaps:
@@ -71,7 +65,7 @@ static int clear_dst(struct copy *cp, uint8_t *bounce)
 		return fallocate(cp->dst_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				 (off_t)cp->to_off, (off_t)cp->len) < 0 ? -errno : 0;
 	if (cp->dst)
-		return guarded(cp->dst, NULL, cp->len);
+		return copy_guarded(cp->dst, NULL, cp->len);
 	if (!cp->rdst)
 		return 0;
 	if (!bounce)

@@ -65,8 +65,9 @@ void copy_queue_push(struct copy_queue *q, struct copy *cp);
 struct copy *copy_queue_take_done(struct copy_queue *q);
 /*
  * memcpy that survives a device mapping going bad under it (a BAR whose
- * device was surprise-removed faults with SIGBUS): 0, or -EFAULT. For copy
- * workers, which the queue sets up for it; other threads get plain memcpy.
+ * device was surprise-removed faults with SIGBUS): 0, or -EFAULT. src NULL
+ * zeroes dst instead. For copy workers, which the queue sets up for it;
+ * other threads get plain memcpy.
  */
 int copy_guarded(void *dst, const void *src, size_t n);
 /*
