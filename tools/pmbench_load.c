@@ -14,6 +14,7 @@
  * than before the run. Any error, lost byte or leak makes the run fail
  * (exit 1): a load figure with errors is not a figure.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -80,7 +81,7 @@ static void fail(struct slot *sl, enum kind k, const char *what, int r)
 /* One client's run, in its own process. */
 static int client(const struct opts *o, const char *sock, unsigned id, struct slot *sl)
 {
-	uint64_t seed = o->seed ^ (0x1234567ull * (id + 1)), word = 0, data_seed = seed;
+	uint64_t seed = o->seed ^ (0x1234567ull * (id + 1)), data_seed = seed;
 	struct pm_client *c;
 	int dev[2], where[NCHUNKS] = { 0 }; /* 0 home, 1/2 a device pool */
 	uint8_t *mem;
@@ -158,7 +159,7 @@ static int client(const struct opts *o, const char *sock, unsigned id, struct sl
 				if (where[i])
 					break;
 			t = bench_now();
-			word += *(volatile uint64_t *)(mem + i * CHUNK + 8 * (n % (CHUNK / 8)));
+			(void)*(volatile uint64_t *)(mem + i * CHUNK + 8 * (n % (CHUNK / 8)));
 			where[i] = 0;
 			break;
 		case K_N:
@@ -182,7 +183,6 @@ static int client(const struct opts *o, const char *sock, unsigned id, struct sl
 			free(want);
 		}
 	}
-	(void)word;
 	close(dev[0]);
 	close(dev[1]);
 	pm_free(c, a);
@@ -210,20 +210,28 @@ static long proc_kib(pid_t pid, const char *field)
 	return v;
 }
 
+/* Open fds of pid, or -1. */
 static int proc_fds(pid_t pid)
 {
 	char path[64];
+	struct dirent *e;
 	int n = 0;
-	FILE *p;
+	DIR *d;
 
-	snprintf(path, sizeof(path), "ls /proc/%d/fd 2>/dev/null | wc -l", (int)pid);
-	p = popen(path, "r");
-	if (!p)
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
 		return -1;
-	if (fscanf(p, "%d", &n) != 1)
-		n = -1;
-	pclose(p);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
 	return n;
+}
+
+/* Client i's slot in the shared area: the slot, then its latencies and kinds. */
+static struct slot *slot_of(uint8_t *shm, size_t per, unsigned i)
+{
+	return (struct slot *)(shm + per * i);
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -274,7 +282,6 @@ int pmbench_load(int argc, char **argv)
 	struct pm_client *adm = NULL;
 	char topo[PATH_MAX + 64], conf[1024];
 	const char *sock;
-	struct slot *slots;
 	pid_t *pids;
 	size_t per;
 	uint8_t *shm;
@@ -333,17 +340,17 @@ int pmbench_load(int argc, char **argv)
 	per = (sizeof(struct slot) + (size_t)o.requests * (sizeof(float) + 1) + 63) & ~(size_t)63;
 	shm = mmap(NULL, per * o.clients, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 		   0);
-	slots = calloc(o.clients, sizeof(*slots));
 	pids = calloc(o.clients, sizeof(*pids));
-	if (shm == MAP_FAILED || !slots || !pids) {
+	if (shm == MAP_FAILED || !pids) {
 		fprintf(stderr, "pmbench load: out of memory\n");
 		return 1;
 	}
 	t0 = bench_now();
 	fflush(stdout);
 	for (unsigned i = 0; i < o.clients; i++) {
-		struct slot *sl = (struct slot *)(shm + per * i);
+		struct slot *sl = slot_of(shm, per, i);
 
+		/* Set before the fork: the child and this process see the same. */
 		sl->lat_us = (float *)(sl + 1);
 		sl->kind = (uint8_t *)(sl->lat_us + o.requests);
 		pids[i] = fork();
@@ -373,7 +380,7 @@ int pmbench_load(int argc, char **argv)
 			}
 			if (left && rnd(&s) % 2 == 0) {
 				unsigned v = (unsigned)(rnd(&s) % o.clients);
-				struct slot *sl = (struct slot *)(shm + per * v);
+				struct slot *sl = slot_of(shm, per, v);
 
 				if (!sl->finished && sl->done > 0 && kill(pids[v], SIGKILL) == 0) {
 					sl->finished = -1;
@@ -417,10 +424,8 @@ int pmbench_load(int argc, char **argv)
 			uint64_t kerr = 0;
 
 			for (unsigned i = 0; i < o.clients; i++) {
-				struct slot *sl = (struct slot *)(shm + per * i);
+				const struct slot *sl = slot_of(shm, per, i);
 
-				sl->lat_us = (float *)(sl + 1);
-				sl->kind = (uint8_t *)(sl->lat_us + o.requests);
 				for (uint32_t r = 0; r < sl->done; r++)
 					if (sl->kind[r] == k)
 						lat[n++] = sl->lat_us[r];
@@ -437,7 +442,7 @@ int pmbench_load(int argc, char **argv)
 			errors += kerr;
 		}
 		for (unsigned i = 0; i < o.clients; i++) {
-			struct slot *sl = (struct slot *)(shm + per * i);
+			const struct slot *sl = slot_of(shm, per, i);
 
 			data_errors += sl->data_errors;
 			if (sl->finished == 1 && client_s) {
@@ -504,7 +509,6 @@ int pmbench_load(int argc, char **argv)
 	pm_disconnect(adm);
 	bench_broker_stop(&bp);
 	munmap(shm, per * o.clients);
-	free(slots);
 	free(pids);
 	return ret;
 }
