@@ -87,25 +87,41 @@ static void test_graceful_restart(void)
 	it_broker_stop(&br);
 }
 
-/* In a child: data away in an emulated pool, the broker killed and started
- * again; host chunks intact, the client carries on, the lost chunk SIGBUS. */
-static int after_crash(struct it_broker *br, int to_parent, int from_parent)
+/*
+ * In a child: LEN of data seeded with seed, its first AWAY bytes moved to an
+ * emulated pool; says so ('m') and waits until the broker was killed and
+ * started again ('r'). 0, or the exit status that says what failed.
+ */
+static int away_then_restart(struct it_broker *br, uint64_t seed, int to_parent, int from_parent,
+			     struct pm_client **c, void **a)
 {
-	struct pm_client *c = it_connect(br);
-	volatile uint8_t *p;
-	void *a, *b;
 	int fd;
 
-	if (!c || pm_alloc(c, LEN, 0, &a) < 0)
+	*c = it_connect(br);
+	if (!*c || pm_alloc(*c, LEN, 0, a) < 0)
 		return 10;
-	p = a;
-	it_pattern_fill(a, 0, LEN, 22);
-	fd = pagemap_open(c, IT_EMU0, NULL, 0);
-	if (fd < 0 || pm_migrate(c, a, AWAY, fd, 0) < 0)
+	it_pattern_fill(*a, 0, LEN, seed);
+	fd = pagemap_open(*c, IT_EMU0, NULL, 0);
+	if (fd < 0 || pm_migrate(*c, *a, AWAY, fd, 0) < 0)
 		return 11;
 	close(fd);
 	if (it_post(to_parent, 'm') < 0 || it_wait_byte(from_parent, 20000) != 'r')
 		return 12;
+	return 0;
+}
+
+/* In a child: data away in an emulated pool, the broker killed and started
+ * again; host chunks intact, the client carries on, the lost chunk SIGBUS. */
+static int after_crash(struct it_broker *br, int to_parent, int from_parent)
+{
+	struct pm_client *c;
+	volatile uint8_t *p;
+	void *a, *b;
+	int fd, r = away_then_restart(br, 22, to_parent, from_parent, &c, &a);
+
+	if (r)
+		return r;
+	p = a;
 	/* The new broker serves this client: a new allocation works. */
 	if (pm_alloc(c, 2u << 20, 0, &b) < 0)
 		return 13;
@@ -172,20 +188,13 @@ static void test_crash_restart(void)
  * broker killed and started again; every byte must come back. */
 static int after_recovered_crash(struct it_broker *br, int to_parent, int from_parent)
 {
-	struct pm_client *c = it_connect(br);
+	struct pm_client *c;
 	uint64_t ids[4];
 	void *a;
-	int fd;
+	int r = away_then_restart(br, 23, to_parent, from_parent, &c, &a);
 
-	if (!c || pm_alloc(c, LEN, 0, &a) < 0)
-		return 10;
-	it_pattern_fill(a, 0, LEN, 23);
-	fd = pagemap_open(c, IT_EMU0, NULL, 0);
-	if (fd < 0 || pm_migrate(c, a, AWAY, fd, 0) < 0)
-		return 11;
-	close(fd);
-	if (it_post(to_parent, 'm') < 0 || it_wait_byte(from_parent, 20000) != 'r')
-		return 12;
+	if (r)
+		return r;
 	/* The first call reconnects and registers again: the chunks are found
 	 * where the old broker left them. */
 	if (pm_query(c, a, LEN, ids, 4) != 4 || !ids[0] || !ids[2] || ids[3])
