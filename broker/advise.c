@@ -10,10 +10,6 @@
 #include <string.h>
 
 #include "broker.h"
-#include "pagemap.h"
-
-#define ADVICE_MASK 0xff
-#define ADVICE_FLAGS (PM_ADV_FLAG_FALLBACK | PM_ADV_FLAG_ONLY_SYSTEM)
 
 /* Whether an accessor can use data placed at target without moving it:
  * system memory and host nodes are reachable by every device (and the CPU
@@ -39,7 +35,7 @@ static void set_preferred(struct broker *b, struct chunk *ch, struct pagemap *pm
 	alloc_set_ref(b, &ch->requested, pm);
 	ch->requested_system = !pm;
 	ch->only_system = only_system;
-	ch->advice |= PM_RANGE_PREFERRED;
+	ch->advice |= PM_RUN_PREFERRED;
 }
 
 static int preferred(struct broker *b, struct allocation *al, uint64_t first, uint64_t count,
@@ -51,18 +47,18 @@ static int preferred(struct broker *b, struct allocation *al, uint64_t first, ui
 		for (int k = 0; k < PM_ACCESSORS_MAX; k++)
 			if (al->chunks[i].accessed_by[k] && !reaches(b, al->chunks[i].accessed_by[k], pm))
 				conflict = true;
-	if (conflict && !(flags & PM_ADV_FLAG_FALLBACK))
+	if (conflict && !(flags & PM_ADVICE_FLAG_FALLBACK))
 		return -ENOLINK;
 	for (uint64_t i = first; i < first + count; i++)
-		set_preferred(b, &al->chunks[i], conflict ? NULL : pm, flags & PM_ADV_FLAG_ONLY_SYSTEM);
-	return conflict ? PM_ADV_APPLIED_SYSTEM : PM_ADV_APPLIED;
+		set_preferred(b, &al->chunks[i], conflict ? NULL : pm, flags & PM_ADVICE_FLAG_ONLY_SYSTEM);
+	return conflict ? PM_ADVICE_APPLIED_SYSTEM : PM_ADVICE_APPLIED;
 }
 
 static int accessed_by(struct broker *b, struct allocation *al, uint64_t first, uint64_t count,
 		       struct pagemap *acc, unsigned flags)
 {
 	bool conflict = false;
-	int applied = PM_ADV_APPLIED;
+	int applied = PM_ADVICE_APPLIED;
 
 	for (uint64_t i = first; i < first + count; i++) {
 		const struct chunk *ch = &al->chunks[i];
@@ -73,23 +69,23 @@ static int accessed_by(struct broker *b, struct allocation *al, uint64_t first, 
 			conflict = true;
 	}
 	if (conflict) {
-		if (!(flags & PM_ADV_FLAG_FALLBACK))
+		if (!(flags & PM_ADVICE_FLAG_FALLBACK))
 			return -ENOLINK;
 		/* Peer failed; the accessor's own memory if it can hold the
 		 * range, else system memory (xe's order). */
 		applied = pool_is_device(acc->pool) && !acc->pool->gone &&
 					  pool_free(b, acc->pool) >= count * al->chunk_size
-				  ? PM_ADV_APPLIED_LOCAL
-				  : PM_ADV_APPLIED_SYSTEM;
+				  ? PM_ADVICE_APPLIED_LOCAL
+				  : PM_ADVICE_APPLIED_SYSTEM;
 	}
 	for (uint64_t i = first; i < first + count; i++) {
 		struct chunk *ch = &al->chunks[i];
 
 		if (accessor_slot(ch, acc, false) < 0)
 			alloc_set_ref(b, &ch->accessed_by[accessor_slot(ch, NULL, true)], acc);
-		ch->advice |= PM_RANGE_ACCESSED_BY;
+		ch->advice |= PM_RUN_ACCESSED_BY;
 		if (conflict && ch->requested && !reaches(b, acc, ch->requested))
-			set_preferred(b, ch, applied == PM_ADV_APPLIED_LOCAL ? acc : NULL,
+			set_preferred(b, ch, applied == PM_ADVICE_APPLIED_LOCAL ? acc : NULL,
 				      ch->only_system);
 	}
 	return applied;
@@ -107,7 +103,7 @@ static void unset_accessed_by(struct broker *b, struct allocation *al, uint64_t 
 		if (accessor_slot(ch, NULL, true) >= 0 &&
 		    !ch->accessed_by[0] && !ch->accessed_by[1] && !ch->accessed_by[2] &&
 		    !ch->accessed_by[3])
-			ch->advice &= (uint16_t)~PM_RANGE_ACCESSED_BY;
+			ch->advice &= (uint16_t)~PM_RUN_ACCESSED_BY;
 	}
 }
 
@@ -125,7 +121,7 @@ static int unset_read_mostly(struct broker *b, struct allocation *al, uint64_t f
 	for (uint64_t i = first; i < first + count; i++) {
 		struct chunk *ch = &al->chunks[i];
 
-		ch->advice &= (uint16_t)~PM_RANGE_READ_MOSTLY;
+		ch->advice &= (uint16_t)~PM_RUN_READ_MOSTLY;
 		if (!ch->host_copy)
 			continue;
 		alloc_space_put(b, al, ch->where->pool, ch->off);
@@ -138,19 +134,19 @@ static int unset_read_mostly(struct broker *b, struct allocation *al, uint64_t f
 int advise_apply(struct broker *b, struct session *s, const struct pm_advise *a, int pagemap_fd)
 {
 	struct allocation *al = alloc_find(s, a->alloc_id);
-	unsigned advice = a->advice & ADVICE_MASK, flags = a->advice & ~ADVICE_MASK;
-	bool wants_fd = advice == PM_ADV_ACCESSED_BY || advice == PM_ADV_UNSET_ACCESSED_BY;
+	unsigned advice = a->advice & PM_ADVICE_KIND_MASK, flags = a->advice & ~PM_ADVICE_KIND_MASK;
+	bool wants_fd = advice == PM_ADVICE_ACCESSED_BY || advice == PM_ADVICE_UNSET_ACCESSED_BY;
 	struct pagemap *pm = NULL;
 
-	if (a->reserved || (flags & ~ADVICE_FLAGS) || advice < PM_ADV_PREFERRED_LOCATION ||
-	    advice > PM_ADV_UNSET_READ_MOSTLY)
+	if (a->reserved || (flags & ~PM_ADVICE_FLAGS_KNOWN) ||
+	    advice < PM_ADVICE_PREFERRED_LOCATION || advice > PM_ADVICE_UNSET_READ_MOSTLY)
 		return -EINVAL;
 	if (!al)
 		return -ENOENT;
 	if (!alloc_in_range(al, a->first, a->count))
 		return -EINVAL;
 	if ((wants_fd && pagemap_fd < 0) ||
-	    (pagemap_fd >= 0 && !wants_fd && advice != PM_ADV_PREFERRED_LOCATION))
+	    (pagemap_fd >= 0 && !wants_fd && advice != PM_ADVICE_PREFERRED_LOCATION))
 		return -EINVAL;
 	if (pagemap_fd >= 0) {
 		struct handle *h = registry_handle_of_fd(b, pagemap_fd);
@@ -162,27 +158,27 @@ int advise_apply(struct broker *b, struct session *s, const struct pm_advise *a,
 		pm = h->pm;
 	}
 	switch (advice) {
-	case PM_ADV_PREFERRED_LOCATION:
+	case PM_ADVICE_PREFERRED_LOCATION:
 		return preferred(b, al, a->first, a->count, pm, flags);
-	case PM_ADV_UNSET_PREFERRED_LOCATION:
+	case PM_ADVICE_UNSET_PREFERRED_LOCATION:
 		for (uint64_t i = a->first; i < a->first + a->count; i++) {
 			struct chunk *ch = &al->chunks[i];
 
 			alloc_set_ref(b, &ch->requested, NULL);
 			ch->requested_system = ch->only_system = false;
-			ch->advice &= (uint16_t)~PM_RANGE_PREFERRED;
+			ch->advice &= (uint16_t)~PM_RUN_PREFERRED;
 		}
-		return PM_ADV_APPLIED;
-	case PM_ADV_ACCESSED_BY:
+		return PM_ADVICE_APPLIED;
+	case PM_ADVICE_ACCESSED_BY:
 		return accessed_by(b, al, a->first, a->count, pm, flags);
-	case PM_ADV_UNSET_ACCESSED_BY:
+	case PM_ADVICE_UNSET_ACCESSED_BY:
 		unset_accessed_by(b, al, a->first, a->count, pm);
-		return PM_ADV_APPLIED;
-	case PM_ADV_READ_MOSTLY:
+		return PM_ADVICE_APPLIED;
+	case PM_ADVICE_READ_MOSTLY:
 		for (uint64_t i = a->first; i < a->first + a->count; i++)
-			al->chunks[i].advice |= PM_RANGE_READ_MOSTLY;
-		return PM_ADV_APPLIED;
-	case PM_ADV_UNSET_READ_MOSTLY:
+			al->chunks[i].advice |= PM_RUN_READ_MOSTLY;
+		return PM_ADVICE_APPLIED;
+	case PM_ADVICE_UNSET_READ_MOSTLY:
 		return unset_read_mostly(b, al, a->first, a->count);
 	}
 	return -EINVAL;
@@ -194,12 +190,15 @@ static void run_of(const struct chunk *ch, uint64_t i, struct pm_run *r)
 	r->first = i;
 	r->count = 1;
 	r->resident = ch->where ? ch->where->id : 0;
-	r->requested = ch->requested ? ch->requested->id : ch->requested_system ? UINT64_MAX : 0;
+	if (ch->requested)
+		r->requested = ch->requested->id;
+	else if (ch->requested_system)
+		r->requested = PM_RUN_REQUESTED_SYSTEM;
 	for (int k = 0, n = 0; k < PM_ACCESSORS_MAX; k++)
 		if (ch->accessed_by[k])
 			r->accessed_by[n++] = ch->accessed_by[k]->id;
 	r->advice = ch->advice;
-	r->flags = (ch->busy ? PM_RANGE_IN_FLIGHT : 0) | (ch->host_copy ? PM_RANGE_HOST_COPY : 0);
+	r->flags = (ch->busy ? PM_RUN_IN_FLIGHT : 0) | (ch->host_copy ? PM_RUN_HOST_COPY : 0);
 	r->error = ch->error;
 }
 

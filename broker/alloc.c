@@ -253,23 +253,19 @@ int alloc_query(struct broker *b, struct session *s, const struct pm_query_range
 	return (int)q->count;
 }
 
-/* Copies a chunk of a vanishing device pool home. pwrite() rather than
- * memcpy: a BAR whose device is already gone faults inside the kernel's
- * copy (-EFAULT) instead of killing the broker with SIGBUS. */
+/* Copies a chunk of a vanishing device pool home, on the pool's engine. A
+ * BAR whose device is already gone faults inside the kernel's copy
+ * (-EFAULT) instead of killing the broker with SIGBUS; a peer that is gone
+ * took the data with it (-ENOTCONN). */
 static int evacuate(struct allocation *al, uint64_t i, struct pool *p)
 {
 	const struct chunk *ch = &al->chunks[i];
+	struct xfer_local to = { .fd = al->memfd, .off = (off_t)(i * al->chunk_size) };
+	struct xfer_tally t = { 0 };
 
 	if (ch->host_copy)
 		return 0;
-	/* Unmapped pools read back through their own op (a peer that is gone
-	 * took the data with it: -ENOTCONN). */
-	if (!p->map)
-		return p->ops->read ? p->ops->read(p, ch->off, al->memfd,
-						    (off_t)(i * al->chunk_size), NULL, al->chunk_size)
-				    : -EIO;
-	return copy_buf_to_local(al->memfd, (off_t)(i * al->chunk_size), NULL, p->map + ch->off,
-				 al->chunk_size);
+	return xfer_engine_of(p)->read(p, ch->off, &to, al->chunk_size, &t);
 }
 
 static void forget_in(struct broker *b, struct allocation *al, struct pagemap *pm)
@@ -302,7 +298,7 @@ static void forget_in(struct broker *b, struct allocation *al, struct pagemap *p
 		}
 		if (ch->requested == pm) {
 			ch->requested = NULL;
-			ch->advice &= (uint16_t)~PM_RANGE_PREFERRED;
+			ch->advice &= (uint16_t)~PM_RUN_PREFERRED;
 			pm->pins--;
 		}
 		for (unsigned k = 0; k < PM_ACCESSORS_MAX; k++)

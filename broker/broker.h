@@ -11,11 +11,11 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "pagemap.h" /* advice and run bits: the wire uses the API's numbers */
 #include "pagemap_proto.h"
 #include "peer.h"
 #include "proto.h"
 #include "topo.h"
+#include "xfer.h"
 
 struct broker;
 
@@ -53,18 +53,9 @@ struct pool_ops {
 	/* Acquires what a live pagemap of this pool needs (a BAR mapping...). */
 	int (*create)(struct pool *p);
 	void (*destroy)(struct pool *p);
-	/*
-	 * Pools the broker cannot map (a peer's memory over RDMA, GPU VRAM):
-	 * move len bytes between the pool at poff and local memory, which is
-	 * fd at off when fd >= 0, else ptr. Called from copy workers, several
-	 * at once. 0 or -errno. NULL for pools with a mapping (p->map).
-	 */
-	int (*read)(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len);
-	int (*write)(struct pool *p, uint64_t poff, int fd, off_t off, const uint8_t *ptr,
-		     uint64_t len);
-	/* Two unmapped pools of this kind with a peer path: a direct copy. */
-	int (*copy_peer)(struct pool *src, uint64_t soff, struct pool *dst, uint64_t doff,
-			 uint64_t len);
+	/* The copy engine that moves its bytes when the broker cannot map it
+	 * (xfer.h); NULL: the CPU, through p->map. */
+	const struct xfer_engine *engine;
 };
 
 struct pool {
@@ -249,6 +240,7 @@ void registry_shutdown(struct broker *b);
 void registry_free(struct broker *b);
 
 /* ---- session.c: control connections ---- */
+
 /* One chunk of a managed allocation: where its data is, where it was asked
  * to be, and the advice on it. Every pagemap pointer here pins its pagemap. */
 struct chunk {
@@ -259,9 +251,9 @@ struct chunk {
 	uint64_t resident_until;   /* ms: advice-driven moves wait until then */
 	uint32_t residency_ms;     /* grows when the chunk moves back and forth */
 	int32_t error;             /* last failed transfer, 0 */
-	uint16_t advice;           /* PM_RANGE_PREFERRED... */
+	uint16_t advice;           /* PM_RUN_PREFERRED... */
 	bool requested_system;     /* preferred location is system memory */
-	bool only_system;          /* PM_ADV_FLAG_ONLY_SYSTEM */
+	bool only_system;          /* PM_ADVICE_FLAG_ONLY_SYSTEM */
 	bool host_copy;            /* READ_MOSTLY: the memfd's pages are valid too */
 	bool busy;                 /* a copy is in flight */
 	uint32_t queued;           /* migration jobs yet to decide on it (migrate.c) */
@@ -422,6 +414,7 @@ struct broker {
 	uint64_t limits_hit;    /* requests refused by a per-uid limit */
 	uint64_t evacuated_bytes, lost_bytes; /* chunks of revoked device pools */
 	struct pm_stats_reply stats;
+	struct xfer_stats xfer[XFER_ENGINES]; /* per copy engine (xfer.c) */
 	bool running;
 	bool owns_path; /* we made the socket file (not systemd): unlinked at stop */
 };

@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Copy workers. Host sides go through pread/pwrite on the allocation's
- * memfd rather than a mapping of it: the broker then never maps a client's
- * pages (which would make them shared, and unmovable by the client's mbind
- * without CAP_SYS_NICE), and a device mapping that went bad (a BAR whose
- * device was removed) fails the copy with -EFAULT inside the kernel instead
- * of killing the broker with SIGBUS.
+ * Copy workers, and what every copy does whatever its engine (xfer.h):
+ * clearing a discarded destination, dropping the host pages of chunks that
+ * left, timing. The bytes themselves are the engines'.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -74,7 +72,11 @@ static int clear_dst(struct copy *cp, uint8_t *bounce)
 	for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
 		uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
 
-		r = cp->rdst->ops->write(cp->rdst, cp->rdst_off + done, -1, 0, bounce, n);
+		struct xfer_local zeros = { .fd = -1, .ptr = bounce };
+		struct xfer_tally ignore = { 0 };
+
+		r = xfer_engine_of(cp->rdst)->write(cp->rdst, cp->rdst_off + done, &zeros, n,
+						    &ignore);
 	}
 	return r;
 }
@@ -130,96 +132,94 @@ int copy_buf_to_local(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint6
 }
 
 /*
- * A copy with a side the broker cannot map (a peer's memory, VRAM): the
- * pool's own read and write, from or into the host side (the memfd) or a
- * mapped pool; between two such pools, through the bounce buffer.
+ * A copy with a side the broker cannot map (a peer's memory, VRAM): that
+ * side's engine reads or writes it, from or into the host side (the memfd)
+ * or a mapped pool; between two such pools, one DMA where their engine has
+ * a peer path, else through the bounce buffer.
  */
-static int copy_unmapped(struct copy *cp, uint8_t *bounce)
+static int copy_unmapped(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 {
+	const struct xfer_engine *se = cp->rsrc ? xfer_engine_of(cp->rsrc) : NULL;
+	const struct xfer_engine *de = cp->rdst ? xfer_engine_of(cp->rdst) : NULL;
 	int r = 0;
 
 	if (cp->discard)
 		return clear_dst(cp, bounce);
-	if (cp->rsrc && cp->rdst && cp->kind == CP_DIRECT && cp->rsrc->ops == cp->rdst->ops &&
-	    cp->rsrc->ops->copy_peer)
-		return cp->rsrc->ops->copy_peer(cp->rsrc, cp->rsrc_off, cp->rdst, cp->rdst_off,
-						cp->len);
-	if (cp->rsrc && cp->rdst) {
+	if (se && de && cp->kind == CP_DIRECT && se == de && se->copy_peer)
+		return se->copy_peer(cp->rsrc, cp->rsrc_off, cp->rdst, cp->rdst_off, cp->len, t);
+	if (se && de) {
+		if (!bounce)
+			return -ENOMEM;
 		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
 			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
+			struct xfer_local via = { .fd = -1, .ptr = bounce };
+			struct xfer_tally ignore = { 0 };
 
-			r = cp->rsrc->ops->read(cp->rsrc, cp->rsrc_off + done, -1, 0, bounce, n);
+			r = se->read(cp->rsrc, cp->rsrc_off + done, &via, n, &ignore);
 			if (!r)
-				r = cp->rdst->ops->write(cp->rdst, cp->rdst_off + done, -1, 0, bounce,
-							 n);
+				r = de->write(cp->rdst, cp->rdst_off + done, &via, n, &ignore);
 		}
+		if (!r)
+			t->staged += cp->len;
 		return r;
 	}
-	if (cp->rdst)
-		return cp->rdst->ops->write(cp->rdst, cp->rdst_off, cp->src ? -1 : cp->memfd,
-					    cp->file_off, cp->src, cp->len);
-	return cp->rsrc->ops->read(cp->rsrc, cp->rsrc_off, cp->dst ? -1 : cp->memfd, cp->file_off,
-				   cp->dst, cp->len);
+	if (de) {
+		struct xfer_local from = { .fd = cp->src ? -1 : cp->memfd, .off = cp->file_off,
+					   .ptr = cp->src };
+
+		return de->write(cp->rdst, cp->rdst_off, &from, cp->len, t);
+	}
+	{
+		struct xfer_local to = { .fd = cp->dst ? -1 : cp->memfd, .off = cp->file_off,
+					 .ptr = cp->dst };
+
+		return se->read(cp->rsrc, cp->rsrc_off, &to, cp->len, t);
+	}
 }
 
 /*
- * The chunk is in the device now: its host pages go. Punching also unmaps
- * the client's pages, so its next touch faults (userfaultfd) and brings the
- * chunk back. The crash record is confirmed first, so that at no point is
- * the only copy of the data one a successor would not take back.
+ * The chunks are in the device now: their host pages go, in one punch for
+ * the run. Punching also unmaps the client's pages, so its next touch
+ * faults (userfaultfd) and brings the chunk back. The crash records are
+ * confirmed first, so that at no point is the only copy of the data one a
+ * successor would not take back.
  */
 static int punch_host(struct copy *cp)
 {
-	if (cp->confirm)
-		__atomic_store_n(cp->confirm, 0, __ATOMIC_RELEASE);
+	for (unsigned k = 0; cp->confirm && k < cp->nchunks; k++) {
+		uint32_t *flag = recover_pending_flag(cp->confirm, cp->to_off + k * cp->chunk_len);
+
+		if (flag)
+			__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+	}
 	return fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cp->file_off,
 			 (off_t)cp->len) < 0 ? -errno : 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void copy_run(struct copy *cp, uint8_t *bounce)
 {
-	int r = 0;
+	uint64_t t0 = mono_ns();
+	int r;
 
-	if (cp->rsrc || cp->rdst) {
-		r = copy_unmapped(cp, bounce);
-		if (!r && cp->punch)
-			r = punch_host(cp);
-		cp->err = r;
-		return;
-	}
-	switch (cp->kind) {
-	case CP_NONE:
-		break;
-	case CP_TO_DEV:
-		r = cp->discard ? clear_dst(cp, bounce)
-				: pread_full(cp->memfd, cp->dst, cp->len, cp->file_off);
-		if (!r && cp->punch)
-			r = punch_host(cp);
-		break;
-	case CP_TO_HOST:
-		if (!cp->discard)
-			r = pwrite_full(cp->memfd, cp->src, cp->len, cp->file_off);
-		break;
-	case CP_DIRECT:
-		r = cp->discard ? clear_dst(cp, bounce) : copy_guarded(cp->dst, cp->src, cp->len);
-		break;
-	case CP_BOUNCE:
-		if (cp->discard) {
-			r = clear_dst(cp, bounce);
-			break;
-		}
-		/* The path between the pools is not peer to peer: through host
-		 * memory, a piece at a time, as a DMA engine would stage it. */
-		for (uint64_t done = 0; !r && done < cp->len; done += COPY_BOUNCE) {
-			uint64_t n = cp->len - done < COPY_BOUNCE ? cp->len - done : COPY_BOUNCE;
-
-			r = copy_guarded(bounce, cp->src + done, n);
-			if (!r)
-				r = copy_guarded(cp->dst + done, bounce, n);
-		}
-		break;
-	}
+	cp->tally = (struct xfer_tally){ 0 };
+	if (cp->rsrc || cp->rdst)
+		r = copy_unmapped(cp, bounce, &cp->tally);
+	else if (cp->discard && cp->kind != CP_TO_HOST && cp->kind != CP_NONE)
+		r = clear_dst(cp, bounce);
+	else
+		r = xfer_cpu_run(cp, bounce, &cp->tally);
+	if (!r && cp->punch)
+		r = punch_host(cp);
 	cp->err = r;
+	cp->ns = mono_ns() - t0;
 }
 
 static void finish(struct copy_queue *q, struct copy *cp)

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "xfer.h"
+
 enum copy_kind {
 	CP_NONE,    /* nothing to copy (a valid replica is already there) */
 	CP_TO_DEV,  /* host (the allocation's memfd) to a device pool */
@@ -19,29 +21,39 @@ enum copy_kind {
 	CP_BOUNCE,  /* device to device through a host buffer */
 };
 
+/*
+ * One copy: a run of nchunks neighbouring chunks of one allocation that go
+ * the same way (batched by migrate.c: one copy and one hole punch for the
+ * run, not one per chunk).
+ */
 struct copy {
 	struct copy *next;
 	enum copy_kind kind;
+	const struct xfer_engine *engine; /* who moves the bytes (xfer_pick) */
 	int memfd;       /* host side: the allocation's memfd ... */
 	off_t file_off;  /* ... at this offset */
 	uint8_t *src, *dst; /* device sides: inside the pools' mappings */
-	/* Sides the broker cannot map (pool ops read/write): pool, offset. */
+	/* Sides the broker cannot map (their engine's read and write): pool, offset. */
 	struct pool *rsrc, *rdst;
 	uint64_t rsrc_off, rdst_off;
-	uint64_t len;
+	uint64_t len;     /* nchunks * chunk_len */
+	uint64_t chunk_len;
 	uint64_t to_off;  /* the destination's offset in its pool */
 	int dst_memfd;    /* an emulated destination pool's memfd, else -1 */
 	bool discard;    /* no data: the destination is cleared, never left as it was */
 	bool punch;      /* CP_TO_DEV: drop the host pages afterwards */
-	/* Cleared (released) once the data is in place and before the host
-	 * pages go: the destination's crash record turns authoritative then
-	 * (recover.c). NULL when the pool keeps no records. */
-	uint32_t *confirm;
+	/* The destination's crash records (recover.c), confirmed chunk by
+	 * chunk once the data is in place and before the host pages go: they
+	 * turn authoritative then. NULL when the pool keeps none. */
+	struct pool *confirm;
 	int err;         /* set by the worker: 0 or -errno */
+	struct xfer_tally tally; /* set by the worker: what the engine did */
+	uint64_t ns;     /* set by the worker: time it took */
 	/* For the loop thread, untouched by workers. */
 	struct mig_job *job;
 	struct allocation *al;
-	uint64_t chunk;
+	uint64_t chunk;  /* the first */
+	unsigned nchunks;
 	struct pagemap *from, *to;
 	bool keep_host;
 };
@@ -77,7 +89,10 @@ int copy_guarded(void *dst, const void *src, size_t n);
  */
 int copy_local_to_buf(int fd, off_t off, const uint8_t *ptr, uint8_t *buf, uint64_t n);
 int copy_buf_to_local(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint64_t n);
-/* Runs one copy in the calling thread (bounce: a buffer of COPY_BOUNCE bytes). */
+/* Runs one copy in the calling thread (bounce: a buffer of COPY_BOUNCE bytes),
+ * on its engine; sets cp->err, cp->tally and cp->ns. */
 #define COPY_BOUNCE (1u << 20)
 void copy_run(struct copy *cp, uint8_t *bounce);
+/* xfer_cpu.c: a copy between host memory and pools the broker maps. */
+int xfer_cpu_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t);
 #endif

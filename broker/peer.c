@@ -133,15 +133,6 @@ unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsign
 	return 0;
 }
 
-int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
-{
-	return -ENOTCONN;
-}
-
-int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len)
-{
-	return -ENOTCONN;
-}
 #else
 #include <fcntl.h>
 #include <netdb.h>

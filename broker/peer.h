@@ -62,14 +62,4 @@ unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsign
  * link goes down and its pagemaps are revoked, as on a disconnect. */
 void peers_check(struct broker *b);
 
-/*
- * The data path, called from copy workers. Moves len bytes between local
- * memory (fd at off when fd >= 0, else ptr) and the remote pool p at roff.
- * Serialised per peer connection; several RDMA operations in flight.
- * 0, or -EIO (the transfer failed: the peer is marked broken),
- * -ENOTCONN (the peer is not connected).
- */
-int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr,
-	       uint64_t len);
-int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len);
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Inside peer.c and peer_xfer.c: one RDMA connection to a peer broker. */
+/* Inside peer.c and xfer_verbs.c: one RDMA connection to a peer broker. */
 #ifndef PAGEMAP_PEER_LINK_H
 #define PAGEMAP_PEER_LINK_H
 

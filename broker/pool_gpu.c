@@ -4,9 +4,8 @@
  * one pool per device, named cudaN with region "vram", identified in the
  * log by its PCI address. While its pagemap lives the pool holds the
  * device's primary context and one allocation of `capacity` bytes (chunks
- * sit at offsets in it, as in any device pool); bytes move through a few
- * pinned staging buffers with cuMemcpyHtoD/DtoH, and between two GPUs that
- * can reach each other with cuMemcpyPeer.
+ * sit at offsets in it, as in any device pool). Bytes move through the
+ * CUDA copy engine (xfer_cuda.c); this file is the pool's life.
  *
  * Without libcuda.so.1 or without a device there are simply no GPU pools.
  */
@@ -19,31 +18,15 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "copy.h"
-#include "cuda_api.h"
+#include "gpu.h"
 
-#define STAGE_BUFS 4
-#define STAGE_BYTES (4u << 20)
+struct cuda_api gpu_cuda; /* one driver per process */
 
-static struct cuda_api cuda; /* one driver per process */
-
-struct gpu {
-	cu_device dev;
-	int ordinal;
-	char bdf[16];
-	cu_context ctx;     /* primary context, retained while the pagemap lives */
-	cu_deviceptr base;  /* the pool's memory */
-	uint8_t *stage;     /* STAGE_BUFS pinned buffers of STAGE_BYTES */
-	unsigned stage_busy; /* bitmap, under lock */
-	pthread_mutex_t lock;
-	pthread_cond_t freed;
-};
-
-static int cu_errno(struct pool *p, const char *what, cu_result r)
+int gpu_cu_errno(struct pool *p, const char *what, cu_result r)
 {
 	char buf[64];
 
-	blog(LOG_ERR, "%s: %s: %s", p->device, what, cuda_error(&cuda, r, buf, sizeof(buf)));
+	blog(LOG_ERR, "%s: %s: %s", p->device, what, cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
 	return r == 2 /* CUDA_ERROR_OUT_OF_MEMORY */ ? -ENOMEM : -EIO;
 }
 
@@ -54,18 +37,18 @@ static int gpu_create(struct pool *p)
 	cu_result r;
 	int e;
 
-	r = cuda.primary_ctx_retain(&g->ctx, g->dev);
+	r = gpu_cuda.primary_ctx_retain(&g->ctx, g->dev);
 	if (r != CU_SUCCESS)
-		return cu_errno(p, "cuDevicePrimaryCtxRetain", r);
+		return gpu_cu_errno(p, "cuDevicePrimaryCtxRetain", r);
 	what = "cuCtxSetCurrent";
-	r = cuda.ctx_set_current(g->ctx);
+	r = gpu_cuda.ctx_set_current(g->ctx);
 	if (r == CU_SUCCESS) {
 		what = "cuMemAlloc";
-		r = cuda.mem_alloc(&g->base, p->capacity);
+		r = gpu_cuda.mem_alloc(&g->base, p->capacity);
 	}
 	if (r != CU_SUCCESS) {
-		e = cu_errno(p, what, r);
-		cuda.primary_ctx_release(g->dev);
+		e = gpu_cu_errno(p, what, r);
+		gpu_cuda.primary_ctx_release(g->dev);
 		return e;
 	}
 	g->stage = mmap(NULL, (size_t)STAGE_BUFS * STAGE_BYTES, PROT_READ | PROT_WRITE,
@@ -74,15 +57,15 @@ static int gpu_create(struct pool *p)
 		e = -errno;
 		blog(LOG_ERR, "%s: staging buffers: %s", p->device, strerror(-e));
 	} else {
-		r = cuda.mem_host_register(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES, 0);
-		e = r == CU_SUCCESS ? 0 : cu_errno(p, "cuMemHostRegister", r);
+		r = gpu_cuda.mem_host_register(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES, 0);
+		e = r == CU_SUCCESS ? 0 : gpu_cu_errno(p, "cuMemHostRegister", r);
 	}
 	if (e) {
 		if (g->stage != MAP_FAILED)
 			munmap(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES);
 		g->stage = NULL;
-		cuda.mem_free(g->base);
-		cuda.primary_ctx_release(g->dev);
+		gpu_cuda.mem_free(g->base);
+		gpu_cuda.primary_ctx_release(g->dev);
 		return e;
 	}
 	g->stage_busy = 0;
@@ -96,92 +79,12 @@ static void gpu_destroy(struct pool *p)
 	space_fini(p);
 	if (!g->stage)
 		return;
-	cuda.ctx_set_current(g->ctx);
-	cuda.mem_host_unregister(g->stage);
+	gpu_cuda.ctx_set_current(g->ctx);
+	gpu_cuda.mem_host_unregister(g->stage);
 	munmap(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES);
 	g->stage = NULL;
-	cuda.mem_free(g->base);
-	cuda.primary_ctx_release(g->dev);
-}
-
-/* A staging buffer of the pool's own: several workers may copy at once. */
-static uint8_t *stage_get(struct gpu *g, unsigned *slot)
-{
-	pthread_mutex_lock(&g->lock);
-	while (g->stage_busy == (1u << STAGE_BUFS) - 1)
-		pthread_cond_wait(&g->freed, &g->lock);
-	for (*slot = 0; g->stage_busy & (1u << *slot); (*slot)++)
-		;
-	g->stage_busy |= 1u << *slot;
-	pthread_mutex_unlock(&g->lock);
-	return g->stage + (size_t)*slot * STAGE_BYTES;
-}
-
-static void stage_put(struct gpu *g, unsigned slot)
-{
-	pthread_mutex_lock(&g->lock);
-	g->stage_busy &= ~(1u << slot);
-	pthread_cond_signal(&g->freed);
-	pthread_mutex_unlock(&g->lock);
-}
-
-static int gpu_io(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len,
-		  bool to_gpu)
-{
-	struct gpu *g = p->gpu;
-	unsigned slot;
-	uint8_t *buf;
-	int err = 0;
-	cu_result r;
-
-	if (!g->stage || poff > p->capacity || len > p->capacity - poff)
-		return -EINVAL;
-	buf = stage_get(g, &slot);
-	/* Each worker thread makes the context current for itself. */
-	r = cuda.ctx_set_current(g->ctx);
-	if (r != CU_SUCCESS)
-		err = cu_errno(p, "cuCtxSetCurrent", r);
-	for (uint64_t done = 0; !err && done < len; done += STAGE_BYTES) {
-		uint64_t n = len - done < STAGE_BYTES ? len - done : STAGE_BYTES;
-		uint8_t *at = ptr ? ptr + done : NULL;
-
-		if (to_gpu) {
-			err = copy_local_to_buf(fd, off + (off_t)done, at, buf, n);
-			if (err)
-				break;
-			r = cuda.memcpy_htod(g->base + poff + done, buf, n);
-		} else {
-			r = cuda.memcpy_dtoh(buf, g->base + poff + done, n);
-			if (r == CU_SUCCESS)
-				err = copy_buf_to_local(fd, off + (off_t)done, at, buf, n);
-		}
-		if (r != CU_SUCCESS)
-			err = cu_errno(p, to_gpu ? "cuMemcpyHtoD" : "cuMemcpyDtoH", r);
-	}
-	stage_put(g, slot);
-	return err;
-}
-
-static int gpu_read(struct pool *p, uint64_t poff, int fd, off_t off, uint8_t *ptr, uint64_t len)
-{
-	return gpu_io(p, poff, fd, off, ptr, len, false);
-}
-
-static int gpu_write(struct pool *p, uint64_t poff, int fd, off_t off, const uint8_t *ptr,
-		     uint64_t len)
-{
-	return gpu_io(p, poff, fd, off, (uint8_t *)ptr, len, true);
-}
-
-static int gpu_copy_peer(struct pool *src, uint64_t soff, struct pool *dst, uint64_t doff,
-			 uint64_t len)
-{
-	struct gpu *s = src->gpu, *d = dst->gpu;
-	cu_result r = cuda.ctx_set_current(d->ctx);
-
-	if (r == CU_SUCCESS)
-		r = cuda.memcpy_peer(d->base + doff, d->ctx, s->base + soff, s->ctx, len);
-	return r == CU_SUCCESS ? 0 : cu_errno(dst, "cuMemcpyPeer", r);
+	gpu_cuda.mem_free(g->base);
+	gpu_cuda.primary_ctx_release(g->dev);
 }
 
 const struct pool_ops pool_gpu_ops = {
@@ -189,9 +92,7 @@ const struct pool_ops pool_gpu_ops = {
 	.name = "gpu",
 	.create = gpu_create,
 	.destroy = gpu_destroy,
-	.read = gpu_read,
-	.write = gpu_write,
-	.copy_peer = gpu_copy_peer,
+	.engine = &xfer_cuda,
 };
 
 bool gpu_can_peer(const struct pool *a, const struct pool *b)
@@ -200,7 +101,7 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 
 	if (a->ops != &pool_gpu_ops || b->ops != &pool_gpu_ops)
 		return false;
-	return cuda.device_can_access_peer(&can, ((struct gpu *)b->gpu)->dev,
+	return gpu_cuda.device_can_access_peer(&can, ((struct gpu *)b->gpu)->dev,
 					   ((struct gpu *)a->gpu)->dev) == CU_SUCCESS &&
 	       can;
 }
@@ -208,17 +109,17 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 int gpu_pools_add(struct broker *b)
 {
 	char why[256] = "", name[PM_NAME_MAX];
-	int n = 0, r = cuda_load(&cuda, why, sizeof(why));
+	int n = 0, r = cuda_load(&gpu_cuda, why, sizeof(why));
 	cu_result cr;
 
 	if (r < 0) {
 		blog(r == -ENOENT ? LOG_DEBUG : LOG_INFO, "no GPU pools: %s", why);
 		return 0;
 	}
-	cr = cuda.device_get_count(&n);
+	cr = gpu_cuda.device_get_count(&n);
 	if (cr != CU_SUCCESS) {
 		blog(LOG_WARN, "no GPU pools: cuDeviceGetCount: %s",
-		     cuda_error(&cuda, cr, why, sizeof(why)));
+		     cuda_error(&gpu_cuda, cr, why, sizeof(why)));
 		n = 0;
 	}
 	for (int i = 0; i < n; i++) {
@@ -231,19 +132,19 @@ int gpu_pools_add(struct broker *b)
 		g = calloc(1, sizeof(*g));
 		if (!g)
 			return -ENOMEM;
-		cr = cuda.device_get(&g->dev, i);
+		cr = gpu_cuda.device_get(&g->dev, i);
 		if (cr == CU_SUCCESS) {
 			what = "cuDeviceTotalMem";
-			cr = cuda.device_total_mem(&total, g->dev);
+			cr = gpu_cuda.device_total_mem(&total, g->dev);
 		}
 		if (cr != CU_SUCCESS) {
 			blog(LOG_WARN, "CUDA device %d: no GPU pool: %s: %s", i, what,
-			     cuda_error(&cuda, cr, why, sizeof(why)));
+			     cuda_error(&gpu_cuda, cr, why, sizeof(why)));
 			free(g);
 			continue;
 		}
-		cuda.device_get_pci_bus_id(busid, sizeof(busid), g->dev);
-		cuda.device_get_name(model, sizeof(model), g->dev);
+		gpu_cuda.device_get_pci_bus_id(busid, sizeof(busid), g->dev);
+		gpu_cuda.device_get_name(model, sizeof(model), g->dev);
 		topo_bdf_canonical(busid, g->bdf, sizeof(g->bdf));
 		g->ordinal = i;
 		pthread_mutex_init(&g->lock, NULL);
@@ -282,6 +183,6 @@ void gpu_pools_free(struct broker *b)
 			free(g);
 			p->gpu = NULL;
 		}
-	if (cuda.lib)
-		cuda_unload(&cuda);
+	if (gpu_cuda.lib)
+		cuda_unload(&gpu_cuda);
 }

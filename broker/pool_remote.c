@@ -21,6 +21,5 @@ const struct pool_ops pool_remote_ops = {
 	.name = "rdma-remote",
 	.create = remote_create,
 	.destroy = remote_destroy,
-	.read = peer_read,
-	.write = peer_write,
+	.engine = &xfer_verbs,
 };

@@ -391,6 +391,21 @@ static int op_peers(struct broker *b, struct session *s, const struct pm_msg *m)
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_peer_info), NULL, 0);
 }
 
+static int op_engines(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	uint8_t buf[sizeof(struct pm_list_reply) + XFER_ENGINES * sizeof(struct pm_engine_info)];
+	struct pm_list_reply *rep = (void *)buf;
+	unsigned n;
+
+	if (m->hdr.length)
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	n = xfer_describe(b, (struct pm_engine_info *)(rep + 1), XFER_ENGINES);
+	rep->count = n;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_engine_info), NULL, 0);
+}
+
 /* The opcodes that may carry fds on the control connection, and how many. */
 static unsigned max_fds(uint16_t opcode)
 {
@@ -471,6 +486,9 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_PEERS:
 		r = op_peers(b, s, m);
+		break;
+	case PM_OP_ENGINES:
+		r = op_engines(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

@@ -74,7 +74,7 @@ again:
 	a.alloc_id = sp.id;
 	a.first = sp.first;
 	a.count = sp.count;
-	a.advice = (uint32_t)advice;
+	a.advice = (uint32_t)advice; /* PM_ADV_* are the wire's PM_ADVICE_* (wire_check.c) */
 	r = pm_client_call_gen(c, sp.gen, PM_OP_ADVISE, &a, sizeof(a), &pagemap_fd,
 			       pagemap_fd >= 0, NULL, 0, NULL, NULL);
 	if (r == -ESTALE)

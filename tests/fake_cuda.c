@@ -7,7 +7,7 @@
  * through it is meaningless as GPU performance. Every line it prints, every
  * device name and every error string it hands out says SIMULATED.
  *
- * It answers exactly the entry points broker/cuda_api.c resolves (required
+ * It answers exactly the entry points cuda/cuda_api.c resolves (required
  * and optional), with the driver's ABI and error codes as cuda.h declares
  * them, and keeps the rules real drivers enforce that the broker must get
  * right: cuInit first; memory calls need a context current in the calling
@@ -50,8 +50,8 @@
 
 /*
  * The driver's ABI, written out from cuda.h on purpose rather than taken
- * from broker/cuda_api.h: if the broker's declarations were wrong, calls
- * through them would fail here as they would against the real driver.
+ * from cuda/cuda_api.h: if its declarations were wrong, calls through them
+ * would fail here as they would against the real driver.
  */
 typedef enum cudaError_enum {
 	CUDA_SUCCESS = 0,

@@ -8,7 +8,7 @@
  * (cuMemAllocManaged) to the device and back to the CPU. The three take turns
  * sample by sample, so that drift falls on all alike; data is filled before
  * and checked after, never inside the timed calls. The driver is loaded at
- * run time (broker/cuda_api.h): without it, without the device, or with a
+ * run time (cuda/cuda_api.h): without it, without the device, or with a
  * broker that has no such GPU pool, the command says why and exits 77.
  */
 #include <errno.h>

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "engine_stats.h"
 #include "json_out.h"
 
 #include "client.h"
@@ -315,12 +316,16 @@ static int cmd_stats(struct pm_client *c, bool json)
 	};
 	size_t len = 0;
 	json_object *o;
+	struct engine_stats es;
+	bool have_engines;
 	int r = pm_client_call(c, PM_OP_STATS, NULL, 0, &st.sessions, want, &len, NULL);
 
 	if (r < 0)
 		return r;
 	if (len != want)
 		return -EPROTO;
+	/* A broker from before the transport layer has no engine counters. */
+	have_engines = engine_stats_read(c, &es) == 0;
 	if (json) {
 		o = json_object_new_object();
 		if (!o)
@@ -330,10 +335,28 @@ static int cmd_stats(struct pm_client *c, bool json)
 				json_object_put(o);
 				return -ENOMEM;
 			}
+		if (have_engines && engine_stats_json(o, &es, 1) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
 		return pmctl_print_json(o);
 	}
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		printf("%-16s %12" PRIu64 "  %s\n", f[i].name, *f[i].v, f[i].help);
+	if (!have_engines)
+		return 0;
+	printf("\n%-8s %12s %12s %12s %10s %7s %10s\n", "ENGINE", "BYTES", "ZERO-COPY", "STAGED",
+	       "COPIES", "FAILED", "BUSY");
+	for (int i = 0; i < es.n; i++) {
+		const struct pm_engine_info *e = &es.e[i];
+		char b[32], z[32], sg[32];
+
+		printf("%-8s %12s %12s %12s %10" PRIu64 " %7" PRIu64 " %9.3fs\n", e->name,
+		       pmctl_human_bytes(e->bytes, b, sizeof(b)),
+		       pmctl_human_bytes(e->bytes_zero_copy, z, sizeof(z)),
+		       pmctl_human_bytes(e->bytes_staged, sg, sizeof(sg)), e->copies, e->failed,
+		       e->busy_ns / 1e9);
+	}
 	return 0;
 }
 

@@ -42,7 +42,7 @@ static const char *where(uint64_t id, bool requested, char *buf, size_t len)
 {
 	if (requested && id == 0)
 		return NULL;
-	if (requested ? id == PM_PAGEMAP_SYSTEM : id == 0)
+	if (requested ? id == PM_RUN_REQUESTED_SYSTEM : id == 0)
 		return "system";
 	snprintf(buf, len, "%" PRIu64, id);
 	return buf;
@@ -68,14 +68,14 @@ static void add_word(char *buf, size_t len, const char *word)
  * bits in hex; "-" for none. */
 static void advice_words(const struct pm_run *run, bool ids, char *buf, size_t len)
 {
-	uint32_t rest = run->advice & ~(uint32_t)(PM_RANGE_PREFERRED | PM_RANGE_ACCESSED_BY |
-						  PM_RANGE_READ_MOSTLY);
+	uint32_t rest = run->advice & ~(uint32_t)(PM_RUN_PREFERRED | PM_RUN_ACCESSED_BY |
+						  PM_RUN_READ_MOSTLY);
 	char word[128];
 
 	buf[0] = '\0';
-	if (run->advice & PM_RANGE_PREFERRED)
+	if (run->advice & PM_RUN_PREFERRED)
 		add_word(buf, len, "preferred");
-	if (run->advice & PM_RANGE_ACCESSED_BY) {
+	if (run->advice & PM_RUN_ACCESSED_BY) {
 		size_t n = snprintf(word, sizeof(word), "accessed-by%s", ids ? ":" : "");
 
 		for (int i = 0; ids && i < PM_ACCESSORS_MAX && run->accessed_by[i]; i++)
@@ -83,7 +83,7 @@ static void advice_words(const struct pm_run *run, bool ids, char *buf, size_t l
 				      run->accessed_by[i]);
 		add_word(buf, len, word);
 	}
-	if (run->advice & PM_RANGE_READ_MOSTLY)
+	if (run->advice & PM_RUN_READ_MOSTLY)
 		add_word(buf, len, "read-mostly");
 	if (rest) {
 		snprintf(word, sizeof(word), "0x%x", rest);
@@ -95,13 +95,13 @@ static void advice_words(const struct pm_run *run, bool ids, char *buf, size_t l
 
 static void flag_words(uint32_t flags, char *buf, size_t len)
 {
-	uint32_t rest = flags & ~(uint32_t)(PM_RANGE_IN_FLIGHT | PM_RANGE_HOST_COPY);
+	uint32_t rest = flags & ~(uint32_t)(PM_RUN_IN_FLIGHT | PM_RUN_HOST_COPY);
 	char word[16];
 
 	buf[0] = '\0';
-	if (flags & PM_RANGE_IN_FLIGHT)
+	if (flags & PM_RUN_IN_FLIGHT)
 		add_word(buf, len, "in-flight");
-	if (flags & PM_RANGE_HOST_COPY)
+	if (flags & PM_RUN_HOST_COPY)
 		add_word(buf, len, "host-copy");
 	if (rest) {
 		snprintf(word, sizeof(word), "0x%x", rest);

@@ -7,6 +7,13 @@
  * size is asserted below. Nothing here may change size once released: grow
  * by a new opcode or a new version.
  *
+ * The values both sides use (pool kinds, pagemap states, advice, run bits)
+ * are defined here, as wire values, and never change. The public API
+ * (libpagemap/include/pagemap.h, installed without this header) spells the
+ * ones it passes through with its own names and the same numbers;
+ * libpagemap/wire_check.c asserts at build time that each equals its wire
+ * value. The broker includes only this header, never pagemap.h.
+ *
  * Two kinds of socket carry it:
  *  - the control connection: a Unix SOCK_STREAM socket to the broker
  *    ($XDG_RUNTIME_DIR/pagemap/broker.sock or /run/pagemap/broker.sock);
@@ -65,6 +72,7 @@ enum pm_opcode {
 	PM_OP_RANGES = 15,  /* control: chunk state as uniform runs */
 	PM_OP_ALLOCS = 16,  /* control: allocations and their runs (pmctl ranges) */
 	PM_OP_PEERS = 17,   /* control: links to peer brokers (pmctl peers) */
+	PM_OP_ENGINES = 18, /* control: bytes each copy engine moved (pmctl stats) */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -102,6 +110,7 @@ struct pm_open {
 };
 static_assert(sizeof(struct pm_open) == 104, "pm_open is 104 bytes");
 
+/* pm_info.kind (pagemap.h: enum pagemap_kind, PAGEMAP_KIND_*). */
 enum pm_pool_kind {
 	PM_KIND_HOST_NUMA = 1,
 	PM_KIND_PCI_BAR = 2,
@@ -110,6 +119,7 @@ enum pm_pool_kind {
 	PM_KIND_EMULATED = 5,
 };
 
+/* pm_info.state (pagemap.h: enum pagemap_state, PAGEMAP_STATE_*). */
 enum pm_pagemap_state {
 	PM_STATE_ACTIVE = 1,
 	PM_STATE_LINGERING = 2, /* no reference left; torn down when the linger ends */
@@ -302,32 +312,62 @@ static_assert(sizeof(struct pm_migrate_reply) == 40, "pm_migrate_reply is 40 byt
 /*
  * PM_OP_ADVISE, with one pagemap fd attached for the advice that names one
  * (PREFERRED_LOCATION to a pagemap, ACCESSED_BY, UNSET_ACCESSED_BY). Reply
- * status: PM_ADV_APPLIED* (pagemap.h) or -errno.
+ * status: PM_ADVICE_APPLIED* or -errno.
  */
 struct pm_advise {
 	uint64_t alloc_id;
 	uint64_t first;
 	uint64_t count;
-	uint32_t advice; /* enum pm_advice | PM_ADV_FLAG_* (pagemap.h) */
+	uint32_t advice; /* enum pm_advice_kind | PM_ADVICE_FLAG_* */
 	uint32_t reserved;
 };
 static_assert(sizeof(struct pm_advise) == 32, "pm_advise is 32 bytes");
 
+/* pm_advise.advice, low 8 bits (pagemap.h: enum pm_advice, PM_ADV_*). */
+enum pm_advice_kind {
+	PM_ADVICE_PREFERRED_LOCATION = 1,       /* the fd's pagemap; no fd: system memory */
+	PM_ADVICE_UNSET_PREFERRED_LOCATION = 2, /* no fd */
+	PM_ADVICE_ACCESSED_BY = 3,              /* the fd: a pagemap of the accessing device */
+	PM_ADVICE_UNSET_ACCESSED_BY = 4,        /* the fd: that pagemap again */
+	PM_ADVICE_READ_MOSTLY = 5,              /* no fd */
+	PM_ADVICE_UNSET_READ_MOSTLY = 6,        /* no fd */
+};
+#define PM_ADVICE_KIND_MASK 0xffu
+/* pm_advise.advice, flags above the kind (pagemap.h: PM_ADV_FLAG_*). */
+#define PM_ADVICE_FLAG_FALLBACK 0x100u    /* no peer path: fall back instead of -ENOLINK */
+#define PM_ADVICE_FLAG_ONLY_SYSTEM 0x200u /* prefetches move only chunks in system memory */
+#define PM_ADVICE_FLAGS_KNOWN (PM_ADVICE_FLAG_FALLBACK | PM_ADVICE_FLAG_ONLY_SYSTEM)
+/* The ADVISE reply's status on success (pagemap.h: PM_ADV_APPLIED*). */
+#define PM_ADVICE_APPLIED 0        /* as asked */
+#define PM_ADVICE_APPLIED_LOCAL 1  /* fallback: the accessor's pagemap is the preferred location */
+#define PM_ADVICE_APPLIED_SYSTEM 2 /* fallback: system memory is the preferred location */
+
 /* PM_OP_RANGES: a pm_query_range request; reply: pm_list_reply (count runs)
  * then count pm_run. PM_LIST_TRUNCATED: more runs follow the last one. */
-#define PM_ACCESSORS_MAX 4
+#define PM_ACCESSORS_MAX 4 /* pagemap.h: PM_ACCESSED_BY_MAX */
 struct pm_run {
 	uint64_t first; /* chunk index */
 	uint64_t count;
 	uint64_t resident;  /* pagemap id, 0 system memory */
-	uint64_t requested; /* pagemap id, UINT64_MAX system memory, 0 none */
+	uint64_t requested; /* pagemap id, PM_RUN_REQUESTED_SYSTEM, 0 none */
 	uint64_t accessed_by[PM_ACCESSORS_MAX];
-	uint32_t advice; /* PM_RANGE_* advice bits (pagemap.h) */
-	uint32_t flags;  /* PM_RANGE_* flag bits */
+	uint32_t advice; /* PM_RUN_PREFERRED... */
+	uint32_t flags;  /* PM_RUN_IN_FLIGHT... */
 	int32_t error;
 	uint32_t reserved;
 };
 static_assert(sizeof(struct pm_run) == 80, "pm_run is 80 bytes");
+
+/* pm_run.requested: system memory is the preferred location (pagemap.h:
+ * PM_PAGEMAP_SYSTEM). */
+#define PM_RUN_REQUESTED_SYSTEM UINT64_MAX
+/* pm_run.advice bits (pagemap.h: pm_range.advice, PM_RANGE_*). */
+#define PM_RUN_PREFERRED 0x1u   /* a preferred location is set */
+#define PM_RUN_ACCESSED_BY 0x2u /* accessors are set (accessed_by[]) */
+#define PM_RUN_READ_MOSTLY 0x4u /* the host copy stays valid while the chunk is elsewhere */
+/* pm_run.flags bits (pagemap.h: pm_range.flags, PM_RANGE_*). */
+#define PM_RUN_IN_FLIGHT 0x1u   /* a migration of these chunks is under way */
+#define PM_RUN_HOST_COPY 0x2u   /* a valid host copy exists besides the resident one */
 
 /* PM_OP_ALLOCS: pm_allocs request; reply: pm_list_reply (count allocations)
  * then, per allocation, pm_alloc_info and its nruns pm_run. Other sessions'
@@ -347,6 +387,26 @@ struct pm_alloc_info {
 	uint64_t in_flight; /* chunks moving now */
 };
 static_assert(sizeof(struct pm_alloc_info) == 48, "pm_alloc_info is 48 bytes");
+
+/*
+ * PM_OP_ENGINES: no request payload. Reply: pm_list_reply then count
+ * pm_engine_info, one per copy engine of the broker's transport layer
+ * ("cpu", "cuda", "verbs"), counted since the broker started.
+ * bytes_zero_copy: moved by a DMA engine straight from or to their pages;
+ * bytes_staged: through a staging buffer on the way (copied into
+ * registered memory first, or bounced through host memory). A CPU copy
+ * is neither: the CPU is the engine.
+ */
+struct pm_engine_info {
+	char name[16];
+	uint64_t bytes;           /* moved by completed copies */
+	uint64_t bytes_zero_copy;
+	uint64_t bytes_staged;
+	uint64_t copies;          /* completed */
+	uint64_t failed;          /* copies that failed */
+	uint64_t busy_ns;         /* workers' time in this engine's copies */
+};
+static_assert(sizeof(struct pm_engine_info) == 64, "pm_engine_info is 64 bytes");
 
 /* PM_OP_PEERS: no request payload. Reply: pm_list_reply then count
  * pm_peer_info, one per RDMA link to a peer broker. */

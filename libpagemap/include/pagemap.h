@@ -13,6 +13,10 @@
  * Every function returns 0 (or a count, or an fd) on success and a negative
  * errno on failure; output parameters are untouched on failure. Functions
  * taking a struct pm_client are thread-safe for that client.
+ *
+ * Kinds, states, advice, its flags and results, and pm_range's bits are
+ * fixed numbers: the wire protocol's own (docs/protocol.md), which
+ * libpagemap passes through unchanged.
  */
 #ifndef PAGEMAP_H
 #define PAGEMAP_H

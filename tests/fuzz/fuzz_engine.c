@@ -208,9 +208,9 @@ static void op_advise(struct client *c, struct input *in)
 	pick_range(c, in, &a.alloc_id, &a.first, &a.count);
 	a.advice = 1 + adv % 6;
 	if (adv & 0x40)
-		a.advice |= PM_ADV_FLAG_FALLBACK;
+		a.advice |= PM_ADVICE_FLAG_FALLBACK;
 	if (adv & 0x80)
-		a.advice |= PM_ADV_FLAG_ONLY_SYSTEM;
+		a.advice |= PM_ADVICE_FLAG_ONLY_SYSTEM;
 	request(c, PM_OP_ADVISE, &a, sizeof(a), &fd, fd >= 0);
 }
 

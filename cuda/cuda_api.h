@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The few CUDA driver API calls the GPU pool (and pmbench gpu) make, loaded
- * from libcuda.so.1 at run time. The types are declared here, as the
- * driver's ABI defines them (cuda.h: CUresult is an enum, CUdevice an int,
- * CUdeviceptr an unsigned long long on 64-bit, CUcontext and CUstream
- * pointers), so the broker builds without CUDA headers and runs without a
- * driver.
+ * The few CUDA driver API calls the broker's GPU pools and pmbench gpu
+ * make, loaded from libcuda.so.1 at run time (libpmcuda, cuda/meson.build).
+ * The types are declared here, as the driver's ABI defines them (cuda.h:
+ * CUresult is an enum, CUdevice an int, CUdeviceptr an unsigned long long on
+ * 64-bit, CUcontext and CUstream pointers), so what links this builds
+ * without CUDA headers and runs without a driver.
  */
 #ifndef PAGEMAP_CUDA_API_H
 #define PAGEMAP_CUDA_API_H

@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RDMA data path, run by copy workers: a chunk goes out or comes in as
- * pieces of the link's registered transfer buffers, several in flight at
- * once (ib_write_bw's way of keeping the wire busy). Only the transfer
- * buffers are registered on this side, so pinned memory stays bounded
- * whatever is migrated: the cost is one local copy per piece (pread or
- * pwrite of the allocation's memfd, or a memcpy from a pool mapping).
+ * The verbs engine (xfer.h): RDMA WRITE and READ to a peer broker's memory,
+ * run by copy workers. A chunk goes out or comes in as pieces of the link's
+ * registered transfer buffers, several in flight at once (ib_write_bw's way
+ * of keeping the wire busy). Only the transfer buffers are registered on
+ * this side, so pinned memory stays bounded whatever is migrated: the cost
+ * is one local copy per piece (pread or pwrite of the allocation's memfd,
+ * or a memcpy from a pool mapping), counted as staged.
  */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "config.h"
-#include "peer.h"
+#include "xfer.h"
 
 #if HAVE_RDMA
 #include "copy.h"
@@ -35,9 +37,12 @@ static uint64_t mono_ms(void)
  * are waited for (flushed when the queue pair breaks) before the buffers
  * may be reused.
  */
-static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len,
-		bool out)
+static int xfer(struct pool *p, uint64_t roff, const struct xfer_local *loc, uint64_t len,
+		bool out, struct xfer_tally *t)
 {
+	int fd = loc->fd;
+	off_t off = loc->off;
+	uint8_t *ptr = loc->ptr;
 	struct link *l = p->link;
 	uint64_t bs, pieces, posted = 0, done = 0, deadline;
 	int err = 0;
@@ -119,16 +124,41 @@ static int xfer(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, 
 		}
 	}
 	pthread_mutex_unlock(&l->xfer);
+	if (!err)
+		t->staged += len;
 	return err;
 }
 
-int peer_write(struct pool *p, uint64_t roff, int fd, off_t off, const uint8_t *ptr, uint64_t len)
+static int verbs_write(struct pool *p, uint64_t roff, const struct xfer_local *from, uint64_t len,
+		       struct xfer_tally *t)
 {
-	return xfer(p, roff, fd, off, (uint8_t *)ptr, len, true);
+	return xfer(p, roff, from, len, true, t);
 }
 
-int peer_read(struct pool *p, uint64_t roff, int fd, off_t off, uint8_t *ptr, uint64_t len)
+static int verbs_read(struct pool *p, uint64_t roff, const struct xfer_local *to, uint64_t len,
+		      struct xfer_tally *t)
 {
-	return xfer(p, roff, fd, off, ptr, len, false);
+	return xfer(p, roff, to, len, false, t);
+}
+#else
+static int verbs_write(struct pool *p, uint64_t roff, const struct xfer_local *from, uint64_t len,
+		       struct xfer_tally *t)
+{
+	(void)p, (void)roff, (void)from, (void)len, (void)t;
+	return -ENOTCONN;
+}
+
+static int verbs_read(struct pool *p, uint64_t roff, const struct xfer_local *to, uint64_t len,
+		      struct xfer_tally *t)
+{
+	(void)p, (void)roff, (void)to, (void)len, (void)t;
+	return -ENOTCONN;
 }
 #endif
+
+const struct xfer_engine xfer_verbs = {
+	.id = XFER_VERBS,
+	.name = "verbs",
+	.read = verbs_read,
+	.write = verbs_write,
+};
