@@ -66,7 +66,11 @@ struct engine {
 	struct watch ev; /* eventfd: copies completed */
 	struct copy_queue q;
 	struct mig_job *jobs;
-	unsigned inflight, max_inflight;
+	unsigned inflight; /* chunks */
+	/* Bytes of chunks in flight, and how many may be: enough to keep every
+	 * worker busy with a full batch and the next one queued, whatever the
+	 * chunk size (a count of chunks would starve 64 KiB moves). */
+	uint64_t inflight_bytes, max_inflight_bytes;
 	/* Work left in this pass (chunk decisions and queue scans): a pass
 	 * that runs out yields the loop to everyone else and resumes through
 	 * the eventfd, so no request holds the loop thread for long. */
@@ -273,12 +277,14 @@ static bool pending_before(struct engine *e, const struct mig_job *j,
  * (to a worker and back), which cost more than the copy. Other small copies
  * stay with the workers: done here they cost every other client's requests
  * more than they save (pmbench load, 256 clients: control requests' p50
- * 1.1-1.8 ms with them on workers, 8-15 ms done here).
+ * 1.1-1.8 ms with them on workers, 8-15 ms done here). So does a fault that
+ * brings the chunks ahead of it home too: one batched copy on a worker.
  */
 static bool copy_inline(const struct mig_job *j, const struct copy *cp)
 {
-	return (j->flags & PM_MIG_FAULT) && cp->kind == CP_TO_HOST && cp->src && !cp->rsrc &&
-	       !cp->rdst && cp->len <= FAULT_INLINE_MAX;
+	return (j->flags & PM_MIG_FAULT) && j->nranges == 1 && j->r[0].count == 1 &&
+	       cp->kind == CP_TO_HOST && cp->src && !cp->rsrc && !cp->rdst &&
+	       cp->len <= FAULT_INLINE_MAX;
 }
 
 /* Whether want continues the open copy: the next chunk of the same run,
@@ -419,6 +425,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	}
 	j->inflight++;
 	e->inflight++;
+	e->inflight_bytes += al->chunk_size;
 	if (!cp)
 		return PLAN_ISSUED;
 	if (copy_inline(j, cp)) {
@@ -429,6 +436,11 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	flush_open(e);
 	e->open = cp;
 	return PLAN_ISSUED;
+}
+
+static bool engine_full(const struct engine *e)
+{
+	return e->inflight && e->inflight_bytes >= e->max_inflight_bytes;
 }
 
 /* Issues what job j can issue now. Whether it got anywhere: decided on a
@@ -444,7 +456,7 @@ static bool job_issue(struct broker *b, struct mig_job *j)
 		while (mr->next < mr->first + mr->count) {
 			int r;
 
-			if (e->inflight >= e->max_inflight || mr->al->chunks[mr->next].busy)
+			if (engine_full(e) || mr->al->chunks[mr->next].busy)
 				return moved;
 			if (!e->budget)
 				return moved;
@@ -499,7 +511,7 @@ void engine_kick(struct broker *b)
 				waiting = true;
 			}
 			/* Progress behind a waiter: it may go now. */
-			if (moved && waiting && e->inflight < e->max_inflight)
+			if (moved && waiting && !engine_full(e))
 				again = true;
 		}
 	} while (again && e->budget);
@@ -552,6 +564,7 @@ static void complete_chunk(struct broker *b, struct copy *cp, unsigned k)
 		cp->to->busy--;
 	j->inflight--;
 	b->engine->inflight--;
+	b->engine->inflight_bytes -= al->chunk_size;
 	if (cp->err) {
 		ch->error = -EIO;
 		if (tp)
@@ -819,7 +832,7 @@ int engine_init(struct broker *b)
 	r = copy_queue_start(&e->q, n, e->ev.fd);
 	if (r < 0)
 		goto fail;
-	e->max_inflight = 2 * n;
+	e->max_inflight_bytes = 2ull * n * COPY_BATCH;
 	r = loop_add(b, &e->ev, EPOLLIN);
 	if (r < 0) {
 		copy_queue_stop(&e->q);

@@ -38,11 +38,24 @@
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
 
+/*
+ * Faults that walk an allocation in order bring the away chunks after the
+ * faulting one home with it: a window that doubles with each fault that
+ * lands where the last one's window ended, as the kernel's readahead does,
+ * up to FAULT_AHEAD_MAX bytes; any other fault starts again at one chunk.
+ * One round trip and one copy for the window instead of one per chunk.
+ */
+#define FAULT_AHEAD_MAX (2u << 20)
+#define FAULT_AHEAD_CHUNKS 64
+
 struct pm_fault {
 	int uffd;
 	int stop_fd;
 	bool wp;
 	pthread_t thread;
+	/* The fault thread's own: where the last window ended, its size. */
+	uint64_t ahead_id, ahead_next;
+	unsigned ahead;
 };
 
 static int uffd_open(void)
@@ -210,6 +223,43 @@ static void broker_gone(struct pm_client *c, uintptr_t start, size_t size, uintp
 		release(c, start, size, epoch, page, missing);
 }
 
+/*
+ * The chunks to bring home for a fault on chunk idx of allocation id: the
+ * faulting one, then as many of the away chunks right after it as the
+ * readahead window holds (see FAULT_AHEAD_MAX). Their protection epochs go
+ * to epochs[]; returns the count.
+ */
+static unsigned fault_window(struct pm_client *c, uintptr_t start, uint64_t id, uint64_t idx,
+			     uint64_t *epochs)
+{
+	struct pm_fault *f = c->fault;
+	const struct pm_alloc_entry *e;
+	unsigned want, n = 1, max;
+
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, start, 1);
+	if (!e || e->id != id) {
+		pthread_mutex_unlock(&c->lock);
+		return 1;
+	}
+	max = e->chunk_size >= FAULT_AHEAD_MAX ? 1 : (unsigned)(FAULT_AHEAD_MAX / e->chunk_size);
+	if (max > FAULT_AHEAD_CHUNKS)
+		max = FAULT_AHEAD_CHUNKS;
+	want = f->ahead_id == id && f->ahead_next == idx ? f->ahead * 2 : 1;
+	if (want > max)
+		want = max;
+	while (n < want && idx + n < e->nchunks && (e->state[idx + n] & PM_CHUNK_AWAY) &&
+	       !(e->state[idx + n] & PM_CHUNK_READ_MOSTLY)) {
+		epochs[n] = e->wp_epoch[idx + n];
+		n++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	f->ahead_id = id;
+	f->ahead_next = idx + n;
+	f->ahead = want;
+	return n;
+}
+
 static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 {
 	struct {
@@ -217,21 +267,25 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 		struct pm_migrate_entry en;
 	} req = { .rq = { .flags = PM_MIG_FAULT, .nranges = 1 } };
 	uintptr_t page = addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1), start;
+	uint64_t id, idx, gen, epochs[FAULT_AHEAD_CHUNKS];
 	struct uffdio_range range;
-	uint64_t id, idx, epoch, gen;
+	unsigned n = 1;
 	size_t size;
 	int r;
 
-	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epoch, &gen)) {
+	if (!pm_chunk_at(c, addr, &id, &idx, &start, &size, &epochs[0], &gen)) {
 		/* Freed under the access: let it retry and meet the unmapping. */
 		range.start = page;
 		range.len = (uint64_t)sysconf(_SC_PAGESIZE);
 		ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
 		return;
 	}
+	/* A store to a protected chunk moves nothing ahead: it is home. */
+	if (!wp)
+		n = fault_window(c, start, id, idx, epochs);
 	req.en.alloc_id = id;
 	req.en.first = idx;
-	req.en.count = 1;
+	req.en.count = n;
 	req.en.target = PM_TARGET_SYSTEM;
 	/* Whatever the broker answers, the access must go on: an error (the
 	 * broker gone, a failed copy) is recorded there and in the chunk. */
@@ -247,7 +301,7 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 		return;
 	}
 	if (r < 0 && pm_client_dead(c)) {
-		broker_gone(c, start, size, page, epoch, !wp);
+		broker_gone(c, start, size, page, epochs[0], !wp);
 		return;
 	}
 	if (r < 0) {
@@ -257,6 +311,8 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 		 * access silent garbage; instead it waits and faults again.
 		 * Data that is truly gone (its device revoked) is no longer
 		 * anywhere but home, marked -EIO, and the next try succeeds.
+		 * Chunks ahead stay wherever the broker left them: a fault
+		 * on one asks again.
 		 */
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
@@ -264,9 +320,12 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 		range.start = start;
 		range.len = size;
 		ioctl(c->fault->uffd, UFFDIO_WAKE, &range);
+		c->fault->ahead = 0;
 		return;
 	}
-	release(c, start, size, epoch, page, !wp);
+	release(c, start, size, epochs[0], page, !wp);
+	for (unsigned k = 1; k < n; k++)
+		release(c, start + k * size, size, epochs[k], 0, false);
 }
 
 static void *fault_thread(void *arg)

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport layer seen from outside (broker/xfer.h): every copy is
+ * counted under the engine that ran it, bounced bytes count as staged,
+ * neighbouring chunks move as one copy, and faults that walk an allocation
+ * in order bring the chunks ahead home with them while a lone fault brings
+ * one chunk. Emulated pools of the two-socket topology: 0000:03:00.0 and
+ * 0000:04:00.0 share a switch, 0000:81:00.0 has no peer path to either.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "it_broker.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define TOPOLOGY "examples/topologies/two-socket-mem.json"
+#define NEAR_A "0000:03:00.0"
+#define NEAR_B "0000:04:00.0"
+#define FAR_X "0000:81:00.0"
+
+static struct it_broker br;
+
+static bool up(void)
+{
+	struct it_opts o = { .linger_ms = 300, .topology = TOPOLOGY };
+
+	if (br.pid)
+		return true;
+	CU_ASSERT_EQUAL_FATAL(it_broker_init(&br), 0);
+	CU_ASSERT_EQUAL_FATAL(it_broker_start(&br, &o), 0);
+	return br.pid != 0;
+}
+
+/* The engine named name, from PM_OP_ENGINES; asserts it is there. */
+static struct pm_engine_info engine(struct pm_client *c, const char *name)
+{
+	uint8_t buf[sizeof(struct pm_list_reply) + 8 * sizeof(struct pm_engine_info)];
+	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
+	struct pm_engine_info e = { 0 };
+	size_t len = 0;
+	int n = pm_client_call(c, PM_OP_ENGINES, NULL, 0, buf, sizeof(buf), &len, NULL);
+
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(len, head + (size_t)n * sizeof(e));
+	for (int i = 0; i < n; i++) {
+		memcpy(&e, buf + head + (size_t)i * sizeof(e), sizeof(e));
+		if (!strncmp(e.name, name, sizeof(e.name)))
+			return e;
+	}
+	cu_check_at(false, __FILE__, __LINE__, "no engine named %s", name);
+	memset(&e, 0, sizeof(e));
+	return e;
+}
+
+static uint8_t touch(const void *p)
+{
+	return *(const volatile uint8_t *)p;
+}
+
+/* The three engines are listed; a request with a payload is refused. */
+static void test_engines_listed(void)
+{
+	struct pm_client *c;
+	uint8_t junk[8] = { 0 }, buf[64];
+	size_t len = 0;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_STRING_EQUAL(engine(c, "cpu").name, "cpu");
+	CU_ASSERT_STRING_EQUAL(engine(c, "cuda").name, "cuda");
+	CU_ASSERT_STRING_EQUAL(engine(c, "verbs").name, "verbs");
+	CU_ASSERT_EQUAL(pm_client_call(c, PM_OP_ENGINES, junk, sizeof(junk), buf, sizeof(buf), &len,
+				       NULL),
+			-EINVAL);
+	pm_disconnect(c);
+}
+
+/*
+ * 4 MiB in 64 KiB chunks to a pool and back: the CPU engine counts every
+ * byte once per direction, none staged or zero-copy, and neighbouring
+ * chunks went as a few batched copies, not one per chunk.
+ */
+static void test_cpu_counts_and_batches(void)
+{
+	const size_t ck = 64 * KiB, size = 4 * MiB;
+	struct pm_engine_info e0, e1, e2;
+	struct pm_client *c;
+	void *a;
+	int pm;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	pm = pagemap_open(c, NEAR_A, NULL, 0);
+	CU_ASSERT_FATAL(pm >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
+	it_pattern_fill(a, 0, size, 11);
+	e0 = engine(c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, pm, 0), 0);
+	e1 = engine(c, "cpu");
+	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
+	CU_ASSERT_EQUAL(e1.bytes_staged - e0.bytes_staged, 0);
+	CU_ASSERT_EQUAL(e1.bytes_zero_copy - e0.bytes_zero_copy, 0);
+	CU_ASSERT_EQUAL(e1.failed - e0.failed, 0);
+	/* 64 chunks in 2 MiB batches: 2 copies when the pool's space is
+	 * contiguous; never one per chunk. */
+	cu_check_at(e1.copies - e0.copies >= 2 && e1.copies - e0.copies <= size / ck / 8,
+		    __FILE__, __LINE__, "%llu copies for %zu chunks",
+		    (unsigned long long)(e1.copies - e0.copies), size / ck);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, PM_FD_SYSTEM, 0), 0);
+	e2 = engine(c, "cpu");
+	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
+	CU_ASSERT(e2.copies - e1.copies <= size / ck / 8);
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, size, 11), SIZE_MAX);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	close(pm);
+	pm_disconnect(c);
+}
+
+/* Between pools with no peer path the bytes go through host memory:
+ * staged. Between pools under one switch: one copy, not staged. */
+static void test_bounce_is_staged(void)
+{
+	const size_t size = 4 * MiB;
+	struct pm_engine_info e0, e1, e2;
+	struct pm_client *c;
+	int a_fd, b_fd, x_fd;
+	void *a;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	a_fd = pagemap_open(c, NEAR_A, NULL, 0);
+	b_fd = pagemap_open(c, NEAR_B, NULL, 0);
+	x_fd = pagemap_open(c, FAR_X, NULL, 0);
+	CU_ASSERT_FATAL(a_fd >= 0 && b_fd >= 0 && x_fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, 0, &a), 0);
+	it_pattern_fill(a, 0, size, 12);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, a_fd, 0), 0);
+	e0 = engine(c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, b_fd, 0), 0);
+	e1 = engine(c, "cpu");
+	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
+	CU_ASSERT_EQUAL(e1.bytes_staged - e0.bytes_staged, 0);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, x_fd, 0), 0);
+	e2 = engine(c, "cpu");
+	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
+	CU_ASSERT_EQUAL(e2.bytes_staged - e1.bytes_staged, size);
+	CU_ASSERT_EQUAL(it_pattern_check(a, 0, size, 12), SIZE_MAX);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	close(a_fd);
+	close(b_fd);
+	close(x_fd);
+	pm_disconnect(c);
+}
+
+/*
+ * Fault-back: a lone fault brings exactly its chunk home; reads that walk
+ * the allocation in order bring every chunk home in far fewer copies than
+ * chunks (the window ahead), with every byte intact.
+ */
+static void test_fault_ahead(void)
+{
+	const size_t ck = 64 * KiB, n = 128, size = n * ck;
+	struct pm_stats_reply s0, s1, s2;
+	struct pm_engine_info e1, e2;
+	uint64_t ids[128], pid;
+	struct pm_client *c;
+	uint8_t *p;
+	void *a;
+	int pm;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	pm = pagemap_open(c, NEAR_A, NULL, 0);
+	CU_ASSERT_FATAL(pm >= 0);
+	pid = it_id(pm);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
+	p = a;
+	it_pattern_fill(p, 0, size, 13);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, pm, 0), 0);
+
+	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s0), 0);
+	CU_ASSERT_EQUAL(touch(p + 77 * ck + 5), it_pattern_byte(77 * ck + 5, 13));
+	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s1), 0);
+	CU_ASSERT_EQUAL(s1.faults - s0.faults, 1);
+	CU_ASSERT_EQUAL(pm_query(c, p, size, ids, n), (int)n);
+	CU_ASSERT_EQUAL(ids[77], 0);
+	CU_ASSERT_EQUAL(ids[76], pid);
+	CU_ASSERT_EQUAL(ids[78], pid);
+
+	e1 = engine(c, "cpu");
+	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 13), SIZE_MAX);
+	e2 = engine(c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s2), 0);
+	/* Every chunk came home once... */
+	CU_ASSERT_EQUAL(s2.faults - s1.faults, n - 1);
+	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, 0), (int)n);
+	/* ...in windows of up to 2 MiB: a handful of copies, not 127. */
+	cu_check_at(e2.copies - e1.copies <= n / 8, __FILE__, __LINE__,
+		    "%llu copies brought %zu chunks home",
+		    (unsigned long long)(e2.copies - e1.copies), n - 1);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	close(pm);
+	pm_disconnect(c);
+}
+
+static void test_stop(void)
+{
+	if (br.pid)
+		it_broker_stop(&br);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+		{ "engines listed", test_engines_listed },
+		{ "cpu engine counts and batches", test_cpu_counts_and_batches },
+		{ "bounced bytes are staged", test_bounce_is_staged },
+		{ "faults bring the chunks ahead home", test_fault_ahead },
+		{ "broker exits cleanly", test_stop },
+		{ NULL, NULL },
+	};
+
+	return cu_run("transport", tests);
+}
