@@ -2,6 +2,7 @@
 /* pmbench: benchmarks printing JSON; each subcommand measures its baseline in the same run. */
 #ifndef PAGEMAP_PMBENCH_H
 #define PAGEMAP_PMBENCH_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -20,6 +21,9 @@ double bench_now(void);
 void bench_stats(double *samples, int n, struct bench_stats *out);
 /* The directory of the running binary, to find its siblings (pmtopo, ../broker). */
 void bench_self_dir(char *buf, size_t len);
+/* pmbench_summary.c: root as JSON (json), else a summary for people: one
+ * line per measurement with its baseline and ratio. */
+void bench_emit(json_object *root, bool json);
 /* ---- pmbench_data.c: for the benchmarks that move data ---- */
 /* Fills buf with a pattern of seed (no earlier buffer left the same); its checksum. */
 uint64_t bench_fill(void *buf, size_t len, uint64_t seed);

@@ -213,6 +213,7 @@ int pmbench_migrate(int argc, char **argv)
 	char src[MIGBENCH_NAME_MAX], dst[MIGBENCH_NAME_MAX];
 	unsigned shifts[2] = { 16, 21 };
 	int nshifts = 2, npairs = 0, ch, r, exit_code = 1;
+	bool json = false;
 	json_object *root = NULL;
 	char *end;
 	long v;
@@ -226,7 +227,7 @@ int pmbench_migrate(int argc, char **argv)
 		case 'S': sock = optarg; break;
 		case 't': topology = optarg; break;
 		case 'P': x->progress = true; break;
-		case 'j': break; /* JSON is the only output */
+		case 'j': json = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
 			x->size = bench_parse_size(optarg);
@@ -338,9 +339,7 @@ int pmbench_migrate(int argc, char **argv)
 	r = run_all(x, shifts, nshifts, root);
 	if (r < 0)
 		goto out;
-	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							      JSON_C_TO_STRING_SPACED |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
+	bench_emit(root, json);
 	exit_code = x->failures ? 1 : 0;
 out:
 	json_object_put(root);
