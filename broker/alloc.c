@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -159,6 +160,89 @@ static void chunk_release(struct broker *b, struct allocation *al, struct chunk 
 		alloc_set_ref(b, &ch->accessed_by[k], NULL);
 }
 
+/*
+ * Whether fd is a userfaultfd: anything else (a socket, a file another
+ * process gave this one) must never stand in for one.
+ */
+static bool is_uffd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:[userfaultfd]");
+}
+
+void uffd_put(struct broker *b, struct uffd_ref *u)
+{
+	if (!u || --u->refs)
+		return;
+	close(u->fd);
+	uid_uncharge(b, u->uid, UID_HANDLES, 1);
+	free(u);
+}
+
+/*
+ * PM_OP_UFFD. The broker trusts nothing here: the fd must be a
+ * userfaultfd, the address page-aligned and the range not wrap. A client
+ * that names another mapping, or another process's userfaultfd it holds,
+ * gets its own allocation's bytes written where it could write them
+ * itself with that fd; a range it did not register just makes the copies
+ * fall back to the memfd.
+ */
+int alloc_set_uffd(struct broker *b, struct session *s, const struct pm_uffd *u, int fd)
+{
+	struct allocation *al = alloc_find(s, u->alloc_id);
+	struct uffd_ref *ref = s->uffd;
+	int r;
+
+	if (!al || !u->addr || u->addr % 4096 || u->addr + al->size < u->addr) {
+		close(fd);
+		return !al ? -ENOENT : -EINVAL;
+	}
+	if (!is_uffd(fd)) {
+		close(fd);
+		return -EBADF;
+	}
+	/* The session's userfaultfd, unless this is another one. */
+	if (ref) {
+		struct stat a, c;
+
+		if (fstat(ref->fd, &a) == 0 && fstat(fd, &c) == 0 && a.st_ino == c.st_ino &&
+		    a.st_dev == c.st_dev) {
+			close(fd);
+			fd = -1;
+		} else {
+			ref = NULL;
+		}
+	}
+	if (!ref) {
+		r = uid_charge(b, s->cred.uid, UID_HANDLES, 1);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+		ref = calloc(1, sizeof(*ref));
+		if (!ref) {
+			uid_uncharge(b, s->cred.uid, UID_HANDLES, 1);
+			close(fd);
+			return -ENOMEM;
+		}
+		*ref = (struct uffd_ref){ .fd = fd, .refs = 1, .uid = s->cred.uid };
+		uffd_put(b, s->uffd);
+		s->uffd = ref;
+	}
+	ref->refs++;
+	uffd_put(b, al->uffd);
+	al->uffd = ref;
+	al->uaddr = u->addr;
+	return 0;
+}
+
 void alloc_reap(struct broker *b, struct allocation *al)
 {
 	if (al->busy)
@@ -172,6 +256,7 @@ void alloc_reap(struct broker *b, struct allocation *al)
 		chunk_release(b, al, &al->chunks[i]);
 	free(al->chunks);
 	close(al->memfd);
+	uffd_put(b, al->uffd);
 	alloc_uncharge(b, al->uid, al->size, al->nchunks);
 	b->stats.allocations--;
 	b->stats.allocated_bytes -= al->size;

@@ -262,6 +262,17 @@ struct chunk {
 
 /* A managed allocation a client registered: its memfd, which the broker
  * keeps to act on the memory, and its chunks. */
+/*
+ * A client's userfaultfd (PM_OP_UFFD), shared by its session and the
+ * allocations it was named for, closed with the last of them: a copy in
+ * flight for a freed allocation still holds it.
+ */
+struct uffd_ref {
+	int fd;
+	unsigned refs;
+	uint32_t uid; /* charged one handle (an fd) while it lives */
+};
+
 struct allocation {
 	uint64_t id;
 	uint64_t session_id;
@@ -271,6 +282,10 @@ struct allocation {
 	uint64_t size, chunk_size, nchunks;
 	uint64_t ino, dev; /* the memfd's inode: who it is across a broker restart */
 	struct chunk *chunks;
+	/* Where the client maps it, and its userfaultfd: copies home go
+	 * straight into the mapping (PM_OP_UFFD). NULL/0 when not told. */
+	struct uffd_ref *uffd;
+	uint64_t uaddr;
 	unsigned busy; /* chunks in flight: the allocation outlives its free */
 	bool dead;     /* freed (or its session ended) while busy */
 	struct allocation *next;
@@ -287,6 +302,7 @@ struct session {
 	uint16_t version; /* 0 until HELLO */
 	int refused;      /* over a session limit: HELLO gets this, then the end */
 	struct pm_reader rd;
+	struct uffd_ref *uffd; /* the last userfaultfd it sent (PM_OP_UFFD) */
 	struct session *next;
 };
 
@@ -299,6 +315,9 @@ int alloc_register(struct broker *b, struct session *s, const struct pm_alloc *a
 		   struct pm_alloc_reply *rep);
 int alloc_free(struct broker *b, struct session *s, uint64_t id);
 struct allocation *alloc_find(struct session *s, uint64_t id);
+/* PM_OP_UFFD: takes fd (closed on failure too). */
+int alloc_set_uffd(struct broker *b, struct session *s, const struct pm_uffd *u, int fd);
+void uffd_put(struct broker *b, struct uffd_ref *u);
 /* [first, first + count) within al's chunks, without overflow. */
 bool alloc_in_range(const struct allocation *al, uint64_t first, uint64_t count);
 int alloc_place(struct broker *b, struct session *s, const struct pm_place *pl, int pagemap_fd);

@@ -32,6 +32,10 @@ struct copy {
 	const struct xfer_engine *engine; /* who moves the bytes (xfer_pick) */
 	int memfd;       /* host side: the allocation's memfd ... */
 	off_t file_off;  /* ... at this offset */
+	/* ... and where the client maps that offset, with its userfaultfd
+	 * (PM_OP_UFFD): copies home go there when they can; -1 when not. */
+	int uffd;
+	uint64_t uaddr;
 	uint8_t *src, *dst; /* device sides: inside the pools' mappings */
 	/* Sides the broker cannot map (their engine's read and write): pool, offset. */
 	struct pool *rsrc, *rdst;

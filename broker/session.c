@@ -32,6 +32,8 @@ static void session_end(struct broker *b, struct session *s, const char *why)
 	pm_reader_reset(&s->rd);
 	engine_session_gone(b, s);
 	alloc_free_all(b, s);
+	uffd_put(b, s->uffd);
+	s->uffd = NULL;
 	loop_retire(b, &s->w);
 	if (s->refused) {
 		b->refused_sessions--;
@@ -391,6 +393,20 @@ static int op_peers(struct broker *b, struct session *s, const struct pm_msg *m)
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_peer_info), NULL, 0);
 }
 
+static int op_uffd(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	struct pm_uffd u;
+	int fd;
+
+	if (m->nfds != 1)
+		return reply_status(s, m, -EPROTO);
+	if (m->hdr.length != sizeof(u))
+		return reply_status(s, m, -EINVAL);
+	memcpy(&u, m->payload, sizeof(u));
+	fd = pm_msg_take_fd(m, 0);
+	return reply_status(s, m, alloc_set_uffd(b, s, &u, fd));
+}
+
 static int op_engines(struct broker *b, struct session *s, const struct pm_msg *m)
 {
 	uint8_t buf[sizeof(struct pm_list_reply) + XFER_ENGINES * sizeof(struct pm_engine_info)];
@@ -413,6 +429,7 @@ static unsigned max_fds(uint16_t opcode)
 	case PM_OP_ALLOC:
 	case PM_OP_PLACE:
 	case PM_OP_ADVISE:
+	case PM_OP_UFFD:
 		return 1;
 	case PM_OP_MIGRATE:
 		return PM_MAX_FDS;
@@ -489,6 +506,9 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_ENGINES:
 		r = op_engines(b, s, m);
+		break;
+	case PM_OP_UFFD:
+		r = op_uffd(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

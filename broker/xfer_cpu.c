@@ -10,16 +10,54 @@
  * removed) fails the copy with -EFAULT inside the kernel instead of killing
  * the broker with SIGBUS. It is also the faster way here: a write into a
  * fresh shmem page through a mapping zeroes the page first, pwrite does not
- * (docs/placement-design.md has the figures).
+ * (docs/transport.md has the figures).
+ *
+ * Copies home go one better where the client told us its userfaultfd
+ * (PM_OP_UFFD): UFFDIO_COPY fills the holes of the client's own mapping,
+ * page by page with no zeroing, without the inode lock that serialises
+ * every pwrite to one memfd (so workers copy home in parallel), and leaves
+ * the pages mapped: the client's next touch costs no fault.
  */
 #include <errno.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 
 #include "broker.h"
 #include "copy.h"
 #include "xfer.h"
 
+/*
+ * As much of the copy home as UFFDIO_COPY places in the client's mapping:
+ * the bytes done. It stops at the first page it cannot fill (one already
+ * there, a range not registered, a mapping gone or changing), and the rest
+ * goes through the memfd. The faulting thread, if any, is woken by the
+ * client's fault handler once the broker has answered, not here.
+ */
+static uint64_t copy_into_mapping(struct copy *cp)
+{
+	uint64_t done = 0;
+
+	while (done < cp->len) {
+		struct uffdio_copy c = { .dst = cp->uaddr + done,
+					 .src = (uintptr_t)(cp->src + done),
+					 .len = cp->len - done,
+					 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+		int r = ioctl(cp->uffd, UFFDIO_COPY, &c);
+
+		if (c.copy > 0)
+			done += (uint64_t)c.copy;
+		if (!r)
+			continue;
+		/* -EAGAIN: the mapping is changing (fork, mremap); what is
+		 * left goes the other way rather than spin. */
+		break;
+	}
+	return done;
+}
+
 int xfer_cpu_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 {
+	uint64_t placed;
 	int r = 0;
 
 	switch (cp->kind) {
@@ -29,8 +67,12 @@ int xfer_cpu_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 		r = copy_local_to_buf(cp->memfd, cp->file_off, NULL, cp->dst, cp->len);
 		break;
 	case CP_TO_HOST:
-		if (!cp->discard)
-			r = copy_buf_to_local(cp->memfd, cp->file_off, NULL, cp->src, cp->len);
+		if (cp->discard)
+			break;
+		placed = cp->uffd >= 0 ? copy_into_mapping(cp) : 0;
+		if (placed < cp->len)
+			r = copy_buf_to_local(cp->memfd, cp->file_off + (off_t)placed, NULL,
+					      cp->src + placed, cp->len - placed);
 		break;
 	case CP_DIRECT:
 		r = copy_guarded(cp->dst, cp->src, cp->len);

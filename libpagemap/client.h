@@ -31,6 +31,7 @@ struct pm_alloc_entry {
 	/* Which migration write-protected each chunk last (pm_client.wp_epoch):
 	 * only that one, or a fault seen after it, may lift the protection. */
 	uint64_t *wp_epoch;
+	bool uffd_told; /* the broker has our userfaultfd for it (PM_OP_UFFD) */
 	struct pm_alloc_entry *next;
 };
 
@@ -136,6 +137,8 @@ bool pm_fault_can_wp(struct pm_client *c);
 /* Puts [addr, addr + len) under the handler (missing pages, and write
  * protection when available); after pm_fault_start. */
 int pm_fault_register(struct pm_client *c, void *addr, size_t len);
+/* Tells the broker our userfaultfd for the allocation at addr (once). */
+void pm_fault_tell(struct pm_client *c, const void *addr);
 /* Write-protects (wp) or releases [addr, addr + len); wakes waiters. */
 /* The chunk holding addr: its allocation id, index, start, size, and the
  * epoch of the migration that protected it last. Takes c->lock. */

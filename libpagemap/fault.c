@@ -283,6 +283,8 @@ static void handle_fault(struct pm_client *c, uintptr_t addr, bool wp)
 	/* A store to a protected chunk moves nothing ahead: it is home. */
 	if (!wp)
 		n = fault_window(c, start, id, idx, epochs);
+	/* After a reconnect the new broker has not got our userfaultfd yet. */
+	pm_fault_tell(c, (const void *)start);
 	req.en.alloc_id = id;
 	req.en.first = idx;
 	req.en.count = n;
@@ -421,6 +423,33 @@ void pm_fault_stop(struct pm_client *c)
 bool pm_fault_can_wp(struct pm_client *c)
 {
 	return pm_fault_start(c) == 0 && c->fault->wp;
+}
+
+/*
+ * Gives the broker this client's userfaultfd and where the allocation at
+ * addr is mapped, once per allocation and connection: its copies home then
+ * fill our mapping's holes directly (UFFDIO_COPY) instead of writing the
+ * memfd. Only speed depends on it: a broker that refuses it copies through
+ * the memfd as before, so errors are not the caller's.
+ */
+void pm_fault_tell(struct pm_client *c, const void *addr)
+{
+	struct pm_uffd u = { 0 };
+	struct pm_alloc_entry *e;
+	int fd;
+
+	pthread_mutex_lock(&c->lock);
+	e = pm_alloc_find_range(c, (uintptr_t)addr, 1);
+	if (!e || e->uffd_told || !c->fault) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	e->uffd_told = true;
+	u.alloc_id = e->id;
+	u.addr = (uintptr_t)e->addr;
+	fd = c->fault->uffd;
+	pthread_mutex_unlock(&c->lock);
+	pm_client_call_fds(c, PM_OP_UFFD, &u, sizeof(u), &fd, 1, NULL, 0, NULL, NULL);
 }
 
 int pm_fault_register(struct pm_client *c, void *addr, size_t len)

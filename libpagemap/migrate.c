@@ -199,6 +199,8 @@ static int prepare(struct pm_client *c, const struct pm_span *sp, const struct t
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (e && r == 0)
+		pm_fault_tell(c, (const void *)sp->start);
 	return e ? r : -EINVAL;
 }
 

@@ -150,6 +150,7 @@ int pm_client_reconnect(struct pm_client *c)
 		if (r < 0)
 			goto fail;
 		e->id = rep.alloc_id;
+		e->uffd_told = false; /* a new broker: told again on next use */
 		r = settle_away(c, sock, e);
 		if (r < 0)
 			goto fail;

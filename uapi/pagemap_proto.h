@@ -73,6 +73,7 @@ enum pm_opcode {
 	PM_OP_ALLOCS = 16,  /* control: allocations and their runs (pmctl ranges) */
 	PM_OP_PEERS = 17,   /* control: links to peer brokers (pmctl peers) */
 	PM_OP_ENGINES = 18, /* control: bytes each copy engine moved (pmctl stats) */
+	PM_OP_UFFD = 19,    /* control: where an allocation is mapped, the userfaultfd attached */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -387,6 +388,21 @@ struct pm_alloc_info {
 	uint64_t in_flight; /* chunks moving now */
 };
 static_assert(sizeof(struct pm_alloc_info) == 48, "pm_alloc_info is 48 bytes");
+
+/*
+ * PM_OP_UFFD, with one fd attached: the userfaultfd with which this session
+ * registers its allocations' ranges (missing mode), and where allocation
+ * alloc_id is mapped. Copies home then land in that mapping with
+ * UFFDIO_COPY: no write through the memfd's inode lock, no zeroed page
+ * overwritten, the pages mapped already. Where that fails (a range not
+ * registered, a mapping gone), the copy goes through the memfd as without
+ * it. Optional: a client that never sends it loses nothing but speed.
+ */
+struct pm_uffd {
+	uint64_t alloc_id;
+	uint64_t addr; /* page-aligned start of the allocation's mapping */
+};
+static_assert(sizeof(struct pm_uffd) == 16, "pm_uffd is 16 bytes");
 
 /*
  * PM_OP_ENGINES: no request payload. Reply: pm_list_reply then count

@@ -8,7 +8,9 @@
  * 0000:04:00.0 share a switch, 0000:81:00.0 has no peer path to either.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -215,6 +217,119 @@ static void test_fault_ahead(void)
 	pm_disconnect(c);
 }
 
+/* Whether every page of [p, p + len) is mapped in this process (/proc/self/pagemap). */
+static bool all_mapped(const void *p, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	bool all = fd >= 0;
+
+	for (size_t off = 0; all && off < len; off += (size_t)pg) {
+		uint64_t ent = 0;
+
+		if (pread(fd, &ent, sizeof(ent), (off_t)(((uintptr_t)p + off) / (uintptr_t)pg * 8)) !=
+		    sizeof(ent))
+			all = false;
+		else if (!(ent >> 63 & 1))
+			all = false;
+	}
+	if (fd >= 0)
+		close(fd);
+	return all;
+}
+
+/*
+ * Copies home fill the client's own mapping through its userfaultfd: after
+ * a move to a pool and back, every page is mapped here already (a copy
+ * through the memfd would leave them unmapped until touched), and the data
+ * is intact.
+ */
+static void test_copies_home_mapped(void)
+{
+	const size_t size = 8 * MiB;
+	struct pm_client *c;
+	uint8_t *p;
+	void *a;
+	int pm;
+
+	if (!up())
+		return;
+	c = it_connect(&br);
+	CU_ASSERT_FATAL(c != NULL);
+	pm = pagemap_open(c, NEAR_A, NULL, 0);
+	CU_ASSERT_FATAL(pm >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, 0, &a), 0);
+	p = a;
+	it_pattern_fill(p, 0, size, 14);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, pm, 0), 0);
+	CU_ASSERT_FALSE(all_mapped(p, 4096)); /* punched: nothing mapped */
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, PM_FD_SYSTEM, 0), 0);
+	CU_ASSERT_TRUE(all_mapped(p, size));
+	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 14), SIZE_MAX);
+	CU_ASSERT_EQUAL(pm_free(c, a), 0);
+	close(pm);
+	pm_disconnect(c);
+}
+
+/* PM_OP_UFFD at the wire, with fd attached when >= 0: the reply's status. */
+static int raw_uffd(int s, uint64_t alloc_id, uint64_t addr, int fd)
+{
+	static uint64_t rid = 100;
+	struct pm_uffd u = { .alloc_id = alloc_id, .addr = addr };
+	struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_UFFD,
+			      .length = sizeof(u), .nfds = fd >= 0, .request_id = ++rid };
+	struct pm_msg m;
+	int st;
+
+	if (it_raw_send(s, &hdr, &u, sizeof(u), &fd, fd >= 0) < 0 || it_raw_recv(s, &m, 5000) < 0)
+		return INT32_MIN;
+	st = ((const struct pm_reply *)m.payload)->status;
+	pm_msg_close_fds(&m);
+	return st;
+}
+
+/* PM_OP_UFFD trusts nothing: not a userfaultfd, no fd, an unaligned or
+ * wrapping address, an unknown allocation. The session goes on. */
+static void test_uffd_refused(void)
+{
+	struct pm_alloc al = { .size = 2 * MiB, .chunk_size = 2 * MiB };
+	struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_ALLOC,
+			      .length = sizeof(al), .nfds = 1, .request_id = 1 };
+	struct pm_msg m;
+	uint64_t id;
+	int s, memfd, pfd[2];
+
+	if (!up())
+		return;
+	s = it_raw_connect(&br);
+	CU_ASSERT_FATAL(s >= 0);
+	CU_ASSERT_EQUAL_FATAL(it_raw_hello(s), 0);
+	memfd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	CU_ASSERT_FATAL(memfd >= 0 && ftruncate(memfd, (off_t)al.size) == 0);
+	CU_ASSERT_FATAL(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
+	CU_ASSERT_EQUAL_FATAL(it_raw_send(s, &hdr, &al, sizeof(al), &memfd, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(it_raw_recv(s, &m, 5000), 0);
+	CU_ASSERT_EQUAL_FATAL(((const struct pm_alloc_reply *)m.payload)->r.status, 0);
+	id = ((const struct pm_alloc_reply *)m.payload)->alloc_id;
+	pm_msg_close_fds(&m);
+	CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+
+	/* The pipe's write end stands in for a userfaultfd each time. */
+	CU_ASSERT_EQUAL(raw_uffd(s, id, 1ull << 30, pfd[1]), -EBADF);
+	CU_ASSERT_EQUAL(raw_uffd(s, id, 1ull << 30, memfd), -EBADF);
+	CU_ASSERT_EQUAL(raw_uffd(s, id, 1ull << 30, -1), -EPROTO);
+	CU_ASSERT_EQUAL(raw_uffd(s, id, (1ull << 30) + 100, pfd[1]), -EINVAL);
+	CU_ASSERT_EQUAL(raw_uffd(s, id, UINT64_MAX & ~4095ull, pfd[1]), -EINVAL);
+	CU_ASSERT_EQUAL(raw_uffd(s, id + 1000, 1ull << 30, pfd[1]), -ENOENT);
+	/* None of them was kept: ours is the last write end. */
+	close(pfd[1]);
+	CU_ASSERT_TRUE(it_pipe_widowed(pfd[0], 1000));
+	close(pfd[0]);
+	close(memfd);
+	CU_ASSERT_EQUAL(it_raw_call(s, 1, PM_OP_NOP, NULL, 0, &(int){ 1 }, NULL), 0);
+	close(s);
+}
+
 static void test_stop(void)
 {
 	if (br.pid)
@@ -228,6 +343,8 @@ int main(void)
 		{ "cpu engine counts and batches", test_cpu_counts_and_batches },
 		{ "bounced bytes are staged", test_bounce_is_staged },
 		{ "faults bring the chunks ahead home", test_fault_ahead },
+		{ "copies home land mapped", test_copies_home_mapped },
+		{ "PM_OP_UFFD refuses bad input", test_uffd_refused },
 		{ "broker exits cleanly", test_stop },
 		{ NULL, NULL },
 	};
