@@ -222,7 +222,12 @@ SJ=$(pm --json stats)
 expect "stats --json: pagemaps, handles, created" \
 	"$(jq -c '[.pagemaps, .handles, .created]' <<<"$SJ")" "[2,2,2]"
 expect "stats --json: sessions (holder + this pmctl)" "$(jq .sessions <<<"$SJ")" 2
-expect "stats --json: 16 counters" "$(jq 'keys | length' <<<"$SJ")" 16
+expect "stats --json: 16 counters, the engines, zero-copy and staged bytes" \
+	"$(jq 'keys | length' <<<"$SJ")" 19
+expect "stats --json: the copy engines" "$(jq -c '.engines | keys' <<<"$SJ")" '["cpu","cuda","verbs"]'
+T=$(pm stats)
+grep -qE "^cpu +[0-9.]+ [KMGT]?i?B" <<<"$T" && ok "stats: the engine table" ||
+	fail "stats: no engine table: $T"
 
 # --- revoke --------------------------------------------------------------------
 R=$(pm revoke 0000:03:00.0)
@@ -343,6 +348,8 @@ if [[ -x $ALLOC_HOLD ]]; then
 			"$(jq -c '[.allocations, .allocated_bytes]' <<<"$SJ")" "[1,16777216]"
 		expect "stats: bytes moved between host memory and the ivshmem pool" \
 			"$(jq '.bytes_host >= 4194304' <<<"$SJ")" true
+		expect "stats: the CPU engine moved them, none staged" \
+			"$(jq '.engines.cpu.bytes >= 4194304 and .engines.cpu.bytes_staged == 0' <<<"$SJ")" true
 		kill "$AH" && wait "$AH" 2>/dev/null
 		gone_allocs() { [[ $(pm --json ranges | jq length) == 0 ]]; }
 		wait_for 5 gone_allocs && ok "ranges: a dead holder's allocation goes" ||
