@@ -68,12 +68,9 @@ struct pool {
 	bool emulated;
 	bool gone; /* revoked or removed: opens fail -ENODEV */
 	char sysfs[512]; /* the device's sysfs directory ("" for none) */
-	int bar;         /* PCI BAR pools: BAR index */
-	bool enabled_here; /* PCI BAR pools: we turned memory decoding on */
 	/* Device pools (BAR, emulated): the broker's mapping of the whole pool
 	 * while a pagemap lives; chunks are copied in and out of it. */
 	uint8_t *map;
-	int memfd;       /* emulated pools: the broker-held memory, -1 when none */
 	uint64_t *space; /* which PM_CHUNK_MIN units are placed (space.c) */
 	uint64_t nunits;
 	/* RDMA-remote pools: the peer connection and the exported arena. */
@@ -88,7 +85,17 @@ struct pool {
 	size_t recs_len;
 	uint64_t orphans;
 	uint8_t *orphan_map; /* per PM_CHUNK_MIN unit: an orphan's first unit */
-	char backing[600];   /* emulated pools: a file in the state directory, "" none */
+	/* What only one kind of pool has: the member its ops name. */
+	union {
+		struct {                   /* PCI BAR (pool_bar.c) */
+			int index;         /* the BAR */
+			bool enabled_here; /* we turned memory decoding on */
+		} bar;
+		struct {                   /* emulated (pool_emulated.c) */
+			int memfd;         /* the broker-held memory, -1 when none */
+			char backing[600]; /* a file in the state directory, "" none */
+		} emu;
+	} k;
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;
 };

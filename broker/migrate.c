@@ -378,7 +378,7 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	want.uffd = al->uffd ? al->uffd->fd : -1;
 	want.uaddr = al->uaddr + i * al->chunk_size;
 	want.discard = j->flags & PM_MIG_DISCARD;
-	want.dst_memfd = tp && tp->ops == &pool_emulated_ops ? tp->memfd : -1;
+	want.dst_memfd = tp && tp->ops == &pool_emulated_ops ? tp->k.emu.memfd : -1;
 	want.confirm = tp && recover_pending_flag(tp, (uint64_t)off) ? tp : NULL;
 	want.engine = xfer_pick(fp, tp);
 	if (!fp) {

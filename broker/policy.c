@@ -433,6 +433,6 @@ int policy_check(const struct broker *b, const struct pool *p, const struct ucre
 	 * device's pools are for those who may use the device itself. */
 	if (p->ops->kind != PM_KIND_PCI_BAR)
 		return 0;
-	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->bar);
+	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->k.bar.index);
 	return may_use_file(path, cred) ? 0 : -EACCES;
 }

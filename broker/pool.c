@@ -38,7 +38,8 @@ struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *
 		return NULL;
 	p->ops = ops;
 	p->numa = -1;
-	p->memfd = -1;
+	if (ops == &pool_emulated_ops)
+		p->k.emu.memfd = -1;
 	p->addr_bits = 64;
 	snprintf(p->device, sizeof(p->device), "%s", device);
 	snprintf(p->region, sizeof(p->region), "%s", region);
@@ -119,7 +120,7 @@ static int add_bar_pool(struct broker *b, const struct pool_bar_conf *c)
 		p = pool_add(b, &pool_bar_ops, fn->bdf, region);
 		if (!p)
 			return -ENOMEM;
-		p->bar = c->bar;
+		p->k.bar.index = c->bar;
 		p->capacity = fn->bars[i].size;
 		p->numa = topo_pci_numa(b->topo, pci);
 		p->addr_bits = fn->bars[i].is64 ? 64 : 32;

@@ -59,9 +59,9 @@ static int bar_create(struct pool *p)
 			     p->device, strerror(-r));
 			return r;
 		}
-		p->enabled_here = true;
+		p->k.bar.enabled_here = true;
 	}
-	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->bar);
+	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->k.bar.index);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -81,9 +81,9 @@ static int bar_create(struct pool *p)
 	}
 	return 0;
 fail:
-	if (p->enabled_here)
+	if (p->k.bar.enabled_here)
 		enable_set(p, false);
-	p->enabled_here = false;
+	p->k.bar.enabled_here = false;
 	return r;
 }
 
@@ -93,9 +93,9 @@ static void bar_destroy(struct pool *p)
 		munmap(p->map, p->capacity);
 	p->map = NULL;
 	space_fini(p);
-	if (p->enabled_here && !p->gone)
+	if (p->k.bar.enabled_here && !p->gone)
 		enable_set(p, false);
-	p->enabled_here = false;
+	p->k.bar.enabled_here = false;
 }
 
 const struct pool_ops pool_bar_ops = {

@@ -20,14 +20,14 @@ static int emulated_create(struct pool *p)
 	int fd, r;
 
 	snprintf(name, sizeof(name), "pagemapd:emulated:%s", p->device);
-	if (p->backing[0])
-		fd = open(p->backing, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->k.emu.backing[0])
+		fd = open(p->k.emu.backing, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	else
 		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)p->capacity) < 0 ||
-	    (!p->backing[0] && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)) {
+	    (!p->k.emu.backing[0] && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -45,7 +45,7 @@ static int emulated_create(struct pool *p)
 		return -ENOMEM;
 	}
 	p->map = map;
-	p->memfd = fd;
+	p->k.emu.memfd = fd;
 	return 0;
 }
 
@@ -55,12 +55,12 @@ static void emulated_destroy(struct pool *p)
 		munmap(p->map, p->capacity);
 	/* A backing file with no chunk left for anyone gives its pages back;
 	 * one holding orphans keeps them for the next broker. */
-	if (p->memfd >= 0 && p->backing[0] && !p->orphans)
-		fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)p->capacity);
-	if (p->memfd >= 0)
-		close(p->memfd);
+	if (p->k.emu.memfd >= 0 && p->k.emu.backing[0] && !p->orphans)
+		fallocate(p->k.emu.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)p->capacity);
+	if (p->k.emu.memfd >= 0)
+		close(p->k.emu.memfd);
 	p->map = NULL;
-	p->memfd = -1;
+	p->k.emu.memfd = -1;
 	space_fini(p);
 }
 

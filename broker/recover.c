@@ -138,7 +138,7 @@ int recover_init(struct broker *b)
 		if (!persists(b, p))
 			continue;
 		if (p->ops == &pool_emulated_ops)
-			state_path(b, p, "mem", p->backing, sizeof(p->backing));
+			state_path(b, p, "mem", p->k.emu.backing, sizeof(p->k.emu.backing));
 		r = table_map(b, p);
 		if (r < 0) {
 			blog(LOG_ERR, "%s: cannot keep chunk records: %s", p->device, strerror(-r));
