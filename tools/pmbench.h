@@ -24,6 +24,14 @@ void bench_self_dir(char *buf, size_t len);
 /* pmbench_summary.c: root as JSON (json), else a summary for people: one
  * line per measurement with its baseline and ratio. */
 void bench_emit(json_object *root, bool json);
+/*
+ * pmbench_uffd.c: the median time of a bare userfaultfd fault on shmem, the
+ * handler filling one page (whole_chunk false: the round trip) or the whole
+ * chunk (true: the round trip plus the kernel's cost of the chunk's pages),
+ * over samples touches of nchunks chunks. 0 or -errno.
+ */
+int bench_uffd_fault(size_t chunk, size_t nchunks, int samples, bool whole_chunk,
+		     double *median_s);
 /* ---- pmbench_data.c: for the benchmarks that move data ---- */
 /* Fills buf with a pattern of seed (no earlier buffer left the same); its checksum. */
 uint64_t bench_fill(void *buf, size_t len, uint64_t seed);
