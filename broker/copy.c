@@ -210,7 +210,11 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 	int r;
 
 	cp->tally = (struct xfer_tally){ 0 };
-	if (cp->rsrc || cp->rdst)
+	/* A valid replica is already home (a READ_MOSTLY chunk coming back):
+	 * nothing to read from the device, whatever its engine. */
+	if (cp->kind == CP_NONE)
+		r = 0;
+	else if (cp->rsrc || cp->rdst)
 		r = copy_unmapped(cp, bounce, &cp->tally);
 	else if (cp->discard && cp->kind != CP_TO_HOST && cp->kind != CP_NONE)
 		r = clear_dst(cp, bounce);

@@ -4,12 +4,22 @@
  * one pool per device, named cudaN with region "vram", identified in the
  * log by its PCI address. While its pagemap lives the pool holds the
  * device's primary context and one allocation of `capacity` bytes (chunks
- * sit at offsets in it, as in any device pool). Bytes move through the
+ * sit at offsets in it, as in any device pool), pinned staging memory, and
+ * the streams and events of its copy lanes (gpu.h). Bytes move through the
  * CUDA copy engine (xfer_cuda.c); this file is the pool's life.
+ *
+ * PAGEMAPD_GPU_PIN_BYTES (K/M/G suffixes; 0 turns zero copy off) caps the
+ * client memory each GPU pool has registered at once for zero-copy host ->
+ * VRAM copies (default REG_CAP_DEFAULT); the staging memory is apart from
+ * it. PAGEMAPD_GPU_PIN_KEEP=1 keeps registrations once their copy is done,
+ * for the next copy of the same range (READ_MOSTLY replicas), least
+ * recently used first within the cap; by default none outlives its copy,
+ * as no client page stays mapped in the broker (docs/transport.md).
  *
  * Without libcuda.so.1 or without a device there are simply no GPU pools.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +31,11 @@
 #include "gpu.h"
 
 struct cuda_api gpu_cuda; /* one driver per process */
+uint64_t gpu_reg_cap = REG_CAP_DEFAULT;
+bool gpu_reg_keep;
+int gpu_pagemap_fd = -1;
+/* Every GPU pool's state, by ordinal, for forgetting peer access. */
+static struct gpu *gpus[64];
 
 int gpu_cu_errno(struct pool *p, const char *what, cu_result r)
 {
@@ -29,6 +44,8 @@ int gpu_cu_errno(struct pool *p, const char *what, cu_result r)
 	blog(LOG_ERR, "%s: %s: %s", p->device, what, cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
 	return r == 2 /* CUDA_ERROR_OUT_OF_MEMORY */ ? -ENOMEM : -EIO;
 }
+
+static void gpu_destroy(struct pool *p);
 
 static int gpu_create(struct pool *p)
 {
@@ -51,25 +68,33 @@ static int gpu_create(struct pool *p)
 		gpu_cuda.primary_ctx_release(g->dev);
 		return e;
 	}
-	g->stage = mmap(NULL, (size_t)STAGE_BUFS * STAGE_BYTES, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	g->stage = mmap(NULL, STAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
 	if (g->stage == MAP_FAILED) {
 		e = -errno;
 		blog(LOG_ERR, "%s: staging buffers: %s", p->device, strerror(-e));
 	} else {
-		r = gpu_cuda.mem_host_register(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES, 0);
+		r = gpu_cuda.mem_host_register(g->stage, STAGE_BYTES, 0);
 		e = r == CU_SUCCESS ? 0 : gpu_cu_errno(p, "cuMemHostRegister", r);
+		if (!e) {
+			e = gpu_lanes_init(p);
+			if (e)
+				gpu_cuda.mem_host_unregister(g->stage);
+		}
 	}
 	if (e) {
 		if (g->stage != MAP_FAILED)
-			munmap(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES);
+			munmap(g->stage, STAGE_BYTES);
 		g->stage = NULL;
 		gpu_cuda.mem_free(g->base);
 		gpu_cuda.primary_ctx_release(g->dev);
 		return e;
 	}
-	g->stage_busy = 0;
-	return space_init(p);
+	g->peer_tried = 0; /* a new context: no peer access yet */
+	e = space_init(p);
+	if (e)
+		gpu_destroy(p);
+	return e;
 }
 
 static void gpu_destroy(struct pool *p)
@@ -80,11 +105,19 @@ static void gpu_destroy(struct pool *p)
 	if (!g->stage)
 		return;
 	gpu_cuda.ctx_set_current(g->ctx);
+	gpu_lanes_fini(p);
 	gpu_cuda.mem_host_unregister(g->stage);
-	munmap(g->stage, (size_t)STAGE_BUFS * STAGE_BYTES);
+	munmap(g->stage, STAGE_BYTES);
 	g->stage = NULL;
 	gpu_cuda.mem_free(g->base);
 	gpu_cuda.primary_ctx_release(g->dev);
+	/* Its context goes: peer access to it with it. */
+	for (unsigned i = 0; i < sizeof(gpus) / sizeof(gpus[0]); i++)
+		if (gpus[i] && gpus[i] != g && g->ordinal < 64) {
+			pthread_mutex_lock(&gpus[i]->lock);
+			gpus[i]->peer_tried &= ~(1ull << g->ordinal);
+			pthread_mutex_unlock(&gpus[i]->lock);
+		}
 }
 
 const struct pool_ops pool_gpu_ops = {
@@ -106,6 +139,44 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 	       can;
 }
 
+/* PAGEMAPD_GPU_PIN_BYTES, and whether zero copy can check its pages. */
+static void reg_configure(void)
+{
+	const char *s = getenv("PAGEMAPD_GPU_PIN_BYTES");
+
+	if (s && *s) {
+		char *end;
+		unsigned long long v;
+		unsigned shift = 0;
+
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		switch (end != s ? *end : '?') {
+		case 'K': case 'k': shift = 10; end++; break;
+		case 'M': case 'm': shift = 20; end++; break;
+		case 'G': case 'g': shift = 30; end++; break;
+		default: break;
+		}
+		if (errno || end == s || *end || s[0] == '-' || v > (UINT64_MAX >> shift))
+			blog(LOG_WARN, "PAGEMAPD_GPU_PIN_BYTES='%s' is not a size (bytes, K, M, G): "
+				       "%llu bytes", s, (unsigned long long)gpu_reg_cap);
+		else
+			gpu_reg_cap = (uint64_t)v << shift;
+	}
+	s = getenv("PAGEMAPD_GPU_PIN_KEEP");
+	gpu_reg_keep = s && !strcmp(s, "1");
+	if (!gpu_reg_cap) {
+		blog(LOG_INFO, "GPU pools: zero copy off (PAGEMAPD_GPU_PIN_BYTES=0): copies are "
+			       "staged");
+		return;
+	}
+	gpu_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (gpu_pagemap_fd < 0)
+		blog(LOG_INFO, "GPU pools: zero copy off: /proc/self/pagemap: %s (it tells "
+			       "whether registered pages are still the allocation's): copies are "
+			       "staged", strerror(errno));
+}
+
 int gpu_pools_add(struct broker *b)
 {
 	char why[256] = "", name[PM_NAME_MAX];
@@ -122,6 +193,8 @@ int gpu_pools_add(struct broker *b)
 		     cuda_error(&gpu_cuda, cr, why, sizeof(why)));
 		n = 0;
 	}
+	if (n > 0)
+		reg_configure();
 	for (int i = 0; i < n; i++) {
 		char busid[32] = "", model[128] = "";
 		const char *what = "cuDeviceGet";
@@ -156,6 +229,8 @@ int gpu_pools_add(struct broker *b)
 			return -ENOMEM;
 		}
 		p->gpu = g;
+		if (i < 64)
+			gpus[i] = g;
 		/* What one pagemap takes of the device, never all of it: the
 		 * GPU's own users need theirs. */
 		p->capacity = b->conf.gpu_pool_bytes < total / 2 ? b->conf.gpu_pool_bytes : total / 2;
@@ -180,9 +255,14 @@ void gpu_pools_free(struct broker *b)
 
 			pthread_mutex_destroy(&g->lock);
 			pthread_cond_destroy(&g->freed);
+			if (g->ordinal < 64)
+				gpus[g->ordinal] = NULL;
 			free(g);
 			p->gpu = NULL;
 		}
+	if (gpu_pagemap_fd >= 0)
+		close(gpu_pagemap_fd);
+	gpu_pagemap_fd = -1;
 	if (gpu_cuda.lib)
 		cuda_unload(&gpu_cuda);
 }

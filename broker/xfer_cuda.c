@@ -1,79 +1,656 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The CUDA engine (xfer.h): bytes between host memory and a GPU pool go
- * through a few pinned staging buffers per pool with cuMemcpyHtoD/DtoH
- * (counted as staged), and between two GPUs that reach each other with
- * cuMemcpyPeer (zero copy). The pool's life is pool_gpu.c's.
+ * The CUDA engine (xfer.h): bytes between host memory and a GPU pool, and
+ * between two GPU pools. The pool's life is pool_gpu.c's.
+ *
+ * Each copy takes one of the pool's lanes (gpu.h): a stream of its own and
+ * a ring of pinned staging pieces, each with an event. Copies run on the
+ * lane's stream with cuMemcpyHtoDAsync/DtoHAsync, several pieces in flight:
+ *
+ * - Host -> VRAM, zero copy: the allocation's memfd range is mapped in the
+ *   broker and registered with cuMemHostRegister, and one async copy reads
+ *   it in place (counted as zero_copy). A pool has at most gpu_reg_cap
+ *   bytes registered at once; a registration goes with its copy, or with
+ *   gpu_reg_keep stays for the next copy of the range, least recently
+ *   used first, evicted to make room.
+ * - Host -> VRAM, staged (a copy from a pool the broker maps, one shorter
+ *   than REG_MIN, one over the cap, a registration the driver refused):
+ *   the CPU fills piece N+1 (pread) while the DMA engine moves piece N; a
+ *   piece is refilled once its event says its last DMA is over.
+ * - VRAM -> host, always staged: the DMA engine empties piece N+1 while the
+ *   CPU writes piece N out (pwrite). Never into registered pages: pinning a
+ *   range of the memfd puts a page into every hole of it at once, and a
+ *   client touching a chunk on its way home would then find those pages,
+ *   zeros until the DMA lands, instead of faulting (userfaultfd's missing
+ *   mode) and waiting for the chunk. pwrite fills each page before the
+ *   client can see it.
+ * - GPU -> GPU: cuMemcpyPeer (zero copy), peer access enabled first where
+ *   the driver allows it.
+ *
+ * A registration is only good while its pages are the file's: moving a
+ * chunk to a device punches its host pages out of the memfd (copy.c), and
+ * pinned pages then stay pinned, detached from the file, while the client's
+ * next touch gets new ones. The broker never touches its mapping of a
+ * registered range with the CPU, so each of its pages stays mapped exactly
+ * until a punch takes it: before a registration is used again every page of
+ * the range must still be mapped (/proc/self/pagemap's present bit), or it
+ * is dropped and the range registered anew. A kept registration a copy
+ * went out of is checked (one page) at the start of later copies, and
+ * dropped once punched, so that detached pages are not kept pinned for
+ * long; an allocation's go when it is freed (gpu_forget_alloc).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "copy.h"
 #include "gpu.h"
 #include "xfer.h"
 
-/* A staging buffer of the pool's own: several workers may copy at once. */
-static uint8_t *stage_get(struct gpu *g, unsigned *slot)
+#define SWEEP_MAX 16 /* registrations a copy checks for punched pages */
+
+static uint64_t page_size(void)
 {
-	pthread_mutex_lock(&g->lock);
-	while (g->stage_busy == (1u << STAGE_BUFS) - 1)
-		pthread_cond_wait(&g->freed, &g->lock);
-	for (*slot = 0; g->stage_busy & (1u << *slot); (*slot)++)
-		;
-	g->stage_busy |= 1u << *slot;
-	pthread_mutex_unlock(&g->lock);
-	return g->stage + (size_t)*slot * STAGE_BYTES;
+	static uint64_t pg;
+
+	if (!pg)
+		pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	return pg;
 }
 
-static void stage_put(struct gpu *g, unsigned slot)
+/* ---- lanes ---- */
+
+static void lanes_destroy(struct gpu *g)
+{
+	for (unsigned i = 0; i < STAGE_LANES; i++) {
+		struct gpu_lane *l = &g->lanes[i];
+
+		/* Destroying a stream lets its work finish first. */
+		for (unsigned k = 0; k < STAGE_DEPTH; k++)
+			if (l->ev[k])
+				gpu_cuda.event_destroy(l->ev[k]);
+		if (l->stream)
+			gpu_cuda.stream_destroy(l->stream);
+		memset(l, 0, sizeof(*l));
+	}
+	g->lanes_ok = 0;
+}
+
+int gpu_lanes_init(struct pool *p)
+{
+	struct gpu *g = p->gpu;
+	const char *what = NULL;
+	cu_result r = CU_SUCCESS;
+
+	memset(g->lanes, 0, sizeof(g->lanes));
+	for (unsigned i = 0; i < STAGE_LANES && !what; i++) {
+		struct gpu_lane *l = &g->lanes[i];
+
+		l->buf = g->stage + i * STAGE_LANE_BYTES;
+		r = gpu_cuda.stream_create(&l->stream, CU_STREAM_NON_BLOCKING);
+		if (r != CU_SUCCESS) {
+			l->stream = NULL;
+			what = "cuStreamCreate";
+		}
+		for (unsigned k = 0; k < STAGE_DEPTH && !what; k++) {
+			r = gpu_cuda.event_create(&l->ev[k], CU_EVENT_DISABLE_TIMING);
+			if (r != CU_SUCCESS) {
+				l->ev[k] = NULL;
+				what = "cuEventCreate";
+			}
+		}
+	}
+	if (what) {
+		int e = gpu_cu_errno(p, what, r);
+
+		lanes_destroy(g);
+		return e;
+	}
+	g->lanes_ok = STAGE_LANES;
+	g->reg_lru = g->reg_mru = NULL;
+	g->reg_bytes = 0;
+	memset(&g->reg_stats, 0, sizeof(g->reg_stats));
+	g->reg_told = false;
+	return 0;
+}
+
+/* A lane of the pool's, waiting while all are taken; NULL: all broken. */
+static struct gpu_lane *lane_get(struct gpu *g)
+{
+	struct gpu_lane *l = NULL;
+
+	pthread_mutex_lock(&g->lock);
+	while (g->lanes_ok) {
+		for (unsigned i = 0; i < STAGE_LANES && !l; i++)
+			if (!g->lanes[i].busy && !g->lanes[i].broken)
+				l = &g->lanes[i];
+		if (l)
+			break;
+		pthread_cond_wait(&g->freed, &g->lock);
+	}
+	if (l)
+		l->busy = true;
+	pthread_mutex_unlock(&g->lock);
+	return l;
+}
+
+static void lane_put(struct gpu *g, struct gpu_lane *l, bool broken)
 {
 	pthread_mutex_lock(&g->lock);
-	g->stage_busy &= ~(1u << slot);
-	pthread_cond_signal(&g->freed);
+	l->busy = false;
+	if (broken) {
+		l->broken = true;
+		g->lanes_ok--;
+	}
+	pthread_cond_broadcast(&g->freed);
 	pthread_mutex_unlock(&g->lock);
+}
+
+/*
+ * After a failure: everything queued on the lane's stream is over before
+ * its pieces (or a registration) may be used again. false: the driver
+ * cannot say so, and the lane is never used again.
+ */
+static bool lane_drain(struct pool *p, struct gpu_lane *l)
+{
+	cu_result r = gpu_cuda.stream_synchronize(l->stream);
+
+	if (r == CU_SUCCESS)
+		return true;
+	gpu_cu_errno(p, "cuStreamSynchronize", r);
+	blog(LOG_WARN, "%s: a copy lane is out of use (its stream cannot be waited for)",
+	     p->device);
+	return false;
+}
+
+/* ---- registrations (zero copy) ---- */
+
+/* Whether every page of [p, p + len) is still mapped here (see the top). */
+static bool pages_ours(const uint8_t *p, uint64_t len)
+{
+	const uint64_t pg = page_size();
+	uint64_t i = (uintptr_t)p / pg, last = ((uintptr_t)p + len - 1) / pg;
+	uint64_t e[512];
+
+	if (gpu_pagemap_fd < 0 || !len)
+		return false;
+	while (i <= last) {
+		size_t k = last - i + 1 < 512 ? (size_t)(last - i + 1) : 512;
+
+		if (pread(gpu_pagemap_fd, e, k * sizeof(e[0]), (off_t)(i * sizeof(e[0]))) !=
+		    (ssize_t)(k * sizeof(e[0])))
+			return false;
+		for (size_t j = 0; j < k; j++)
+			if (!(e[j] >> 63))
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+/* Under the lock. */
+static void reg_unlink(struct gpu *g, struct gpu_reg *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		g->reg_lru = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		g->reg_mru = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void reg_append(struct gpu *g, struct gpu_reg *e)
+{
+	e->next = NULL;
+	e->prev = g->reg_mru;
+	if (g->reg_mru)
+		g->reg_mru->next = e;
+	else
+		g->reg_lru = e;
+	g->reg_mru = e;
+}
+
+/* Unregisters and unmaps e (unlinked, unused; the pool's context current),
+ * then gives its bytes back to the cap. */
+static void reg_free(struct pool *p, struct gpu_reg *e)
+{
+	struct gpu *g = p->gpu;
+
+	if (e->ready) {
+		cu_result r = gpu_cuda.mem_host_unregister(e->map);
+
+		if (r != CU_SUCCESS)
+			gpu_cu_errno(p, "cuMemHostUnregister", r);
+	}
+	if (e->map)
+		munmap(e->map, e->len);
+	pthread_mutex_lock(&g->lock);
+	g->reg_bytes -= e->len;
+	pthread_mutex_unlock(&g->lock);
+	free(e);
+}
+
+static void reg_free_list(struct pool *p, struct gpu_reg *list)
+{
+	while (list) {
+		struct gpu_reg *next = list->next;
+
+		reg_free(p, list);
+		list = next;
+	}
+}
+
+/* A copy is done with e: suspect when it copied out of it. */
+static void reg_put(struct pool *p, struct gpu_reg *e, bool suspect)
+{
+	struct gpu *g = p->gpu;
+	bool drop;
+
+	pthread_mutex_lock(&g->lock);
+	e->refs--;
+	e->suspect |= suspect;
+	drop = !e->refs && (e->dead || !gpu_reg_keep);
+	if (drop)
+		reg_unlink(g, e);
+	pthread_mutex_unlock(&g->lock);
+	if (drop)
+		reg_free(p, e);
+}
+
+/* Unused registrations that are gone (dead) or punched since a copy went
+ * out of them, a few per copy; the pool's context current. */
+static void reg_sweep(struct pool *p)
+{
+	struct gpu *g = p->gpu;
+	struct gpu_reg *drop = NULL, *e, *next;
+	unsigned checked = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (e = g->reg_lru; e && checked < SWEEP_MAX; e = next) {
+		next = e->next;
+		if (e->refs || !(e->dead || e->suspect))
+			continue;
+		if (!e->dead) {
+			checked++;
+			if (pages_ours(e->map + e->probe, 1))
+				continue; /* not punched (yet): a copy that kept the host pages */
+			g->reg_stats.dropped_stale++;
+		}
+		reg_unlink(g, e);
+		e->next = drop;
+		drop = e;
+	}
+	pthread_mutex_unlock(&g->lock);
+	reg_free_list(p, drop);
+}
+
+/*
+ * Room for len more bytes within the cap, evicting unused registrations
+ * least recently used first; under the lock, which it drops and takes
+ * again while it unregisters. false: the registrations in use leave none.
+ */
+static bool reg_room(struct pool *p, uint64_t len)
+{
+	struct gpu *g = p->gpu;
+
+	while (g->reg_bytes + len > gpu_reg_cap) {
+		struct gpu_reg *drop = NULL, *e, *next;
+		uint64_t freeing = 0;
+
+		for (e = g->reg_lru; e && g->reg_bytes - freeing + len > gpu_reg_cap; e = next) {
+			next = e->next;
+			if (e->refs)
+				continue;
+			reg_unlink(g, e);
+			freeing += e->len;
+			g->reg_stats.evicted++;
+			e->next = drop;
+			drop = e;
+		}
+		if (!drop)
+			return false;
+		pthread_mutex_unlock(&g->lock);
+		reg_free_list(p, drop);
+		pthread_mutex_lock(&g->lock);
+	}
+	return true;
+}
+
+/* Registering failed or was refused: the copy is staged; said once a pool. */
+static void reg_refused(struct pool *p, const char *what, const char *why)
+{
+	struct gpu *g = p->gpu;
+	bool tell;
+
+	pthread_mutex_lock(&g->lock);
+	g->reg_stats.staged_refused++;
+	tell = !g->reg_told;
+	g->reg_told = true;
+	pthread_mutex_unlock(&g->lock);
+	blog(tell ? LOG_WARN : LOG_DEBUG,
+	     "%s: %s: %s; host -> VRAM copies that cannot be registered are staged", p->device,
+	     what, why);
+}
+
+/*
+ * The registration to read [off, off + len) of fd from, made if need be
+ * (the pool's context current): NULL to stage the copy instead.
+ */
+static struct gpu_reg *reg_get(struct pool *p, int fd, off_t off, uint64_t len)
+{
+	struct gpu *g = p->gpu;
+	struct gpu_reg *e;
+	struct stat st;
+	char buf[64];
+	cu_result r;
+
+	if (!gpu_reg_cap || gpu_pagemap_fd < 0 || len < REG_MIN || off < 0 ||
+	    (uint64_t)off % page_size() || len % page_size())
+		return NULL;
+	if (fstat(fd, &st) < 0) {
+		reg_refused(p, "fstat", strerror(errno));
+		return NULL;
+	}
+	pthread_mutex_lock(&g->lock);
+	for (e = g->reg_lru; e; e = e->next)
+		if (e->ready && !e->dead && e->dev == (uint64_t)st.st_dev &&
+		    e->ino == (uint64_t)st.st_ino && e->off <= (uint64_t)off &&
+		    (uint64_t)off + len <= e->off + e->len)
+			break;
+	if (e) {
+		e->refs++;
+		reg_unlink(g, e);
+		reg_append(g, e);
+		pthread_mutex_unlock(&g->lock);
+		if (pages_ours(e->map + ((uint64_t)off - e->off), len)) {
+			pthread_mutex_lock(&g->lock);
+			g->reg_stats.reused++;
+			e->probe = (uint64_t)off - e->off;
+			pthread_mutex_unlock(&g->lock);
+			return e;
+		}
+		/* Punched since: its pages are not the file's any more. */
+		pthread_mutex_lock(&g->lock);
+		e->dead = true;
+		g->reg_stats.dropped_stale++;
+		pthread_mutex_unlock(&g->lock);
+		reg_put(p, e, false);
+		pthread_mutex_lock(&g->lock);
+	}
+	if (len > gpu_reg_cap || !reg_room(p, len)) {
+		g->reg_stats.staged_cap++;
+		pthread_mutex_unlock(&g->lock);
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&g->lock);
+		reg_refused(p, "registration", strerror(ENOMEM));
+		return NULL;
+	}
+	/* Counted from now: the cap holds while it is being registered. */
+	e->dev = (uint64_t)st.st_dev;
+	e->ino = (uint64_t)st.st_ino;
+	e->off = (uint64_t)off;
+	e->len = len;
+	e->refs = 1;
+	g->reg_bytes += len;
+	reg_append(g, e);
+	pthread_mutex_unlock(&g->lock);
+
+	e->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+	if (e->map == MAP_FAILED) {
+		e->map = NULL;
+		reg_refused(p, "mapping the allocation", strerror(errno));
+		r = CU_SUCCESS;
+	} else {
+		r = gpu_cuda.mem_host_register(e->map, len, 0);
+		if (r != CU_SUCCESS)
+			reg_refused(p, "cuMemHostRegister", cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
+	}
+	pthread_mutex_lock(&g->lock);
+	if (!e->map || r != CU_SUCCESS) {
+		reg_unlink(g, e);
+		pthread_mutex_unlock(&g->lock);
+		reg_free(p, e);
+		return NULL;
+	}
+	e->ready = true;
+	g->reg_stats.registered++;
+	if (g->reg_bytes > g->reg_stats.peak)
+		g->reg_stats.peak = g->reg_bytes;
+	pthread_mutex_unlock(&g->lock);
+	return e;
+}
+
+void gpu_forget_alloc(struct broker *b, const struct allocation *al)
+{
+	for (struct pool *p = b->pools; p; p = p->next) {
+		struct gpu *g = p->gpu;
+		struct gpu_reg *drop = NULL, *e, *next;
+
+		if (p->ops != &pool_gpu_ops || !g || !g->stage)
+			continue;
+		pthread_mutex_lock(&g->lock);
+		for (e = g->reg_lru; e; e = next) {
+			next = e->next;
+			if (e->dev != al->dev || e->ino != al->ino)
+				continue;
+			e->dead = true; /* in use: goes with its last copy */
+			if (e->refs)
+				continue;
+			reg_unlink(g, e);
+			e->next = drop;
+			drop = e;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (drop && gpu_cuda.ctx_set_current(g->ctx) == CU_SUCCESS)
+			reg_free_list(p, drop);
+		else if (drop) /* no context: left to the pool's close */
+			for (e = drop; e; e = next) {
+				next = e->next;
+				pthread_mutex_lock(&g->lock);
+				reg_append(g, e);
+				pthread_mutex_unlock(&g->lock);
+			}
+	}
+}
+
+void gpu_lanes_fini(struct pool *p)
+{
+	struct gpu *g = p->gpu;
+	const struct gpu_reg_stats *s = &g->reg_stats;
+	struct gpu_reg *e;
+
+	/* Streams first: what they still run is over once they are gone. */
+	lanes_destroy(g);
+	while ((e = g->reg_lru)) {
+		reg_unlink(g, e);
+		e->refs = 0;
+		reg_free(p, e);
+	}
+	if (gpu_reg_cap)
+		blog(LOG_INFO, "%s: zero copy: %llu ranges registered, %llu reused, %llu dropped "
+			       "(punched), %llu evicted; staged instead: %llu over the cap, %llu "
+			       "refused; at most %llu bytes registered (cap %llu)",
+		     p->device, (unsigned long long)s->registered, (unsigned long long)s->reused,
+		     (unsigned long long)s->dropped_stale, (unsigned long long)s->evicted,
+		     (unsigned long long)s->staged_cap, (unsigned long long)s->staged_refused,
+		     (unsigned long long)s->peak, (unsigned long long)gpu_reg_cap);
+}
+
+/* ---- copies ---- */
+
+static uint64_t piece_len(uint64_t len, uint64_t i)
+{
+	uint64_t at = i * STAGE_PIECE;
+
+	return len - at < STAGE_PIECE ? len - at : STAGE_PIECE;
+}
+
+/* Host -> VRAM through the lane's pieces: fill one while the others move. */
+static int staged_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
+			 const struct xfer_local *loc, uint64_t len, bool *broken)
+{
+	struct gpu *g = p->gpu;
+	uint64_t pieces = (len + STAGE_PIECE - 1) / STAGE_PIECE;
+	const char *what = NULL;
+	cu_result r = CU_SUCCESS;
+	int err = 0;
+
+	for (uint64_t i = 0; i < pieces; i++) {
+		unsigned slot = (unsigned)(i % STAGE_DEPTH);
+		uint64_t at = i * STAGE_PIECE, n = piece_len(len, i);
+		uint8_t *buf = l->buf + (size_t)slot * STAGE_PIECE;
+
+		/* The buffer's last DMA must be over before it is refilled. */
+		if (i >= STAGE_DEPTH && (r = gpu_cuda.event_synchronize(l->ev[slot])) != CU_SUCCESS) {
+			what = "cuEventSynchronize";
+			break;
+		}
+		err = copy_local_to_buf(loc->fd, loc->off + (off_t)at, loc->ptr ? loc->ptr + at : NULL,
+					buf, n);
+		if (err)
+			break;
+		r = gpu_cuda.memcpy_htod_async(g->base + poff + at, buf, n, l->stream);
+		if (r != CU_SUCCESS) {
+			what = "cuMemcpyHtoDAsync";
+			break;
+		}
+		r = gpu_cuda.event_record(l->ev[slot], l->stream);
+		if (r != CU_SUCCESS) {
+			what = "cuEventRecord";
+			break;
+		}
+	}
+	if (!err && !what && (r = gpu_cuda.stream_synchronize(l->stream)) != CU_SUCCESS)
+		what = "cuStreamSynchronize";
+	if (what)
+		err = gpu_cu_errno(p, what, r);
+	if (err && !lane_drain(p, l))
+		*broken = true;
+	return err;
+}
+
+/* VRAM -> host through the lane's pieces: write one out while the next move. */
+static int staged_from_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
+			   const struct xfer_local *loc, uint64_t len, bool *broken)
+{
+	struct gpu *g = p->gpu;
+	uint64_t pieces = (len + STAGE_PIECE - 1) / STAGE_PIECE, issued = 0, done = 0;
+	const char *what = NULL;
+	cu_result r = CU_SUCCESS;
+	int err = 0;
+
+	while (!err && done < pieces) {
+		unsigned slot;
+		uint64_t at;
+
+		for (; issued < pieces && issued - done < STAGE_DEPTH; issued++) {
+			slot = (unsigned)(issued % STAGE_DEPTH);
+			r = gpu_cuda.memcpy_dtoh_async(l->buf + (size_t)slot * STAGE_PIECE,
+						       g->base + poff + issued * STAGE_PIECE,
+						       piece_len(len, issued), l->stream);
+			if (r != CU_SUCCESS) {
+				what = "cuMemcpyDtoHAsync";
+				break;
+			}
+			r = gpu_cuda.event_record(l->ev[slot], l->stream);
+			if (r != CU_SUCCESS) {
+				what = "cuEventRecord";
+				break;
+			}
+		}
+		if (what)
+			break;
+		slot = (unsigned)(done % STAGE_DEPTH);
+		r = gpu_cuda.event_synchronize(l->ev[slot]);
+		if (r != CU_SUCCESS) {
+			what = "cuEventSynchronize";
+			break;
+		}
+		at = done * STAGE_PIECE;
+		err = copy_buf_to_local(loc->fd, loc->off + (off_t)at, loc->ptr ? loc->ptr + at : NULL,
+					l->buf + (size_t)slot * STAGE_PIECE, piece_len(len, done));
+		done++;
+	}
+	if (what)
+		err = gpu_cu_errno(p, what, r);
+	if (err && !lane_drain(p, l))
+		*broken = true;
+	return err;
+}
+
+/* Host -> VRAM straight out of registered pages: one DMA. */
+static int direct_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff, const uint8_t *src,
+			 uint64_t len, bool *broken)
+{
+	struct gpu *g = p->gpu;
+	const char *what = "cuMemcpyHtoDAsync";
+	cu_result r = gpu_cuda.memcpy_htod_async(g->base + poff, src, len, l->stream);
+	int err;
+
+	if (r == CU_SUCCESS) {
+		what = "cuStreamSynchronize";
+		r = gpu_cuda.stream_synchronize(l->stream);
+	}
+	if (r == CU_SUCCESS)
+		return 0;
+	err = gpu_cu_errno(p, what, r);
+	if (!lane_drain(p, l))
+		*broken = true;
+	return err;
 }
 
 static int gpu_io(struct pool *p, uint64_t poff, const struct xfer_local *loc, uint64_t len,
 		  bool to_gpu, struct xfer_tally *t)
 {
-	int fd = loc->fd;
-	off_t off = loc->off;
-	uint8_t *ptr = loc->ptr;
 	struct gpu *g = p->gpu;
-	unsigned slot;
-	uint8_t *buf;
-	int err = 0;
+	struct gpu_reg *reg = NULL;
+	struct gpu_lane *l;
+	bool broken = false;
 	cu_result r;
+	int err;
 
 	if (!g->stage || poff > p->capacity || len > p->capacity - poff)
 		return -EINVAL;
-	buf = stage_get(g, &slot);
+	l = lane_get(g);
+	if (!l)
+		return -EIO; /* every lane broken: the device is gone bad */
 	/* Each worker thread makes the context current for itself. */
 	r = gpu_cuda.ctx_set_current(g->ctx);
-	if (r != CU_SUCCESS)
+	if (r != CU_SUCCESS) {
 		err = gpu_cu_errno(p, "cuCtxSetCurrent", r);
-	for (uint64_t done = 0; !err && done < len; done += STAGE_BYTES) {
-		uint64_t n = len - done < STAGE_BYTES ? len - done : STAGE_BYTES;
-		uint8_t *at = ptr ? ptr + done : NULL;
-
-		if (to_gpu) {
-			err = copy_local_to_buf(fd, off + (off_t)done, at, buf, n);
-			if (err)
-				break;
-			r = gpu_cuda.memcpy_htod(g->base + poff + done, buf, n);
-		} else {
-			r = gpu_cuda.memcpy_dtoh(buf, g->base + poff + done, n);
-			if (r == CU_SUCCESS)
-				err = copy_buf_to_local(fd, off + (off_t)done, at, buf, n);
-		}
-		if (r != CU_SUCCESS)
-			err = gpu_cu_errno(p, to_gpu ? "cuMemcpyHtoD" : "cuMemcpyDtoH", r);
+		lane_put(g, l, false);
+		return err;
 	}
-	stage_put(g, slot);
-	if (!err)
-		t->staged += len;
+	reg_sweep(p);
+	if (to_gpu && loc->fd >= 0)
+		reg = reg_get(p, loc->fd, loc->off, len);
+	if (reg) {
+		err = direct_to_gpu(p, l, poff, reg->map + ((uint64_t)loc->off - reg->off), len,
+				    &broken);
+		/* A DMA that may still run keeps its pages until the pool closes. */
+		if (!broken)
+			reg_put(p, reg, true);
+		if (!err)
+			t->zero_copy += len;
+	} else {
+		err = to_gpu ? staged_to_gpu(p, l, poff, loc, len, &broken)
+			     : staged_from_gpu(p, l, poff, loc, len, &broken);
+		if (!err)
+			t->staged += len;
+	}
+	lane_put(g, l, broken);
 	return err;
 }
 
@@ -89,18 +666,77 @@ static int gpu_write(struct pool *p, uint64_t poff, const struct xfer_local *fro
 	return gpu_io(p, poff, from, len, true, t);
 }
 
+/*
+ * Lets the destination's context reach the source's memory directly, once
+ * per pair and pool life (pool_gpu.c forgets it when either closes). Where
+ * the driver says no, cuMemcpyPeer still works, through host memory.
+ */
+static void peer_enable(struct pool *dst, struct gpu *d, const struct gpu *s)
+{
+	uint64_t bit = s->ordinal < 64 ? 1ull << s->ordinal : 0;
+	char buf[64];
+	bool tried;
+	cu_result r;
+
+	if (!gpu_cuda.ctx_enable_peer_access || !bit)
+		return;
+	pthread_mutex_lock(&d->lock);
+	tried = d->peer_tried & bit;
+	d->peer_tried |= bit;
+	pthread_mutex_unlock(&d->lock);
+	if (tried)
+		return;
+	r = gpu_cuda.ctx_enable_peer_access(s->ctx, 0);
+	if (r == CU_SUCCESS || r == CU_ERROR_PEER_ACCESS_ALREADY_ENABLED)
+		blog(LOG_DEBUG, "%s: peer access to cuda%d enabled", dst->device, s->ordinal);
+	else
+		blog(LOG_INFO, "%s: no peer access to cuda%d (cuCtxEnablePeerAccess: %s): "
+			       "cuMemcpyPeer between them may go through host memory",
+		     dst->device, s->ordinal, cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
+}
+
+/*
+ * One DMA on a lane of the destination's, waited for: a synchronous
+ * cuMemcpyPeer may return before a copy between two devices is over, and
+ * the source's space is reused as soon as the copy says done.
+ */
 static int gpu_copy_peer(struct pool *src, uint64_t soff, struct pool *dst, uint64_t doff,
 			 uint64_t len, struct xfer_tally *t)
 {
 	struct gpu *s = src->gpu, *d = dst->gpu;
-	cu_result r = gpu_cuda.ctx_set_current(d->ctx);
+	const char *what = "cuCtxSetCurrent";
+	struct gpu_lane *l;
+	bool broken = false;
+	cu_result r;
+	int err;
 
-	if (r == CU_SUCCESS)
-		r = gpu_cuda.memcpy_peer(d->base + doff, d->ctx, s->base + soff, s->ctx, len);
-	if (r != CU_SUCCESS)
-		return gpu_cu_errno(dst, "cuMemcpyPeer", r);
-	t->zero_copy += len;
-	return 0;
+	if (!s->stage || !d->stage || soff > src->capacity || len > src->capacity - soff ||
+	    doff > dst->capacity || len > dst->capacity - doff)
+		return -EINVAL;
+	l = lane_get(d);
+	if (!l)
+		return -EIO;
+	r = gpu_cuda.ctx_set_current(d->ctx);
+	if (r == CU_SUCCESS) {
+		peer_enable(dst, d, s);
+		what = "cuMemcpyPeerAsync";
+		r = gpu_cuda.memcpy_peer_async(d->base + doff, d->ctx, s->base + soff, s->ctx, len,
+					       l->stream);
+		if (r == CU_SUCCESS) {
+			what = "cuStreamSynchronize";
+			r = gpu_cuda.stream_synchronize(l->stream);
+		}
+	}
+	if (r == CU_SUCCESS) {
+		lane_put(d, l, false);
+		t->zero_copy += len;
+		return 0;
+	}
+	err = gpu_cu_errno(dst, what, r);
+	if (strcmp(what, "cuCtxSetCurrent") && !lane_drain(dst, l))
+		broken = true;
+	lane_put(d, l, broken);
+	return err;
 }
 
 const struct xfer_engine xfer_cuda = {

@@ -34,16 +34,26 @@ static const struct sym required[] = {
 	SYM(mem_host_register, "cuMemHostRegister_v2"),
 	SYM(mem_host_unregister, "cuMemHostUnregister"),
 	SYM(get_error_string, "cuGetErrorString"),
+	SYM(stream_create, "cuStreamCreate"),
+	SYM(stream_destroy, "cuStreamDestroy_v2"),
+	SYM(stream_synchronize, "cuStreamSynchronize"),
+	SYM(memcpy_htod_async, "cuMemcpyHtoDAsync_v2"),
+	SYM(memcpy_dtoh_async, "cuMemcpyDtoHAsync_v2"),
+	SYM(memcpy_peer_async, "cuMemcpyPeerAsync"),
+	SYM(event_create, "cuEventCreate"),
+	SYM(event_record, "cuEventRecord"),
+	SYM(event_synchronize, "cuEventSynchronize"),
+	SYM(event_destroy, "cuEventDestroy_v2"),
 };
 
 /* Absent from older drivers; the broker runs without them. */
 static const struct sym optional[] = {
+	SYM(ctx_enable_peer_access, "cuCtxEnablePeerAccess"),
 	SYM(device_get_attribute, "cuDeviceGetAttribute"),
 	SYM(mem_alloc_host, "cuMemAllocHost_v2"),
 	SYM(mem_free_host, "cuMemFreeHost"),
 	SYM(mem_alloc_managed, "cuMemAllocManaged"),
 	SYM(mem_prefetch_async, "cuMemPrefetchAsync_v2"),
-	SYM(stream_synchronize, "cuStreamSynchronize"),
 };
 #undef SYM
 

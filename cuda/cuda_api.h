@@ -17,9 +17,16 @@ typedef int cu_result; /* CUDA_SUCCESS is 0 */
 typedef int cu_device;
 typedef struct cu_ctx_st *cu_context;
 typedef struct cu_stream_st *cu_stream; /* NULL: the legacy default stream */
+typedef struct cu_event_st *cu_event;
 typedef unsigned long long cu_deviceptr;
 
 #define CU_SUCCESS 0
+#define CU_ERROR_PEER_ACCESS_ALREADY_ENABLED 704
+
+/* CUstream_flags: no implicit synchronisation with the legacy default stream. */
+#define CU_STREAM_NON_BLOCKING 0x1
+/* CUevent_flags. */
+#define CU_EVENT_DISABLE_TIMING 0x2
 
 /* CUdevice_attribute, an enum. */
 #define CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS 89
@@ -58,13 +65,33 @@ struct cuda_api {
 	cu_result (*mem_host_register)(void *p, size_t bytes, unsigned int flags); /* _v2 */
 	cu_result (*mem_host_unregister)(void *p);
 	cu_result (*get_error_string)(cu_result r, const char **s);
+	/* Copies on streams, ordered by events (the broker's copy engine). */
+	cu_result (*stream_create)(cu_stream *s, unsigned int flags);       /* cuStreamCreate */
+	cu_result (*stream_destroy)(cu_stream s);                           /* _v2 */
+	cu_result (*stream_synchronize)(cu_stream stream);
+	cu_result (*memcpy_htod_async)(cu_deviceptr dst, const void *src, size_t n,
+				       cu_stream s);                        /* _v2 */
+	cu_result (*memcpy_dtoh_async)(void *dst, cu_deviceptr src, size_t n,
+				       cu_stream s);                        /* _v2 */
+	/* Device to device: the synchronous calls may return before such a
+	 * copy is over, so it goes on a stream that is then waited for. */
+	cu_result (*memcpy_peer_async)(cu_deviceptr dst, cu_context dctx, cu_deviceptr src,
+				       cu_context sctx, size_t n, cu_stream s);
+	cu_result (*event_create)(cu_event *e, unsigned int flags);         /* cuEventCreate */
+	cu_result (*event_record)(cu_event e, cu_stream s);
+	cu_result (*event_synchronize)(cu_event e);
+	cu_result (*event_destroy)(cu_event e);                             /* _v2 */
 
 	/*
-	 * Optional, for pmbench gpu's baselines: NULL where the driver lacks
-	 * them, and the broker does not call them. As CUDA 13.0's cuda.h
+	 * Optional: NULL where the driver lacks them. cuCtxEnablePeerAccess
+	 * lets the current context's copies reach the peer's memory directly
+	 * (the broker and pmbench gpu try it; without it cuMemcpyPeer still
+	 * works). The rest are for pmbench gpu's baselines, and the broker
+	 * does not call them. As CUDA 13.0's cuda.h
 	 * declares them, each under the name its macros map to (no per-thread
 	 * default stream).
 	 */
+	cu_result (*ctx_enable_peer_access)(cu_context peer, unsigned int flags);
 	cu_result (*device_get_attribute)(int *value, int attrib, cu_device dev);
 	cu_result (*mem_alloc_host)(void **p, size_t bytes);          /* _v2 */
 	cu_result (*mem_free_host)(void *p);
@@ -73,7 +100,6 @@ struct cuda_api {
 	 * took a CUdevice and no flags). */
 	cu_result (*mem_prefetch_async)(cu_deviceptr p, size_t bytes, struct cu_mem_location to,
 					unsigned int flags, cu_stream stream);
-	cu_result (*stream_synchronize)(cu_stream stream);
 };
 
 /* dlopen()s the driver and cuInit()s it. 0; -ENOENT: no driver library, or

@@ -17,6 +17,18 @@
  * (non-canonical addresses: a dereference crashes, as it would on a GPU);
  * host registrations may not overlap (712).
  *
+ * Streams are real queues: each has a thread that runs its copies in order,
+ * each taking FAKE_CUDA_DMA_US at least, so an async copy is still running
+ * when the call returns, and a caller that reuses a buffer before its event
+ * or stream says the copy is done reads or writes the wrong bytes, as on a
+ * GPU. cuMemHostRegister faults the range in and stands for pinning it: a
+ * copy that meets registered pages the process no longer has mapped (a hole
+ * punched in the file behind them since, for instance) would reach the old
+ * pages on a GPU, not the file's; here it says so (an error line) and moves
+ * poison instead. An async copy from or to host memory that is not
+ * page-locked (registered or cuMemAllocHost) is legal but synchronous on a
+ * real driver, so here it is a warning: the caller lost its overlap.
+ *
  * Environment (read once, at the first call):
  *   FAKE_CUDA_DEVICES    devices (default 2; 0: cuInit says no device)
  *   FAKE_CUDA_MEM        bytes of VRAM each, K/M/G suffixes (default 1G),
@@ -32,10 +44,15 @@
  *                        (a device that went bad)
  *   FAKE_CUDA_STALL      "name:N:ms,...": the N-th call of name takes ms
  *                        milliseconds more, then succeeds (a stuck DMA engine)
+ *   FAKE_CUDA_DMA_US     microseconds each async copy takes on its stream at
+ *                        least (default 100; 0: as fast as memcpy)
  *   FAKE_CUDA_TRACE=1    every call and its result on stderr
  * A malformed setting makes cuInit fail (and say why) rather than run a test
- * without the faults it asked for.
+ * without the faults it asked for. At unload it says how much host memory
+ * was registered at most at once (cuMemHostRegister), for tests of a cap.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -46,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 /*
@@ -63,8 +81,10 @@ typedef enum cudaError_enum {
 	CUDA_ERROR_INVALID_DEVICE = 101,
 	CUDA_ERROR_INVALID_CONTEXT = 201,
 	CUDA_ERROR_ECC_UNCORRECTABLE = 214,
+	CUDA_ERROR_PEER_ACCESS_UNSUPPORTED = 217,
 	CUDA_ERROR_INVALID_HANDLE = 400,
 	CUDA_ERROR_ILLEGAL_ADDRESS = 700,
+	CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED = 704,
 	CUDA_ERROR_CONTEXT_IS_DESTROYED = 709,
 	CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
 	CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
@@ -76,6 +96,7 @@ typedef int CUdevice;
 typedef unsigned long long CUdeviceptr; /* CUdeviceptr_v2 on 64-bit hosts */
 typedef struct CUctx_st *CUcontext;
 typedef struct CUstream_st *CUstream;
+typedef struct CUevent_st *CUevent;
 typedef enum CUmemLocationType_enum {
 	CU_MEM_LOCATION_TYPE_INVALID = 0x0,
 	CU_MEM_LOCATION_TYPE_DEVICE = 0x1,
@@ -89,6 +110,8 @@ typedef struct CUmemLocation_st {
 #define CU_DEVICE_ATTRIBUTE_MAX 150 /* attributes above are CUDA_ERROR_INVALID_VALUE */
 #define CU_MEM_ATTACH_GLOBAL 0x1
 #define CU_MEM_ATTACH_HOST 0x2
+#define CU_STREAM_NON_BLOCKING 0x1
+#define CU_EVENT_FLAGS 0x7 /* BLOCKING_SYNC, DISABLE_TIMING, INTERPROCESS */
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -117,6 +140,17 @@ EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytes, unsigned int 
 EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation to,
 				      unsigned int flags, CUstream stream);
 EXPORT CUresult cuStreamSynchronize(CUstream stream);
+EXPORT CUresult cuStreamCreate(CUstream *ps, unsigned int flags);
+EXPORT CUresult cuStreamDestroy_v2(CUstream s);
+EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s);
+EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s);
+EXPORT CUresult cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src,
+				  CUcontext sctx, size_t n, CUstream s);
+EXPORT CUresult cuEventCreate(CUevent *pe, unsigned int flags);
+EXPORT CUresult cuEventRecord(CUevent e, CUstream s);
+EXPORT CUresult cuEventSynchronize(CUevent e);
+EXPORT CUresult cuEventDestroy_v2(CUevent e);
+EXPORT CUresult cuCtxEnablePeerAccess(CUcontext peer, unsigned int flags);
 EXPORT CUresult cuGetErrorString(CUresult error, const char **str);
 
 #define SIM "SIMULATED CUDA driver"
@@ -137,7 +171,10 @@ EXPORT CUresult cuGetErrorString(CUresult error, const char **str);
 	X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2) X(cuCtxSetCurrent)          \
 	X(cuMemAlloc_v2) X(cuMemFree_v2) X(cuMemcpyHtoD_v2) X(cuMemcpyDtoH_v2) X(cuMemcpyPeer)  \
 	X(cuMemHostRegister_v2) X(cuMemHostUnregister) X(cuMemAllocHost_v2) X(cuMemFreeHost)    \
-	X(cuMemAllocManaged) X(cuMemPrefetchAsync_v2) X(cuStreamSynchronize) X(cuGetErrorString)
+	X(cuMemAllocManaged) X(cuMemPrefetchAsync_v2) X(cuStreamSynchronize) X(cuGetErrorString) \
+	X(cuStreamCreate) X(cuStreamDestroy_v2) X(cuMemcpyHtoDAsync_v2) X(cuMemcpyDtoHAsync_v2)  \
+	X(cuEventCreate) X(cuEventRecord) X(cuEventSynchronize)                                    \
+	X(cuEventDestroy_v2) X(cuCtxEnablePeerAccess) X(cuMemcpyPeerAsync)
 
 #define EP_ENUM(n) EP_##n,
 #define EP_NAME(n) #n,
@@ -162,10 +199,14 @@ static const struct {
 	  "invalid device context (" SIM ")" },
 	{ CUDA_ERROR_ECC_UNCORRECTABLE, "CUDA_ERROR_ECC_UNCORRECTABLE",
 	  "uncorrectable ECC error encountered (" SIM ")" },
+	{ CUDA_ERROR_PEER_ACCESS_UNSUPPORTED, "CUDA_ERROR_PEER_ACCESS_UNSUPPORTED",
+	  "peer access is not supported between these two devices (" SIM ")" },
 	{ CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE",
 	  "invalid resource handle (" SIM ")" },
 	{ CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
 	  "an illegal memory access was encountered (" SIM ")" },
+	{ CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED, "CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED",
+	  "peer access is already enabled (" SIM ")" },
 	{ CUDA_ERROR_CONTEXT_IS_DESTROYED, "CUDA_ERROR_CONTEXT_IS_DESTROYED",
 	  "context is destroyed (" SIM ")" },
 	{ CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
@@ -205,6 +246,36 @@ struct hostreg {
 	bool allocated;   /* cuMemAllocHost: ours to unmap */
 };
 
+/* One copy a stream runs: host and device sides resolved when queued. */
+struct op {
+	uint8_t *dst;
+	const uint8_t *src;
+	size_t n;
+	bool to_dev;
+	bool peer; /* device to device: no host side */
+};
+
+#define RING 64 /* ops queued per stream; a 65th call waits, as a full queue does */
+
+struct CUstream_st {
+	struct CUstream_st *next; /* streams, under lock */
+	int dev;
+	unsigned flags;
+	pthread_t thread;
+	pthread_mutex_t mu;       /* the rest, the stream's own */
+	pthread_cond_t cv;
+	struct op ring[RING];
+	uint64_t queued, done;    /* ops: queued, and run to completion */
+	bool stop;
+};
+
+struct CUevent_st {
+	struct CUevent_st *next;  /* events, under lock */
+	int dev;
+	struct CUstream_st *s;    /* recorded on s after its op seq; NULL: complete */
+	uint64_t seq;
+};
+
 struct dev {
 	struct CUctx_st ctx;
 	int refs;         /* primary context retains; 0: inactive */
@@ -232,6 +303,14 @@ static size_t mem = 1ull << 30;
 static struct dev devs[MAX_DEVS];
 static struct alloc *managed;
 static struct hostreg *hostregs;
+static struct CUstream_st *streams;
+static struct CUevent_st *events;
+static bool peer_on[MAX_DEVS][MAX_DEVS]; /* cuCtxEnablePeerAccess: [current][peer] */
+static unsigned dma_us = 100;
+static int pagemap_fd = -1; /* /proc/self/pagemap: is a registered page still ours? */
+static size_t reg_now, reg_peak; /* bytes cuMemHostRegister holds, under lock */
+static uint64_t reg_calls;
+static atomic_bool told_pageable;
 static struct rule rules[MAX_RULES];
 static unsigned nrules;
 static atomic_uint_fast64_t calls[NEP];
@@ -374,6 +453,18 @@ static void configure(void)
 	const char *s;
 
 	trace = (s = getenv("FAKE_CUDA_TRACE")) && *s && strcmp(s, "0");
+	pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if ((s = getenv("FAKE_CUDA_DMA_US"))) {
+		char *end;
+		unsigned long v = strtoul(s, &end, 10);
+
+		if (end == s || *end || v > 1000000) {
+			snprintf(config_error, sizeof(config_error),
+				 "FAKE_CUDA_DMA_US='%s' is not 0..1000000", s);
+			return;
+		}
+		dma_us = (unsigned)v;
+	}
 	if ((s = getenv("FAKE_CUDA_PEER")))
 		peer = strcmp(s, "0") != 0;
 	if ((s = getenv("FAKE_CUDA_DEVICES"))) {
@@ -527,11 +618,162 @@ static bool overlaps(uintptr_t start, size_t len)
 	return false;
 }
 
+/* The registration or cuMemAllocHost buffer holding [p, p + n); NULL: pageable. */
+static struct hostreg *hostreg_of(uintptr_t p, size_t n)
+{
+	for (struct hostreg *h = hostregs; h; h = h->next)
+		if (p >= h->start && p - h->start <= h->len && n <= h->len - (p - h->start))
+			return h;
+	return NULL;
+}
+
+static bool live_stream(const struct CUstream_st *s)
+{
+	for (struct CUstream_st *x = streams; x; x = x->next)
+		if (x == s)
+			return true;
+	return false;
+}
+
+static bool live_event(const struct CUevent_st *e)
+{
+	for (struct CUevent_st *x = events; x; x = x->next)
+		if (x == e)
+			return true;
+	return false;
+}
+
+/*
+ * Whether every page of [p, p + n) is mapped in this process now
+ * (/proc/self/pagemap's present bit, which needs no privilege): 1, 0, or -1
+ * when it cannot tell. A registered page that is no longer mapped was taken
+ * from under the registration (a hole punched in the file behind it): a
+ * pinned page would have stayed where it was, detached from the file.
+ */
+static int pages_mapped(uintptr_t p, size_t n)
+{
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t i = p / pg, last = (p + n - 1) / pg;
+	uint64_t e[512];
+
+	if (pagemap_fd < 0 || !n)
+		return -1;
+	while (i <= last) {
+		size_t k = last - i + 1 < 512 ? (size_t)(last - i + 1) : 512;
+
+		if (pread(pagemap_fd, e, k * sizeof(e[0]), (off_t)(i * sizeof(e[0]))) !=
+		    (ssize_t)(k * sizeof(e[0])))
+			return -1;
+		for (size_t j = 0; j < k; j++)
+			if (!(e[j] >> 63))
+				return 0;
+		i += k;
+	}
+	return 1;
+}
+
+/*
+ * The host side of a copy that runs now: registered pages must still be the
+ * ones registered. false (said, as an error) when they are not: the caller
+ * moves poison instead of the bytes, as a GPU would move the old pages'.
+ */
+static bool host_side_ok(const uint8_t *host, size_t n, bool to_dev, const char *what)
+{
+	struct hostreg *h;
+	bool registered;
+
+	pthread_mutex_lock(&lock);
+	h = hostreg_of((uintptr_t)host, n);
+	registered = h && !h->allocated;
+	pthread_mutex_unlock(&lock);
+	if (!registered || pages_mapped((uintptr_t)host, n) != 0)
+		return true;
+	say("error: %s: registered host memory at %p (+%zu) is no longer this process's pages "
+	    "(a hole punched in the file behind it since cuMemHostRegister?): a GPU would %s "
+	    "the old, pinned pages; poison instead", what, (const void *)host, n,
+	    to_dev ? "read" : "write");
+	return false;
+}
+
+static void run_copy(const struct op *op, const char *what)
+{
+	if (op->peer) {
+		memmove(op->dst, op->src, op->n);
+	} else if (op->to_dev) {
+		if (host_side_ok(op->src, op->n, true, what))
+			memcpy(op->dst, op->src, op->n);
+		else
+			memset(op->dst, 0xdb, op->n);
+	} else if (host_side_ok(op->dst, op->n, false, what)) {
+		memcpy(op->dst, op->src, op->n);
+	}
+}
+
+/* A stream's thread: its copies in order, each taking dma_us at least. */
+static void *stream_main(void *arg)
+{
+	struct CUstream_st *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct op op;
+
+		while (!s->stop && s->done == s->queued)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->done == s->queued)
+			break; /* stopped, and nothing left */
+		op = s->ring[s->done % RING];
+		pthread_mutex_unlock(&s->mu);
+		if (dma_us) {
+			struct timespec ts = { .tv_sec = dma_us / 1000000,
+					       .tv_nsec = (long)(dma_us % 1000000) * 1000L };
+
+			nanosleep(&ts, NULL);
+		}
+		run_copy(&op, op.peer ? "cuMemcpyPeerAsync"
+				      : op.to_dev ? "cuMemcpyHtoDAsync" : "cuMemcpyDtoHAsync");
+		pthread_mutex_lock(&s->mu);
+		s->done++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Until s has run its op seq (and every one before). */
+static void stream_wait(struct CUstream_st *s, uint64_t seq)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->done < seq)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Work on the legacy default stream waits for device dev's blocking streams. */
+static void legacy_sync(int dev)
+{
+	struct CUstream_st *wait[64];
+	uint64_t upto[64];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&lock);
+	for (struct CUstream_st *s = streams; s && n < 64; s = s->next)
+		if (s->dev == dev && !(s->flags & CU_STREAM_NON_BLOCKING)) {
+			pthread_mutex_lock(&s->mu);
+			upto[n] = s->queued;
+			pthread_mutex_unlock(&s->mu);
+			wait[n++] = s;
+		}
+	pthread_mutex_unlock(&lock);
+	for (unsigned i = 0; i < n; i++)
+		stream_wait(wait[i], upto[i]);
+}
+
 /* The last release of device d's primary context frees what it held, as a
  * real driver does; a caller that left anything there has a leak. */
 static void ctx_reset(int d, const char *when)
 {
-	unsigned nal = 0, nman = 0, nreg = 0;
+	unsigned nal = 0, nman = 0, nreg = 0, nstream = 0, nevent = 0;
 
 	while (devs[d].allocs) {
 		struct alloc *a = devs[d].allocs;
@@ -561,13 +803,45 @@ static void ctx_reset(int d, const char *when)
 		*pp = h->next;
 		if (h->allocated)
 			munmap((void *)h->start, h->len);
+		else
+			reg_now -= h->len;
 		free(h);
 		nreg++;
 	}
-	if (nal || nman || nreg)
+	/* Streams left behind finish what they hold on their own (not joined
+	 * here: their copies take the lock) and are never freed. */
+	for (struct CUstream_st **pp = &streams; *pp;) {
+		struct CUstream_st *s = *pp;
+
+		if (s->dev != d) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_detach(s->thread);
+		nstream++;
+	}
+	for (struct CUevent_st **pp = &events; *pp;) {
+		struct CUevent_st *e = *pp;
+
+		if (e->dev != d) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		free(e);
+		nevent++;
+	}
+	for (int i = 0; i < MAX_DEVS; i++)
+		peer_on[d][i] = peer_on[i][d] = false;
+	if (nal || nman || nreg || nstream || nevent)
 		say("warning: %s of device %d's primary context: %u cuMemAlloc, %u "
-		    "cuMemAllocManaged and %u host registrations were still live (leaked)",
-		    when, d, nal, nman, nreg);
+		    "cuMemAllocManaged, %u host registrations, %u streams and %u events were "
+		    "still live (leaked)", when, d, nal, nman, nreg, nstream, nevent);
 }
 
 /* ---- initialisation and devices ---- */
@@ -837,8 +1111,12 @@ CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
 	r = resolve(dst, n, NULL, &to);
 	if (r == CUDA_SUCCESS && n && !src)
 		r = CUDA_ERROR_INVALID_VALUE;
-	if (r == CUDA_SUCCESS && n)
-		memcpy(to, src, n);
+	if (r == CUDA_SUCCESS && n) {
+		struct op op = { .dst = to, .src = src, .n = n, .to_dev = true };
+
+		legacy_sync(current->dev);
+		run_copy(&op, "cuMemcpyHtoD");
+	}
 	END(cuMemcpyHtoD_v2, r);
 }
 
@@ -851,8 +1129,12 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
 	r = resolve(src, n, NULL, &from);
 	if (r == CUDA_SUCCESS && n && !dst)
 		r = CUDA_ERROR_INVALID_VALUE;
-	if (r == CUDA_SUCCESS && n)
-		memcpy(dst, from, n);
+	if (r == CUDA_SUCCESS && n) {
+		struct op op = { .dst = dst, .src = from, .n = n, .to_dev = false };
+
+		legacy_sync(current->dev);
+		run_copy(&op, "cuMemcpyDtoH");
+	}
 	END(cuMemcpyDtoH_v2, r);
 }
 
@@ -878,6 +1160,30 @@ CUresult cuMemcpyPeer(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontex
 	END(cuMemcpyPeer, r);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/*
+ * What pinning does first: every page of the range faulted in, writable,
+ * without changing a byte (a shared file mapping gets the file's pages, a
+ * hole a new page). false: the range is not all mapped.
+ */
+static bool populate(void *p, size_t bytes)
+{
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)p & ~(pg - 1), end = ((uintptr_t)p + bytes + pg - 1) & ~(pg - 1);
+
+	if (!madvise((void *)start, end - start, MADV_POPULATE_WRITE))
+		return true;
+	if (errno != EINVAL)
+		return false;
+	/* An older kernel: a read fault maps a shared file's page too. */
+	for (uintptr_t a = start; a < end; a += pg)
+		(void)*(volatile const uint8_t *)a;
+	return true;
+}
+
 CUresult cuMemHostRegister_v2(void *p, size_t bytes, unsigned int flags)
 {
 	struct hostreg *h = NULL;
@@ -890,6 +1196,8 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytes, unsigned int flags)
 	r = need_current();
 	if (r == CUDA_SUCCESS && overlaps((uintptr_t)p, bytes))
 		r = CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+	if (r == CUDA_SUCCESS && !populate(p, bytes))
+		r = CUDA_ERROR_INVALID_VALUE;
 	if (r == CUDA_SUCCESS && !(h = calloc(1, sizeof(*h))))
 		r = CUDA_ERROR_OUT_OF_MEMORY;
 	if (r == CUDA_SUCCESS) {
@@ -898,6 +1206,10 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytes, unsigned int flags)
 		h->dev = current->dev;
 		h->next = hostregs;
 		hostregs = h;
+		reg_calls++;
+		reg_now += bytes;
+		if (reg_now > reg_peak)
+			reg_peak = reg_now;
 	}
 	pthread_mutex_unlock(&lock);
 	END(cuMemHostRegister_v2, r);
@@ -919,6 +1231,8 @@ static CUresult hostreg_drop(void *p, bool allocated)
 		*pp = h->next;
 		if (allocated)
 			munmap(p, h->len);
+		else
+			reg_now -= h->len;
 		free(h);
 		return CUDA_SUCCESS;
 	}
@@ -1040,13 +1354,301 @@ CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation to, unsign
 
 CUresult cuStreamSynchronize(CUstream stream)
 {
+	uint64_t upto = 0;
 	CUresult r;
 
 	BEGIN(cuStreamSynchronize);
 	pthread_mutex_lock(&lock);
-	r = stream ? CUDA_ERROR_INVALID_HANDLE : need_current();
+	r = need_current();
+	if (r == CUDA_SUCCESS && stream && !live_stream(stream))
+		r = CUDA_ERROR_INVALID_HANDLE;
+	if (r == CUDA_SUCCESS && stream) {
+		pthread_mutex_lock(&stream->mu);
+		upto = stream->queued;
+		pthread_mutex_unlock(&stream->mu);
+	}
 	pthread_mutex_unlock(&lock);
+	if (r == CUDA_SUCCESS) {
+		if (stream)
+			stream_wait(stream, upto);
+		else
+			legacy_sync(current->dev);
+	}
 	END(cuStreamSynchronize, r);
+}
+
+/* ---- streams and events ---- */
+
+CUresult cuStreamCreate(CUstream *ps, unsigned int flags)
+{
+	struct CUstream_st *s = NULL;
+	CUresult r;
+
+	BEGIN(cuStreamCreate);
+	if (!ps || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING))
+		END(cuStreamCreate, CUDA_ERROR_INVALID_VALUE);
+	pthread_mutex_lock(&lock);
+	r = need_current();
+	if (r == CUDA_SUCCESS && !(s = calloc(1, sizeof(*s))))
+		r = CUDA_ERROR_OUT_OF_MEMORY;
+	if (r == CUDA_SUCCESS) {
+		s->dev = current->dev;
+		s->flags = flags;
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
+		if (pthread_create(&s->thread, NULL, stream_main, s)) {
+			pthread_mutex_destroy(&s->mu);
+			pthread_cond_destroy(&s->cv);
+			free(s);
+			r = CUDA_ERROR_OUT_OF_MEMORY;
+		}
+	}
+	if (r == CUDA_SUCCESS) {
+		s->next = streams;
+		streams = s;
+		*ps = s;
+	}
+	pthread_mutex_unlock(&lock);
+	END(cuStreamCreate, r);
+}
+
+/* Work still queued completes first, as the driver lets it. */
+CUresult cuStreamDestroy_v2(CUstream s)
+{
+	CUresult r = CUDA_ERROR_INVALID_HANDLE;
+
+	BEGIN(cuStreamDestroy_v2);
+	pthread_mutex_lock(&lock);
+	for (struct CUstream_st **pp = &streams; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			r = CUDA_SUCCESS;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	if (r != CUDA_SUCCESS)
+		END(cuStreamDestroy_v2, r);
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&lock);
+	for (struct CUevent_st *e = events; e; e = e->next)
+		if (e->s == s)
+			e->s = NULL; /* it completed */
+	pthread_mutex_unlock(&lock);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	END(cuStreamDestroy_v2, CUDA_SUCCESS);
+}
+
+static CUresult queue(CUstream s, const struct op *op, const char *what);
+
+/*
+ * Async copies: checked and resolved now, run by the stream's thread later
+ * (the legacy default stream runs them now). Host memory that is not
+ * page-locked works, synchronously on a real driver: a warning.
+ */
+static CUresult copy_async(CUdeviceptr dptr, uint8_t *host, size_t n, bool to_dev, CUstream s,
+			   const char *what)
+{
+	struct op op = { .n = n, .to_dev = to_dev };
+	uint8_t *dev = NULL;
+	bool locked = false;
+	CUresult r = resolve(dptr, n, NULL, &dev);
+
+	if (r == CUDA_SUCCESS && n && !host)
+		r = CUDA_ERROR_INVALID_VALUE;
+	if (r != CUDA_SUCCESS)
+		return r;
+	pthread_mutex_lock(&lock);
+	if (s && (!live_stream(s) || s->dev != current->dev))
+		r = CUDA_ERROR_INVALID_HANDLE; /* a stream of another context */
+	locked = hostreg_of((uintptr_t)host, n) != NULL;
+	pthread_mutex_unlock(&lock);
+	if (r != CUDA_SUCCESS || !n)
+		return r;
+	if (!locked && !atomic_exchange(&told_pageable, true))
+		say("warning: %s with pageable host memory at %p (+%zu): a real driver copies "
+		    "it synchronously, so nothing overlaps", what, (void *)host, n);
+	op.dst = to_dev ? dev : host;
+	op.src = to_dev ? host : dev;
+	return queue(s, &op, what);
+}
+
+/* Runs op on stream s (now, on the legacy default stream). */
+static CUresult queue(CUstream s, const struct op *op, const char *what)
+{
+	if (!s) {
+		legacy_sync(current->dev);
+		run_copy(op, what);
+		return CUDA_SUCCESS;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->queued - s->done >= RING)
+		pthread_cond_wait(&s->cv, &s->mu);
+	s->ring[s->queued % RING] = *op;
+	s->queued++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+	BEGIN(cuMemcpyHtoDAsync_v2);
+	END(cuMemcpyHtoDAsync_v2,
+	    copy_async(dst, (uint8_t *)(uintptr_t)src, n, true, s, "cuMemcpyHtoDAsync"));
+}
+
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s)
+{
+	BEGIN(cuMemcpyDtoHAsync_v2);
+	END(cuMemcpyDtoHAsync_v2, copy_async(src, dst, n, false, s, "cuMemcpyDtoHAsync"));
+}
+
+/* As cuMemcpyPeer, on a stream of the current context. */
+CUresult cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx,
+			   size_t n, CUstream s)
+{
+	struct op op = { .n = n, .peer = true };
+	uint8_t *to = NULL, *from = NULL;
+	CUresult r;
+
+	BEGIN(cuMemcpyPeerAsync);
+	pthread_mutex_lock(&lock);
+	ctx_check(dctx, &r);
+	if (r == CUDA_SUCCESS)
+		ctx_check(sctx, &r);
+	if (r == CUDA_SUCCESS)
+		r = need_current();
+	if (r == CUDA_SUCCESS && s && (!live_stream(s) || s->dev != current->dev))
+		r = CUDA_ERROR_INVALID_HANDLE;
+	pthread_mutex_unlock(&lock);
+	if (r == CUDA_SUCCESS)
+		r = resolve(dst, n, dctx, &to);
+	if (r == CUDA_SUCCESS)
+		r = resolve(src, n, sctx, &from);
+	if (r != CUDA_SUCCESS || !n)
+		END(cuMemcpyPeerAsync, r);
+	op.dst = to;
+	op.src = from;
+	END(cuMemcpyPeerAsync, queue(s, &op, "cuMemcpyPeerAsync"));
+}
+
+CUresult cuEventCreate(CUevent *pe, unsigned int flags)
+{
+	struct CUevent_st *e = NULL;
+	CUresult r;
+
+	BEGIN(cuEventCreate);
+	if (!pe || (flags & ~(unsigned)CU_EVENT_FLAGS))
+		END(cuEventCreate, CUDA_ERROR_INVALID_VALUE);
+	pthread_mutex_lock(&lock);
+	r = need_current();
+	if (r == CUDA_SUCCESS && !(e = calloc(1, sizeof(*e))))
+		r = CUDA_ERROR_OUT_OF_MEMORY;
+	if (r == CUDA_SUCCESS) {
+		e->dev = current->dev;
+		e->next = events;
+		events = e;
+		*pe = e;
+	}
+	pthread_mutex_unlock(&lock);
+	END(cuEventCreate, r);
+}
+
+/* Completes once everything queued on s so far has run. */
+CUresult cuEventRecord(CUevent e, CUstream s)
+{
+	CUresult r;
+
+	BEGIN(cuEventRecord);
+	pthread_mutex_lock(&lock);
+	r = need_current();
+	if (r == CUDA_SUCCESS && (!live_event(e) || e->dev != current->dev ||
+				  (s && (!live_stream(s) || s->dev != current->dev))))
+		r = CUDA_ERROR_INVALID_HANDLE;
+	if (r == CUDA_SUCCESS) {
+		e->s = s;
+		e->seq = 0;
+		if (s) {
+			pthread_mutex_lock(&s->mu);
+			e->seq = s->queued;
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	END(cuEventRecord, r);
+}
+
+/* The stream e waits on and up to where; false: no such event. */
+static bool event_target(CUevent e, struct CUstream_st **s, uint64_t *seq)
+{
+	bool ok;
+
+	pthread_mutex_lock(&lock);
+	ok = live_event(e);
+	if (ok) {
+		*s = e->s;
+		*seq = e->seq;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+CUresult cuEventSynchronize(CUevent e)
+{
+	struct CUstream_st *s = NULL;
+	uint64_t seq = 0;
+
+	BEGIN(cuEventSynchronize);
+	if (!event_target(e, &s, &seq))
+		END(cuEventSynchronize, CUDA_ERROR_INVALID_HANDLE);
+	if (s)
+		stream_wait(s, seq);
+	END(cuEventSynchronize, CUDA_SUCCESS);
+}
+
+CUresult cuEventDestroy_v2(CUevent e)
+{
+	CUresult r = CUDA_ERROR_INVALID_HANDLE;
+
+	BEGIN(cuEventDestroy_v2);
+	pthread_mutex_lock(&lock);
+	for (struct CUevent_st **pp = &events; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			r = CUDA_SUCCESS;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	END(cuEventDestroy_v2, r);
+}
+
+/* The current context's copies may reach peer's memory (FAKE_CUDA_PEER). */
+CUresult cuCtxEnablePeerAccess(CUcontext peer_ctx, unsigned int flags)
+{
+	struct CUctx_st *c;
+	CUresult r;
+
+	BEGIN(cuCtxEnablePeerAccess);
+	if (flags)
+		END(cuCtxEnablePeerAccess, CUDA_ERROR_INVALID_VALUE);
+	pthread_mutex_lock(&lock);
+	r = need_current();
+	c = r == CUDA_SUCCESS ? ctx_check(peer_ctx, &r) : NULL;
+	if (r == CUDA_SUCCESS && (c->dev == current->dev || !peer))
+		r = CUDA_ERROR_PEER_ACCESS_UNSUPPORTED;
+	else if (r == CUDA_SUCCESS && peer_on[current->dev][c->dev])
+		r = CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED;
+	else if (r == CUDA_SUCCESS)
+		peer_on[current->dev][c->dev] = true;
+	pthread_mutex_unlock(&lock);
+	END(cuCtxEnablePeerAccess, r);
 }
 
 CUresult cuGetErrorString(CUresult error, const char **str)
@@ -1068,6 +1670,8 @@ __attribute__((destructor)) static void unload(void)
 {
 	if (!initialized)
 		return;
+	say("host registrations: %" PRIu64 " cuMemHostRegister calls, at most %zu bytes "
+	    "registered at once", reg_calls, reg_peak);
 	for (int i = 0; i < ndevs; i++) {
 		if (devs[i].refs)
 			say("warning: unloaded with device %d's primary context retained %d "

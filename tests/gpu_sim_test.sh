@@ -3,10 +3,15 @@
 # GPU pools (broker/pool_gpu.c) on the SIMULATED CUDA driver (tests/fake_cuda.c,
 # loaded as libcuda.so.1 through LD_LIBRARY_PATH): VRAM in host memory, so the
 # pool code runs without a GPU. What it proves is the broker's side (contexts
-# per thread, staging, peer and bounced copies, revoke, error paths); nothing
-# here says anything about a real GPU's behaviour or speed. Each case starts a
-# fresh broker; every broker must exit 0 on SIGTERM with no ERROR in its log
-# but the ones the case injected, and no leak reported by the driver.
+# per thread, streams and events, pipelined staging, zero copy from
+# registered pages and its fallbacks, the cap on pinned bytes, peer and
+# bounced copies, revoke, error paths); nothing here says anything about a
+# real GPU's behaviour or speed. The simulated streams run their copies on
+# threads of their own, later than the calls that queue them, so a buffer
+# reused too early shows as wrong data; registered pages that are no longer
+# the file's make the driver log an error. Each case starts a fresh broker;
+# every broker must exit 0 on SIGTERM with no ERROR in its log but the ones
+# the case injected, and no leak or misuse reported by the driver.
 #   tests/gpu_sim_test.sh PAGEMAPD PM_GPU_CHECK PMBENCH PM_GPU_FAULT_CHECK PMCTL FAKE_LIBCUDA
 set -uo pipefail
 pagemapd=$1 check=$2 pmbench=$3 fcheck=$4 pmctl=$5 lib=$6
@@ -62,6 +67,37 @@ stop() {
 	fi
 }
 
+# engines FIELD WANT: pmctl stats --json's engines.cuda.FIELD is WANT (a jq
+# comparison such as '== 1024' or '> 0').
+engines() {
+	local got
+	got=$("$pmctl" --json stats | jq -r ".engines.cuda | .$1")
+	jq -en "$got $2" >/dev/null || bad "engines.cuda.$1 is $got, want $2"
+}
+
+# zc FIELD: a number from the broker's zero-copy line for cuda0 (written when
+# the pool closes, so after stop): registered, reused, punched, over_cap,
+# refused, peak, cap.
+zc() {
+	local line
+	line=$(grep -o 'cuda0: zero copy: .*' "$d/$cur.log" | tail -1)
+	[[ -n $line ]] || { bad "no zero-copy line for cuda0 in the broker log"; echo -1; return; }
+	case $1 in
+	registered) sed -E 's/.* ([0-9]+) ranges registered.*/\1/' <<<"$line" ;;
+	reused) sed -E 's/.* ([0-9]+) reused.*/\1/' <<<"$line" ;;
+	punched) sed -E 's/.* ([0-9]+) dropped \(punched\).*/\1/' <<<"$line" ;;
+	over_cap) sed -E 's/.* ([0-9]+) over the cap.*/\1/' <<<"$line" ;;
+	refused) sed -E 's/.* ([0-9]+) refused;.*/\1/' <<<"$line" ;;
+	peak) sed -E 's/.* at most ([0-9]+) bytes registered.*/\1/' <<<"$line" ;;
+	cap) sed -E 's/.*\(cap ([0-9]+)\).*/\1/' <<<"$line" ;;
+	esac
+}
+
+# driver_peak: the most bytes the driver saw registered at once (at unload).
+driver_peak() {
+	sed -nE "s/^$SIM: host registrations: .* at most ([0-9]+) bytes .*/\1/p" "$d/$cur.log"
+}
+
 # injected NAME CALL: the driver says it injected the fault into that call.
 injected() {
 	grep -q "^$SIM: injecting .* into call $2 of $1 " "$d/$cur.log" ||
@@ -106,29 +142,71 @@ say "pmbench gpu's numbers below come from the $SIM (host memcpy): meaningless a
 jq --arg s "$SIM: host memory, not a GPU; rates meaningless" '{simulated: $s} + .' \
 	"$d/bench.json" || bad "pmbench gpu: not JSON"
 ((rc == 0)) || { bad "pmbench gpu exit $rc"; cat "$d/bench.err"; }
-jq -e '(.throughput | length) == 4 and ([.throughput[] | .verified] | all) and
+jq -e '(.throughput | length) == 8 and ([.throughput[] | .verified] | all) and
        (.errors | length) == 0 and (.gpu.model | test("SIMULATED"))' "$d/bench.json" >/dev/null ||
-	bad "pmbench gpu: not 4 verified legs without errors on the simulated device"
+	bad "pmbench gpu: not 8 verified legs without errors on the simulated devices"
+# Per leg (per sample, 64 MiB): out zero copy, home staged, GPU to GPU one
+# peer DMA; every ratio against a baseline of the same run.
+jq -e '[.throughput[] | select(.direction == "host_to_gpu") |
+        .bytes_zero_copy == 67108864 and .bytes_staged == 0] | length == 2 and all' \
+	"$d/bench.json" >/dev/null || bad "pmbench gpu: host -> VRAM legs not all zero copy"
+jq -e '[.throughput[] | select(.direction == "gpu_to_host") |
+        .bytes_staged == 67108864 and .bytes_zero_copy == 0] | length == 2 and all' \
+	"$d/bench.json" >/dev/null || bad "pmbench gpu: VRAM -> host legs not all staged"
+jq -e '[.throughput[] | select(.direction == "gpu_to_gpu") |
+        .bytes_zero_copy == 67108864 and .baseline == "memcpy_peer" and
+        (.memcpy_peer.median_gbps > 0)] | length == 4 and all' \
+	"$d/bench.json" >/dev/null || bad "pmbench gpu: GPU -> GPU legs not cuMemcpyPeer-compared zero copy"
+jq -e '[.throughput[] | select(.direction != "gpu_to_gpu") | .baseline == "pinned_memcpy" and
+        .pinned_memcpy.median_gbps > 0 and .pageable_memcpy.median_gbps > 0] | all' \
+	"$d/bench.json" >/dev/null || bad "pmbench gpu: host legs without their cuMemcpy baselines"
+jq -e '.gpu_to_gpu.measured and .gpu_to_gpu.peer_access == "enabled"' "$d/bench.json" \
+	>/dev/null || bad "pmbench gpu: GPU to GPU not measured with peer access"
 stop
 
-# (a) cuMemcpyHtoD fails once mid-migration.
-start htod FAKE_CUDA_FAIL=cuMemcpyHtoD:3
-$T "$fcheck" htod || bad "pm_gpu_fault_check htod"
-injected cuMemcpyHtoD_v2 3
-logged "cuda0: cuMemcpyHtoD: unknown error ($SIM)"
-"$pmctl" stats >/dev/null || bad "the broker does not answer after the fault"
-stop "cuda0: cuMemcpyHtoD: unknown error \($SIM\)|copy host -> cuda0 failed"
+# One GPU: GPU to GPU is skipped, and says why; the rest runs.
+start pmbench-1gpu FAKE_CUDA_DEVICES=1
+FAKE_CUDA_DEVICES=1 $T "$pmbench" gpu --size 16M --samples 10 >"$d/bench.json" 2>"$d/bench.err"
+rc=$?
+((rc == 0)) || { bad "pmbench gpu exit $rc"; cat "$d/bench.err"; }
+jq -e '(.throughput | length) == 4 and (.gpu_to_gpu.measured | not) and
+       (.gpu_to_gpu.reason | test("needs two"))' "$d/bench.json" >/dev/null ||
+	bad "pmbench gpu on one GPU: $(jq -c .gpu_to_gpu "$d/bench.json")"
+stop
 
-# (b) cuMemcpyDtoH fails on the way home.
-start dtoh FAKE_CUDA_FAIL=cuMemcpyDtoH:2
+# (a) A copy to the GPU fails mid-migration: the 3rd (one async copy each,
+# zero copy), then the 3rd wait for one.
+start htod FAKE_CUDA_FAIL=cuMemcpyHtoDAsync:3
+$T "$fcheck" htod || bad "pm_gpu_fault_check htod"
+injected cuMemcpyHtoDAsync_v2 3
+logged "cuda0: cuMemcpyHtoDAsync: unknown error ($SIM)"
+"$pmctl" stats >/dev/null || bad "the broker does not answer after the fault"
+stop "cuda0: cuMemcpyHtoDAsync: unknown error \($SIM\)|copy host -> cuda0 failed"
+
+start htod-sync FAKE_CUDA_FAIL=cuStreamSynchronize:3
+$T "$fcheck" htod || bad "pm_gpu_fault_check htod"
+injected cuStreamSynchronize 3
+logged "cuda0: cuStreamSynchronize: unknown error ($SIM)"
+stop "cuda0: cuStreamSynchronize: unknown error \($SIM\)|copy host -> cuda0 failed"
+
+# (b) The way home fails: the 2nd piece's copy (2 MiB chunks go home in 4
+# pieces), then the 2nd wait for a piece.
+start dtoh FAKE_CUDA_FAIL=cuMemcpyDtoHAsync:2
 $T "$fcheck" dtoh || bad "pm_gpu_fault_check dtoh"
-injected cuMemcpyDtoH_v2 2
-logged "cuda0: cuMemcpyDtoH: unknown error ($SIM)"
-stop "cuda0: cuMemcpyDtoH: unknown error \($SIM\)|copy cuda0 -> host failed"
+injected cuMemcpyDtoHAsync_v2 2
+logged "cuda0: cuMemcpyDtoHAsync: unknown error ($SIM)"
+stop "cuda0: cuMemcpyDtoHAsync: unknown error \($SIM\)|copy cuda0 -> host failed"
+
+start dtoh-event FAKE_CUDA_FAIL=cuEventSynchronize:2
+$T "$fcheck" dtoh || bad "pm_gpu_fault_check dtoh"
+injected cuEventSynchronize 2
+logged "cuda0: cuEventSynchronize: unknown error ($SIM)"
+stop "cuda0: cuEventSynchronize: unknown error \($SIM\)|copy cuda0 -> host failed"
 
 # (c) The device goes bad after the data went in (the 8 chunks' copies in
-# succeed, the first 2 copies out too), then the administrator revokes it.
-start dead FAKE_CUDA_FAIL_AFTER=cuMemcpyDtoH:3,cuMemcpyHtoD:9,cuMemcpyPeer:1
+# succeed, the first 2 chunks out too: 4 pieces each), then the
+# administrator revokes it.
+start dead FAKE_CUDA_FAIL_AFTER=cuMemcpyDtoHAsync:9,cuMemcpyHtoDAsync:9,cuMemcpyPeerAsync:1
 $T "$fcheck" dead >"$d/dead.out" &
 holder=$!
 for _ in $(seq 600); do grep -q '^ready' "$d/dead.out" && break; sleep 0.1; done
@@ -141,8 +219,8 @@ cat "$d/dead.out"
 ((rc == 0)) || bad "pm_gpu_fault_check dead exit $rc"
 grep -qx "lost 6 evacuated 2" "$d/dead.out" ||
 	bad "want 6 chunks lost (-EIO) and 2 evacuated"
-injected cuMemcpyDtoH_v2 3
-stop "cuda0: cuMemcpyDtoH: unknown error \($SIM\)|chunk [0-9]+: lost with cuda0/vram"
+injected cuMemcpyDtoHAsync_v2 9
+stop "cuda0: cuMemcpyDtoHAsync: unknown error \($SIM\)|chunk [0-9]+: lost with cuda0/vram"
 grep -q "shutdown: .* 12582912 lost" "$d/$cur.log" || bad "the broker does not count 6 chunks lost"
 
 # (d) Pool creation fails: cuMemAlloc out of memory at the first open,
@@ -175,11 +253,11 @@ stop
 # (g) A copy worker stalls for 3 s inside the driver (a stuck DMA engine):
 # the broker keeps answering everyone meanwhile, and the stalled migration
 # completes with its data once the stall ends.
-start stall FAKE_CUDA_STALL=cuMemcpyHtoD:2:3000
+start stall FAKE_CUDA_STALL=cuMemcpyHtoDAsync:2:3000
 $T "$check" >"$d/check.out" &
 checker=$!
-for _ in $(seq 100); do grep -q "stalling call 2 of cuMemcpyHtoD" "$d/$cur.log" && break; sleep 0.05; done
-grep -q "stalling call 2 of cuMemcpyHtoD" "$d/$cur.log" || bad "the driver did not stall a copy"
+for _ in $(seq 100); do grep -q "stalling call 2 of cuMemcpyHtoDAsync" "$d/$cur.log" && break; sleep 0.05; done
+grep -q "stalling call 2 of cuMemcpyHtoDAsync" "$d/$cur.log" || bad "the driver did not stall a copy"
 slowest=0
 for _ in $(seq 10); do
 	t0=$(date +%s%N)
@@ -192,6 +270,87 @@ say "pmctl stats during a 3 s stall in a copy worker: slowest ${slowest} ms"
 ((slowest < 500)) || bad "the broker stalled with its worker (${slowest} ms for pmctl stats)"
 wait "$checker" || { cat "$d/check.out"; bad "pm_gpu_check across the stall"; }
 stop
+
+# Zero copy and its counters: 3 round trips of 16 MiB (2 MiB chunks, one
+# copy each). Out: every byte straight from registered pages, one
+# registration per copy, none kept; home: staged. MiB=1048576.
+M=1048576
+start zero-copy
+$T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
+engines bytes "== $((96 * M))"
+engines bytes_zero_copy "== $((48 * M))"
+engines bytes_staged "== $((48 * M))"
+engines failed "== 0"
+stop
+(($(zc registered) == 24 && $(zc reused) == 0)) || bad "want 24 registrations, none reused"
+(($(zc peak) > 0 && $(zc peak) <= $(zc cap))) || bad "$(zc peak) bytes registered, cap $(zc cap)"
+
+# Registration refused: the first copy's (call 1 registers the staging
+# memory) is staged instead, and said once; then every one.
+start reg-fail FAKE_CUDA_FAIL=cuMemHostRegister:2
+$T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
+injected cuMemHostRegister_v2 2
+engines bytes_zero_copy "== $((46 * M))"
+engines bytes_staged "== $((50 * M))"
+grep -q "^<4>pagemapd: cuda0: cuMemHostRegister: unknown error ($SIM); host -> VRAM copies that cannot be registered are staged" \
+	"$d/$cur.log" || bad "the broker did not say why a copy was staged"
+stop
+(($(zc refused) == 1)) || bad "want 1 registration refused, not $(zc refused)"
+
+start reg-fail-all FAKE_CUDA_FAIL_AFTER=cuMemHostRegister:2
+$T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
+engines bytes_zero_copy "== 0"
+engines bytes_staged "== $((96 * M))"
+stop
+(($(zc refused) == 24)) || bad "want 24 registrations refused, not $(zc refused)"
+
+# The cap: 4 MiB registered at most (two copies' worth, where 4 workers may
+# want four), by the broker's count and the driver's (16 MiB of staging
+# buffers apart); 1 MiB (no 2 MiB copy fits): everything staged.
+start cap PAGEMAPD_GPU_PIN_BYTES=4M
+$T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
+engines "bytes_zero_copy + .bytes_staged" "== $((96 * M))"
+engines bytes_zero_copy "> 0"
+stop
+(($(zc cap) == 4 * M && $(zc peak) <= 4 * M)) || bad "$(zc peak) bytes registered, cap $(zc cap)"
+p=$(driver_peak)
+((p > 0 && p <= 20 * M)) || bad "the driver saw $p bytes registered at once (16 MiB staging + 4 MiB cap)"
+
+start cap-small PAGEMAPD_GPU_PIN_BYTES=1M
+$T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
+engines bytes_zero_copy "== 0"
+engines bytes_staged "== $((96 * M))"
+stop
+(($(zc over_cap) == 24 && $(zc peak) == 0)) || bad "want 24 copies staged over the cap, none registered"
+
+# Zero copy off: the pipelined staging path both ways, with slow simulated
+# DMA, so that a piece refilled (or written out) before its copy ran would
+# show. 8 MiB chunks: 16 pieces a copy, twice round a lane's ring of 8.
+start staged PAGEMAPD_GPU_PIN_BYTES=0 FAKE_CUDA_DMA_US=2000
+$T "$fcheck" trips 2 23 || bad "pm_gpu_fault_check trips 2 23"
+engines bytes_zero_copy "== 0"
+engines bytes_staged "== $((64 * M))"
+stop
+grep -q "^$SIM: host registrations: 1 cuMemHostRegister calls" "$d/$cur.log" ||
+	bad "zero copy off, yet the broker registered more than its staging memory"
+
+# The same host pages out again and again (READ_MOSTLY replicas), then
+# punched and back as new ones. By default each registration goes with its
+# copy; kept (PAGEMAPD_GPU_PIN_KEEP=1), the replicas reuse them, and the
+# punched ones are dropped, never used: the driver would log an error.
+start replica
+$T "$fcheck" replica
+rc=$?
+((rc == 0 || rc == 77)) || bad "pm_gpu_fault_check replica exit $rc"
+stop
+((rc == 77 || $(zc reused) == 0)) || bad "registrations reused though not kept"
+start replica-keep PAGEMAPD_GPU_PIN_KEEP=1
+$T "$fcheck" replica
+rc=$?
+((rc == 0 || rc == 77)) || bad "pm_gpu_fault_check replica exit $rc"
+stop
+((rc == 77 || ($(zc reused) >= 16 && $(zc punched) >= 8))) ||
+	bad "kept registrations: $(zc reused) reused (want 16 or more), $(zc punched) dropped punched (want 8 or more)"
 
 if ((fail)); then
 	echo "FAIL: gpu-sim (GPU pools on the $SIM)"

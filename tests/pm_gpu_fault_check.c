@@ -14,12 +14,24 @@
  *             its data or marked -EIO: never silently zeros
  *   openfail  cuMemAlloc:1:CUDA_ERROR_OUT_OF_MEMORY,cuMemHostRegister:1:
  *             opening cuda0 fails twice (-ENOMEM, then -EIO), then works
+ * and without faults, for the copy engine's counters (the script reads
+ * them with pmctl stats):
+ *   trips N [SHIFT]  N round trips of 16 MiB host -> cuda0 -> host, each
+ *             with new data written by the CPU in between, every word
+ *             checked; 2 MiB chunks, or 1 << SHIFT (21..24)
+ *   replica   READ_MOSTLY: 3 times a replica to cuda0 (the host pages stay)
+ *             that a CPU write of every chunk then collapses; then without
+ *             the advice twice to cuda0 and home, with new data in between:
+ *             the same host pages go out again and again, then are punched
+ *             and come back as new ones. Exits 77 where the kernel cannot
+ *             write-protect shmem (no READ_MOSTLY).
  * Prints "ok ..." or "FAIL ..." lines; exits 0, or 1 on any failure.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -232,6 +244,112 @@ static void dead(struct pm_client *c, int fd)
 	pm_free(c, a);
 }
 
+/* Away to cuda0 and home, checked at both ends (n chunks); 0 or -1. */
+static int trip_n(struct pm_client *c, void *a, int fd, uint64_t seed, const char *what, int n)
+{
+	uint64_t ids[NCHUNKS];
+	int r = pm_migrate(c, a, LEN, fd, 0);
+
+	if (r || pm_query(c, a, LEN, ids, NCHUNKS) != n || ids[0] != id_of(fd) ||
+	    ids[n - 1] != id_of(fd)) {
+		FAIL("%s: migration to cuda0: %d", what, r);
+		return -1;
+	}
+	r = pm_migrate(c, a, LEN, PM_FD_SYSTEM, 0);
+	if (r || pm_query(c, a, LEN, ids, NCHUNKS) != n || ids[0] || ids[n - 1]) {
+		FAIL("%s: migration home: %d", what, r);
+		return -1;
+	}
+	if (check_bad_words(a, 0, LEN / 8, seed)) {
+		FAIL("%s: %zu words differ after host -> cuda0 -> host", what,
+		     check_bad_words(a, 0, LEN / 8, seed));
+		return -1;
+	}
+	return 0;
+}
+
+static int trip(struct pm_client *c, void *a, int fd, uint64_t seed, const char *what)
+{
+	return trip_n(c, a, fd, seed, what, NCHUNKS);
+}
+
+static void trips(struct pm_client *c, int fd, int n, unsigned shift)
+{
+	void *a;
+	int i;
+
+	if (pm_alloc(c, LEN, PM_ALLOC_CHUNK_SHIFT(shift), &a) < 0) {
+		FAIL("pm_alloc");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		char what[32];
+
+		/* New data each time, in the pages that came home. */
+		check_fill(a, LEN, SEED + (uint64_t)i);
+		snprintf(what, sizeof(what), "trip %d", i + 1);
+		if (trip_n(c, a, fd, SEED + (uint64_t)i, what, (int)(LEN >> shift)))
+			break;
+	}
+	if (i == n)
+		OK("%d round trips host -> cuda0 -> host of %u MiB in %u MiB chunks, every word "
+		   "intact", n, LEN >> 20, (1u << shift) >> 20);
+	pm_free(c, a);
+}
+
+static int replica(struct pm_client *c, int fd)
+{
+	uint64_t ids[NCHUNKS];
+	void *a = setup(c);
+	int r, i;
+
+	if (!a)
+		return 1;
+	r = pm_madvise(c, a, LEN, PM_ADV_READ_MOSTLY, PM_FD_SYSTEM);
+	if (r == -EOPNOTSUPP) {
+		printf("skip: READ_MOSTLY needs userfaultfd write protection of shmem\n");
+		pm_free(c, a);
+		return 77;
+	}
+	if (r != PM_ADV_APPLIED) {
+		FAIL("READ_MOSTLY advice: %d", r);
+		pm_free(c, a);
+		return 1;
+	}
+	for (i = 0; i < 3; i++) {
+		r = pm_migrate(c, a, LEN, fd, 0);
+		if (r || pm_query(c, a, LEN, ids, NCHUNKS) != NCHUNKS || ids[0] != id_of(fd)) {
+			FAIL("replica %d to cuda0: %d", i + 1, r);
+			break;
+		}
+		if (check_bad_words(a, 0, LEN / 8, SEED)) {
+			FAIL("replica %d: the host copy differs", i + 1);
+			break;
+		}
+		/* A write to each chunk ends its replica: home, with its pages. */
+		for (size_t k = 0; k < NCHUNKS; k++) {
+			volatile uint64_t *w = (uint64_t *)a + k * (CHUNK / 8);
+
+			*w = *w;
+		}
+		if (pm_query(c, a, LEN, ids, NCHUNKS) != NCHUNKS || ids[0] || ids[NCHUNKS - 1]) {
+			FAIL("replica %d: a write did not bring the chunks home", i + 1);
+			break;
+		}
+	}
+	if (i == 3)
+		OK("3 replicas to cuda0 out of the same host pages, ended by writes");
+	r = pm_madvise(c, a, LEN, PM_ADV_UNSET_READ_MOSTLY, PM_FD_SYSTEM);
+	if (r != PM_ADV_APPLIED)
+		FAIL("unsetting READ_MOSTLY: %d", r);
+	else if (!trip(c, a, fd, SEED, "after the replicas") &&
+		 (check_fill(a, LEN, SEED + 1), !trip(c, a, fd, SEED + 1, "with new pages")))
+		OK("twice to cuda0 and home after the replicas, new data in new pages, every word "
+		   "intact");
+	pm_free(c, a);
+	return 0;
+}
+
 static void openfail(struct pm_client *c)
 {
 	static const int want[2] = { -ENOMEM, -EIO };
@@ -266,13 +384,20 @@ static void openfail(struct pm_client *c)
 
 int main(int argc, char **argv)
 {
-	const char *mode = argc == 2 ? argv[1] : "";
+	const char *mode = argc >= 2 ? argv[1] : "";
+	int fd = -1, r, n = 0, rc = 0, shift = 21;
 	struct pm_client *c;
-	int fd = -1, r;
 
-	if (strcmp(mode, "htod") && strcmp(mode, "dtoh") && strcmp(mode, "dead") &&
-	    strcmp(mode, "openfail")) {
-		fprintf(stderr, "usage: pm_gpu_fault_check htod|dtoh|dead|openfail\n");
+	if (!strcmp(mode, "trips") && (argc == 3 || argc == 4)) {
+		n = atoi(argv[2]);
+		if (argc == 4)
+			shift = atoi(argv[3]);
+	}
+	if ((strcmp(mode, "htod") && strcmp(mode, "dtoh") && strcmp(mode, "dead") &&
+	     strcmp(mode, "openfail") && strcmp(mode, "replica") && strcmp(mode, "trips")) ||
+	    (!strcmp(mode, "trips") ? n < 1 || n > 1000 || shift < 21 || shift > 24 : argc != 2)) {
+		fprintf(stderr, "usage: pm_gpu_fault_check htod|dtoh|dead|openfail|replica|"
+				"trips N [SHIFT]\n");
 		return 2;
 	}
 	r = pm_connect(NULL, &c);
@@ -294,10 +419,14 @@ int main(int argc, char **argv)
 		dtoh(c, fd);
 	else if (!strcmp(mode, "dead"))
 		dead(c, fd);
+	else if (!strcmp(mode, "trips"))
+		trips(c, fd, n, (unsigned)shift);
+	else if (!strcmp(mode, "replica"))
+		rc = replica(c, fd);
 	else
 		openfail(c);
 	if (fd >= 0)
 		close(fd);
 	pm_disconnect(c);
-	return failures ? 1 : 0;
+	return failures ? 1 : rc;
 }
