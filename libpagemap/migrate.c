@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pm_migrate and friends. Host NUMA moves happen here, on this process's
- * own pages (mbind with MPOL_MF_MOVE: pages mapped only here need no
- * privilege); everything else is the broker's engine, told what to move in
+ * own pages (move_pages(2) with MPOL_MF_MOVE: pages mapped only here need
+ * no privilege); everything else is the broker's engine, told what to move in
  * one PM_OP_MIGRATE. Before a chunk may leave host memory it is put under
  * the fault handler, so that touching it afterwards brings it back rather
  * than reading a fresh zero page.
@@ -19,8 +19,7 @@
 #include "client.h"
 
 #define PM_EXPORT __attribute__((visibility("default")))
-#define PM_MOVE_THREADS 8
-#define PM_MOVE_SLICE_MIN (4u << 20) /* below this per thread, one thread */
+#define PM_MOVE_BATCH 1024 /* pages per move_pages() call: 16 KiB of arrays on the stack */
 
 struct target {
 	int fd;           /* as the caller gave it */
@@ -30,7 +29,8 @@ struct target {
 };
 
 /* Binds [start, start + len) to node: pages allocated there from now on
- * (faults here, the broker's copies home) land on it. */
+ * (faults here, the broker's copies home) land on it. On shmem this sets
+ * the memfd's shared policy: no page moves, it costs a tree insert. */
 static int bind_to_node(uintptr_t start, size_t len, int node)
 {
 	unsigned long mask[16] = { 0 };
@@ -44,78 +44,37 @@ static int bind_to_node(uintptr_t start, size_t len, int node)
 	return 0;
 }
 
-struct mover {
-	pthread_t thread;
-	uintptr_t start;
-	size_t npages;
-	int node;
-	int err;
-	bool threaded;
-};
-
-/* Moves a slice of pages with move_pages(2). Pages not present (holes,
- * chunks away from host) report -ENOENT and are not an error. */
-static void *move_slice(void *arg)
-{
-	struct mover *mv = arg;
-	const size_t batch = 1024;
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	void *pages[1024];
-	int nodes[1024], status[1024];
-
-	for (size_t done = 0; done < mv->npages && !mv->err; done += batch) {
-		size_t n = mv->npages - done < batch ? mv->npages - done : batch;
-
-		for (size_t i = 0; i < n; i++) {
-			pages[i] = (void *)(mv->start + (done + i) * page);
-			nodes[i] = mv->node;
-		}
-		if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE) < 0)
-			mv->err = -errno;
-	}
-	return NULL;
-}
-
 /*
- * Moves the pages of [start, start + len) to node. One mbind(MPOL_MF_MOVE)
- * would migrate under the mmap lock taken for writing, so the kernel does
- * it on one thread; move_pages() takes the lock for reading per page, so
- * slices moved from several threads at once overlap (docs/placement-
- * design.md). Small ranges are not worth a thread.
+ * Moves the pages of [start, start + len) to node: bound there, then moved
+ * with move_pages(2), PM_MOVE_BATCH pages a call. Pages not present (holes,
+ * chunks away from host) report -ENOENT and are not an error. Nothing else
+ * hides a page from move_pages() here: NUMA balancing, whose PROT_NONE
+ * hinting PTEs a 6.1 kernel reports as -ENOENT too, never scans a shmem
+ * mapping without a policy of its own or one bound like this.
+ *
+ * One thread, on purpose: threads of one process moving at once flush each
+ * other's TLBs, since every batch the kernel unmaps sends an IPI to each
+ * CPU running this mm. Two threads took 2.4 times as long as one in a
+ * two-node guest, where two processes took as long as one
+ * (docs/placement-design.md). mbind(MPOL_MF_MOVE) moves the same way but
+ * holds the mmap lock for writing throughout.
  */
 static int move_to_node(uintptr_t start, size_t len, int node)
 {
-	struct mover mv[PM_MOVE_THREADS];
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), npages = len / page;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned n = (unsigned)(len / PM_MOVE_SLICE_MIN);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), npages = len / page, n;
+	void *pages[PM_MOVE_BATCH];
+	int nodes[PM_MOVE_BATCH], status[PM_MOVE_BATCH];
 	int r = bind_to_node(start, len, node);
 
-	if (r < 0)
-		return r;
-	if (n > PM_MOVE_THREADS)
-		n = PM_MOVE_THREADS;
-	if (cpus > 0 && n > (unsigned)cpus)
-		n = (unsigned)cpus;
-	if (n < 1)
-		n = 1;
-	for (unsigned i = 0; i < n; i++) {
-		size_t first = npages * i / n, last = npages * (i + 1) / n;
-
-		mv[i] = (struct mover){ .start = start + first * page, .npages = last - first,
-					.node = node };
-		if (i)
-			mv[i].threaded = pthread_create(&mv[i].thread, NULL, move_slice, &mv[i]) == 0;
+	for (size_t done = 0; r == 0 && done < npages; done += n) {
+		n = npages - done < PM_MOVE_BATCH ? npages - done : PM_MOVE_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			pages[i] = (void *)(start + (done + i) * page);
+			nodes[i] = node;
+		}
+		if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE) < 0)
+			r = -errno;
 	}
-	for (unsigned i = 0; i < n; i++)
-		if (!mv[i].threaded)
-			move_slice(&mv[i]); /* slice 0, and any without a thread */
-	for (unsigned i = 1; i < n; i++)
-		if (mv[i].threaded)
-			pthread_join(mv[i].thread, NULL);
-	for (unsigned i = 0; i < n; i++)
-		if (mv[i].err && !r)
-			r = mv[i].err;
 	return r;
 }
 
