@@ -52,6 +52,31 @@ void engine_stats_delta(const struct engine_stats *before, const struct engine_s
 	}
 }
 
+void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add)
+{
+	for (int i = 0; i < add->n; i++) {
+		const struct pm_engine_info *a = &add->e[i];
+		struct pm_engine_info *o = NULL;
+
+		for (int k = 0; k < sum->n && !o; k++)
+			if (!strcmp(sum->e[k].name, a->name))
+				o = &sum->e[k];
+		if (!o) {
+			if (sum->n == ENGINE_STATS_MAX)
+				continue;
+			o = &sum->e[sum->n++];
+			*o = *a;
+			continue;
+		}
+		o->bytes += a->bytes;
+		o->bytes_zero_copy += a->bytes_zero_copy;
+		o->bytes_staged += a->bytes_staged;
+		o->copies += a->copies;
+		o->failed += a->failed;
+		o->busy_ns += a->busy_ns;
+	}
+}
+
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div)
 {
 	json_object *engines = json_object_new_object();

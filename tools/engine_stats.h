@@ -23,6 +23,8 @@ int engine_stats_read(struct pm_client *c, struct engine_stats *st);
 /* after - before, engine by engine (matched by name). */
 void engine_stats_delta(const struct engine_stats *before, const struct engine_stats *after,
 			struct engine_stats *out);
+/* sum += add, engine by engine (matched by name; new names appended). */
+void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add);
 /* {"engines": {"cpu": {"bytes": ...}, ...}, "bytes_zero_copy": N, "bytes_staged": N}
  * added to o, each count divided by div (per sample). 0 or -ENOMEM. */
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div);

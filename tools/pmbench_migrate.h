@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "client.h"
+#include "engine_stats.h"
 
 #define MIGBENCH_MAX_POOLS 8 /* default set: 8 pools are 56 ordered pairs already */
 #define MIGBENCH_MAX_PAIRS 32 /* --pair options */
@@ -68,6 +69,9 @@ struct migbench_leg {
 	double *pm, *base;
 	uint64_t counters[3]; /* bytes direct, bounced, host: summed over the samples */
 	bool counters_ok;
+	/* What each copy engine did, summed over the samples (PM_OP_ENGINES). */
+	struct engine_stats engines;
+	bool engines_ok;
 };
 
 struct migbench {
@@ -97,8 +101,8 @@ int migbench_buffers_init(struct migbench *x);
 void migbench_buffers_free(struct migbench *x);
 /* Measures one pair at the current chunk size into x->pairs, or x->errors. */
 void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_t seed);
-/* Fault-back latency of pool p at the current chunk size; NULL after an error
- * (recorded in x->errors). */
-json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool *p,
-				 uint64_t seed);
+/* Fault-back latency of pool p at the current chunk size, in order and in a
+ * random order: one result each appended to out, or an error in x->errors. */
+void migbench_fault_back(struct migbench *x, const struct migbench_pool *p, uint64_t seed,
+			 json_object *out);
 #endif

@@ -319,6 +319,9 @@ static void record_leg(struct migbench *x, const struct migbench_pool *src,
 								      (uint64_t)x->samples)))
 			goto fail;
 	}
+	/* Per sample, as the counters above: the engines, zero-copy and staged bytes. */
+	if (l->engines_ok && engine_stats_json(o, &l->engines, (uint64_t)x->samples) < 0)
+		goto fail;
 	if (json_out_add(o, "verified", json_object_new_boolean(true)) ||
 	    json_out_append(x->pairs, o))
 		goto oom;
@@ -345,7 +348,9 @@ static int pm_leg(struct migbench *x, const struct migbench_pool *src,
 		  const struct migbench_pool *dst, struct migbench_leg *l, int i)
 {
 	uint64_t before[3], after[3];
+	struct engine_stats e0, e1, d;
 	bool counted = broker_counters(x, before) == 0;
+	bool engines = engine_stats_read(x->c, &e0) == 0;
 	double t0 = bench_now();
 	int r = migrate(x, src, dst);
 
@@ -355,6 +360,12 @@ static int pm_leg(struct migbench *x, const struct migbench_pool *src,
 			l->counters[k] += after[k] - before[k];
 	} else {
 		l->counters_ok = false;
+	}
+	if (r == 0 && engines && engine_stats_read(x->c, &e1) == 0) {
+		engine_stats_delta(&e0, &e1, &d);
+		engine_stats_add(&l->engines, &d);
+	} else {
+		l->engines_ok = false;
 	}
 	return r;
 }
@@ -372,6 +383,8 @@ void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_
 	for (int d = 0; d < 2; d++) {
 		memset(x->leg[d].counters, 0, sizeof(x->leg[d].counters));
 		x->leg[d].counters_ok = true;
+		memset(&x->leg[d].engines, 0, sizeof(x->leg[d].engines));
+		x->leg[d].engines_ok = true;
 	}
 	/* One broker request brings everything home faster than faulting it chunk by chunk. */
 	r = pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0);
@@ -421,87 +434,137 @@ void migbench_run_pair(struct migbench *x, const struct migbench_job *j, uint64_
 
 /* ---- fault-back latency ---- */
 
+/* Touch order k of round r: in order, or a fresh shuffle per round. */
+static void fault_order(size_t *ord, size_t n, bool random, uint64_t *rng)
+{
+	for (size_t k = 0; k < n; k++)
+		ord[k] = k;
+	for (size_t k = n - 1; random && k > 0; k--) {
+		size_t m, t;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		m = (size_t)(*rng % (k + 1));
+		t = ord[k];
+		ord[k] = ord[m];
+		ord[m] = t;
+	}
+}
+
+/* The bare userfaultfd floors for this chunk size, in seconds; NAN when
+ * they could not be measured (said on stderr: the result then fails). */
+static void fault_floors(struct migbench *x, size_t want_n, double *rtt, double *fill)
+{
+	size_t n = x->size / x->chunk > 64 ? 64 : x->size / x->chunk;
+	int r = bench_uffd_fault(x->chunk, n, (int)want_n, false, rtt);
+
+	if (r == 0)
+		r = bench_uffd_fault(x->chunk, n, (int)want_n, true, fill);
+	if (r < 0) {
+		fprintf(stderr, "pmbench migrate: fault-back baseline (userfaultfd): %s\n",
+			strerror(-r));
+		*rtt = *fill = NAN;
+	}
+}
+
 /*
  * Migrates the buffer to pool p, then times the first CPU read of each
  * chunk, which brings the chunk back (userfaultfd in libpagemap), in rounds
- * until there are enough samples. Baseline: a memcpy of one chunk.
+ * until there are enough samples: once touching the chunks in order (where
+ * libpagemap's window brings the chunks ahead home with a fault), once in
+ * a random order (every fault alone). Baselines from the same run: a bare
+ * userfaultfd round trip on shmem, the same filling the whole chunk (the
+ * kernel's floor for bringing that many bytes back), and a memcpy of one
+ * chunk. Appends one result per order to out; the benchmark fails when a
+ * baseline could not be measured.
  */
-json_object *migbench_fault_back(struct migbench *x, const struct migbench_pool *p,
-				 uint64_t seed)
+void migbench_fault_back(struct migbench *x, const struct migbench_pool *p, uint64_t seed,
+			 json_object *out)
 {
 	size_t nchunks = x->size / x->chunk, want_n = (size_t)x->samples;
-	size_t rounds, n = 0;
-	double *lat, *base;
-	struct bench_stats ls, bs;
-	const char *stage = "placing the buffer";
-	volatile uint8_t sink = 0;
-	char why[256] = "";
-	json_object *o, *b;
-	uint64_t want = 0;
-	int r;
+	size_t rounds, *ord = NULL;
+	uint64_t rng = seed | 1;
+	double rtt, fill;
 
 	if (want_n < FAULT_MIN_SAMPLES)
 		want_n = FAULT_MIN_SAMPLES;
 	rounds = (want_n + nchunks - 1) / nchunks;
-	lat = calloc(rounds * nchunks, sizeof(double));
-	base = calloc(rounds * nchunks, sizeof(double));
-	r = lat && base ? pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0) : -ENOMEM;
-	if (r == 0)
-		want = bench_fill(x->buf, x->size, seed);
-	for (size_t round = 0; r == 0 && round < rounds; round++) {
-		stage = "pm_migrate";
-		r = migrate(x, &x->pools[0], p);
-		if (r == 0)
-			r = check_at(x, p, why, sizeof(why));
-		stage = "first touch";
-		for (size_t k = 0; r == 0 && k < nchunks; k++) {
-			volatile const uint8_t *c = x->buf + k * x->chunk;
-			double t0 = bench_now();
+	fault_floors(x, want_n, &rtt, &fill);
+	if (isnan(rtt))
+		x->failures++;
+	ord = calloc(nchunks, sizeof(*ord));
+	for (int random = 0; random < 2; random++) {
+		double *lat = calloc(rounds * nchunks, sizeof(double));
+		double *base = calloc(rounds * nchunks, sizeof(double));
+		const char *stage = "placing the buffer";
+		struct bench_stats ls, bs;
+		volatile uint8_t sink = 0;
+		char why[256] = "";
+		uint64_t want = 0;
+		size_t n = 0;
+		json_object *o, *b;
+		int r = lat && base && ord ? pm_migrate(x->c, x->buf, x->size, PM_FD_SYSTEM, 0)
+					   : -ENOMEM;
 
-			sink ^= *c;
-			lat[n] = bench_now() - t0;
-			t0 = bench_now();
-			memcpy(x->plain[1], x->plain[0], x->chunk);
-			base[n++] = bench_now() - t0;
+		if (r == 0)
+			want = bench_fill(x->buf, x->size, seed);
+		for (size_t round = 0; r == 0 && round < rounds; round++) {
+			stage = "pm_migrate";
+			r = migrate(x, &x->pools[0], p);
+			if (r == 0)
+				r = check_at(x, p, why, sizeof(why));
+			stage = "first touch";
+			fault_order(ord, nchunks, random, &rng);
+			for (size_t k = 0; r == 0 && k < nchunks; k++) {
+				volatile const uint8_t *c = x->buf + ord[k] * x->chunk;
+				double t0 = bench_now();
+
+				sink ^= *c;
+				lat[n] = bench_now() - t0;
+				t0 = bench_now();
+				memcpy(x->plain[1], x->plain[0], x->chunk);
+				base[n++] = bench_now() - t0;
+			}
 		}
-	}
-	if (r == 0) {
-		stage = "verify";
-		r = bench_verify(x->buf, x->size, x->chunk, seed, want, why, sizeof(why));
-	}
-	(void)sink;
-	if (r < 0) {
-		record_error(x, &x->pools[0], p, stage, r, why);
+		if (r == 0) {
+			stage = "verify";
+			r = bench_verify(x->buf, x->size, x->chunk, seed, want, why, sizeof(why));
+		}
+		(void)sink;
+		if (r < 0) {
+			record_error(x, &x->pools[0], p, stage, r, why);
+			free(lat);
+			free(base);
+			continue;
+		}
+		bench_stats(lat, (int)n, &ls);
+		bench_stats(base, (int)n, &bs);
+		o = json_object_new_object();
+		b = NULL;
+		if (!o || json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
+		    json_out_add(o, "order", json_object_new_string(random ? "random" : "sequential")) ||
+		    json_out_add(o, "samples", json_object_new_int((int)n)) ||
+		    json_out_add_num(o, "median_us", ls.median * 1e6, 2) ||
+		    json_out_add_num(o, "p5_us", ls.p5 * 1e6, 2) ||
+		    json_out_add_num(o, "p95_us", ls.p95 * 1e6, 2) ||
+		    json_out_add(o, "baseline", b = json_object_new_object()) ||
+		    json_out_add(b, "kind", json_object_new_string("uffd_round_trip")) ||
+		    json_out_add_num(b, "median_us", rtt * 1e6, 2) ||
+		    json_out_add_num(o, "slowdown", ls.median / rtt, 1) ||
+		    json_out_add_num(o, "uffd_fill_chunk_us", fill * 1e6, 2) ||
+		    json_out_add_num(o, "vs_uffd_fill_chunk", ls.median / fill, 2) ||
+		    json_out_add_num(o, "memcpy_chunk_us", bs.median * 1e6, 2) ||
+		    json_out_add(o, "verified", json_object_new_boolean(true)) ||
+		    json_out_append(out, o)) {
+			json_object_put(o);
+			fprintf(stderr, "pmbench migrate: fault-back: %s\n", strerror(ENOMEM));
+			x->failures++;
+		}
 		free(lat);
 		free(base);
-		return NULL;
 	}
-	bench_stats(lat, (int)n, &ls);
-	bench_stats(base, (int)n, &bs);
-	o = json_object_new_object();
-	if (!o || json_out_add(o, "chunk_size", json_object_new_uint64(x->chunk)) ||
-	    json_out_add(o, "samples", json_object_new_int((int)n)) ||
-	    json_out_add_num(o, "median_us", ls.median * 1e6, 2) ||
-	    json_out_add_num(o, "p5_us", ls.p5 * 1e6, 2) || json_out_add_num(o, "p95_us", ls.p95 * 1e6, 2))
-		goto fail;
-	b = json_object_new_object();
-	if (json_out_add(o, "baseline", b) ||
-	    json_out_add(b, "kind", json_object_new_string("memcpy_chunk")) ||
-	    json_out_add_num(b, "median_us", bs.median * 1e6, 2) ||
-	    json_out_add_num(o, "slowdown", ls.median / bs.median, 1) ||
-	    json_out_add(o, "verified", json_object_new_boolean(true)))
-		goto fail;
-	free(lat);
-	free(base);
-	return o;
-fail:
-	json_object_put(o);
-	o = NULL;
-	fprintf(stderr, "pmbench migrate: fault-back: %s\n", strerror(ENOMEM));
-	x->failures++;
-	free(lat);
-	free(base);
-	return o;
+	free(ord);
 }
 
 /* ---- buffers ---- */

@@ -50,11 +50,20 @@ static void *handler(void *arg)
 		if (read(u->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
 		    msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
-		at = (uintptr_t)msg.arg.pagefault.address & ~(uintptr_t)(u->fill - 1);
+		/* The page, or the chunk, the fault is in: the mapping is only
+		 * page-aligned, so chunks are counted from its start. */
+		at = (uintptr_t)msg.arg.pagefault.address - (uintptr_t)u->map;
+		at = (uintptr_t)u->map + at / u->fill * u->fill;
 		c.dst = at;
 		c.src = (uintptr_t)u->src;
 		c.len = u->fill;
-		ioctl(u->uffd, UFFDIO_COPY, &c); /* it wakes the toucher */
+		/* It wakes the toucher; should it fail, a wake lets the touch
+		 * fault again rather than hang. */
+		if (ioctl(u->uffd, UFFDIO_COPY, &c) < 0) {
+			struct uffdio_range w = { .start = at, .len = u->fill };
+
+			ioctl(u->uffd, UFFDIO_WAKE, &w);
+		}
 	}
 	return NULL;
 }
@@ -71,7 +80,9 @@ int bench_uffd_fault(size_t chunk, size_t nchunks, int samples, bool whole_chunk
 	int fd = memfd_create("pmbench:uffd", MFD_CLOEXEC), r = 0;
 
 	u.fill = whole_chunk ? chunk : (size_t)sysconf(_SC_PAGESIZE);
-	u.uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	/* Non-blocking: a fault another answer already covered leaves poll()
+	 * readable with nothing to read. */
+	u.uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	u.stop = eventfd(0, EFD_CLOEXEC);
 	u.src = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
 		     -1, 0);
