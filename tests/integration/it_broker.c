@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -765,6 +766,40 @@ int it_raw_hello(int sock)
 	pm_name_put(h.client, sizeof(h.client), "it-raw");
 	r = it_raw_call(sock, 1, PM_OP_HELLO, &h, sizeof(h), &status, NULL);
 	return r < 0 ? r : status;
+}
+
+int it_raw_alloc(int sock, uint64_t size, uint64_t chunk, uint64_t *id, int *memfd)
+{
+	static uint64_t rid = 1u << 30;
+	struct pm_alloc al = { .size = size, .chunk_size = chunk };
+	struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_ALLOC,
+			      .length = sizeof(al), .nfds = 1, .request_id = ++rid };
+	struct pm_msg *m = malloc(sizeof(*m));
+	int fd = memfd_create("it", MFD_CLOEXEC | MFD_ALLOW_SEALING), r;
+
+	if (!m || fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = it_raw_send(sock, &hdr, &al, sizeof(al), &fd, 1);
+	if (r == 0)
+		r = it_raw_recv(sock, m, 5000);
+	if (r == 0) {
+		const struct pm_alloc_reply *rep = (const void *)m->payload;
+
+		r = m->hdr.length >= sizeof(rep->r) ? rep->r.status : -EPROTO;
+		if (r == 0 && m->hdr.length == sizeof(*rep))
+			*id = rep->alloc_id;
+		pm_msg_close_fds(m);
+	}
+out:
+	free(m);
+	if (memfd && r == 0)
+		*memfd = fd;
+	else if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 bool it_raw_closed(int sock, int timeout_ms)

@@ -147,6 +147,12 @@ int it_raw_call(int sock, uint16_t version, uint16_t opcode, const void *payload
 		int *status, int *fd);
 /* HELLO for version 1: the reply's status, or a transport -errno. */
 int it_raw_hello(int sock);
+/*
+ * Registers a fresh sealed memfd of size bytes in chunks of chunk on sock
+ * (after HELLO): 0 with the allocation's id in *id and the memfd, still
+ * ours, in *memfd (NULL: closed), or -errno / the reply's status.
+ */
+int it_raw_alloc(int sock, uint64_t size, uint64_t chunk, uint64_t *id, int *memfd);
 /* Whether the peer closed sock (EOF or reset) within timeout_ms; data before
  * the EOF is read and dropped. */
 bool it_raw_closed(int sock, int timeout_ms);

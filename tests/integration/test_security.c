@@ -184,13 +184,10 @@ static void test_fault_during_async_wire(void)
 	struct it_opts o = { .linger_ms = 1000, .config = conf };
 	const uint64_t chunk = 1u << 20, n = 48;
 	struct pm_msg *m = malloc(sizeof(*m));
-	struct pm_alloc al = { .size = n * chunk, .chunk_size = chunk };
-	struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_ALLOC,
-			      .length = sizeof(al), .nfds = 1, .request_id = 1 };
 	struct pm_open op = { 0 };
 	struct it_broker br;
 	uint64_t alloc_id;
-	int s, memfd, pfd, cfd = -1, st = 1;
+	int s, pfd, cfd = -1, st = 1;
 	bool fault_answered = false, async_answered = false;
 
 	CU_ASSERT_FATAL(m != NULL);
@@ -199,15 +196,7 @@ static void test_fault_during_async_wire(void)
 	s = it_raw_connect(&br);
 	CU_ASSERT_FATAL(s >= 0);
 	CU_ASSERT_EQUAL_FATAL(it_raw_hello(s), 0);
-	memfd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CU_ASSERT_FATAL(memfd >= 0 && ftruncate(memfd, (off_t)al.size) == 0);
-	CU_ASSERT_FATAL(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
-	CU_ASSERT_EQUAL_FATAL(it_raw_send(s, &hdr, &al, sizeof(al), &memfd, 1), 0);
-	close(memfd);
-	CU_ASSERT_EQUAL_FATAL(it_raw_recv(s, m, 5000), 0);
-	CU_ASSERT_EQUAL_FATAL(((const struct pm_alloc_reply *)m->payload)->r.status, 0);
-	alloc_id = ((const struct pm_alloc_reply *)m->payload)->alloc_id;
-	pm_msg_close_fds(m);
+	CU_ASSERT_EQUAL_FATAL(it_raw_alloc(s, n * chunk, chunk, &alloc_id, NULL), 0);
 	pm_name_put(op.device, sizeof(op.device), IT_EMU0);
 	CU_ASSERT_EQUAL_FATAL(it_raw_call(s, 1, PM_OP_OPEN, &op, sizeof(op), &st, &pfd), 0);
 	CU_ASSERT_FATAL(st == 0 && pfd >= 0);

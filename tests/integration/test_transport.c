@@ -58,6 +58,40 @@ static struct pm_engine_info engine(struct pm_client *c, const char *name)
 	return e;
 }
 
+/* A connection, the pagemap of device dev, and size bytes of managed
+ * memory in chunks of 1 << shift (0: the default) filled with seed's
+ * pattern. */
+struct fixture {
+	struct pm_client *c;
+	int pm;
+	uint8_t *p;
+};
+
+static bool fixture_up(struct fixture *f, const char *dev, size_t size, unsigned shift,
+		       uint64_t seed)
+{
+	void *a;
+
+	if (!up())
+		return false;
+	f->c = it_connect(&br);
+	CU_ASSERT_FATAL(f->c != NULL);
+	f->pm = pagemap_open(f->c, dev, NULL, 0);
+	CU_ASSERT_FATAL(f->pm >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(f->c, size, shift ? PM_ALLOC_CHUNK_SHIFT(shift) : 0, &a),
+			      0);
+	f->p = a;
+	it_pattern_fill(f->p, 0, size, seed);
+	return true;
+}
+
+static void fixture_down(struct fixture *f)
+{
+	CU_ASSERT_EQUAL(pm_free(f->c, f->p), 0);
+	close(f->pm);
+	pm_disconnect(f->c);
+}
+
 static uint8_t touch(const void *p)
 {
 	return *(const volatile uint8_t *)p;
@@ -92,21 +126,13 @@ static void test_cpu_counts_and_batches(void)
 {
 	const size_t ck = 64 * KiB, size = 4 * MiB;
 	struct pm_engine_info e0, e1, e2;
-	struct pm_client *c;
-	void *a;
-	int pm;
+	struct fixture f;
 
-	if (!up())
+	if (!fixture_up(&f, NEAR_A, size, 16, 11))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, NEAR_A, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
-	it_pattern_fill(a, 0, size, 11);
-	e0 = engine(c, "cpu");
-	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, pm, 0), 0);
-	e1 = engine(c, "cpu");
+	e0 = engine(f.c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
+	e1 = engine(f.c, "cpu");
 	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
 	CU_ASSERT_EQUAL(e1.bytes_staged - e0.bytes_staged, 0);
 	CU_ASSERT_EQUAL(e1.bytes_zero_copy - e0.bytes_zero_copy, 0);
@@ -116,14 +142,12 @@ static void test_cpu_counts_and_batches(void)
 	cu_check_at(e1.copies - e0.copies >= 2 && e1.copies - e0.copies <= size / ck / 8,
 		    __FILE__, __LINE__, "%llu copies for %zu chunks",
 		    (unsigned long long)(e1.copies - e0.copies), size / ck);
-	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, PM_FD_SYSTEM, 0), 0);
-	e2 = engine(c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, PM_FD_SYSTEM, 0), 0);
+	e2 = engine(f.c, "cpu");
 	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
 	CU_ASSERT(e2.copies - e1.copies <= size / ck / 8);
-	CU_ASSERT_EQUAL(it_pattern_check(a, 0, size, 11), SIZE_MAX);
-	CU_ASSERT_EQUAL(pm_free(c, a), 0);
-	close(pm);
-	pm_disconnect(c);
+	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 11), SIZE_MAX);
+	fixture_down(&f);
 }
 
 /* Between pools with no peer path the bytes go through host memory:
@@ -175,46 +199,34 @@ static void test_fault_ahead(void)
 	struct pm_stats_reply s0, s1, s2;
 	struct pm_engine_info e1, e2;
 	uint64_t ids[128], pid;
-	struct pm_client *c;
-	uint8_t *p;
-	void *a;
-	int pm;
+	struct fixture f;
 
-	if (!up())
+	if (!fixture_up(&f, NEAR_A, size, 16, 13))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, NEAR_A, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	pid = it_id(pm);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), &a), 0);
-	p = a;
-	it_pattern_fill(p, 0, size, 13);
-	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, pm, 0), 0);
+	pid = it_id(f.pm);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
 
-	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s0), 0);
-	CU_ASSERT_EQUAL(touch(p + 77 * ck + 5), it_pattern_byte(77 * ck + 5, 13));
-	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s1), 0);
+	CU_ASSERT_EQUAL_FATAL(it_stats(f.c, &s0), 0);
+	CU_ASSERT_EQUAL(touch(f.p + 77 * ck + 5), it_pattern_byte(77 * ck + 5, 13));
+	CU_ASSERT_EQUAL_FATAL(it_stats(f.c, &s1), 0);
 	CU_ASSERT_EQUAL(s1.faults - s0.faults, 1);
-	CU_ASSERT_EQUAL(pm_query(c, p, size, ids, n), (int)n);
+	CU_ASSERT_EQUAL(pm_query(f.c, f.p, size, ids, n), (int)n);
 	CU_ASSERT_EQUAL(ids[77], 0);
 	CU_ASSERT_EQUAL(ids[76], pid);
 	CU_ASSERT_EQUAL(ids[78], pid);
 
-	e1 = engine(c, "cpu");
-	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 13), SIZE_MAX);
-	e2 = engine(c, "cpu");
-	CU_ASSERT_EQUAL_FATAL(it_stats(c, &s2), 0);
+	e1 = engine(f.c, "cpu");
+	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 13), SIZE_MAX);
+	e2 = engine(f.c, "cpu");
+	CU_ASSERT_EQUAL_FATAL(it_stats(f.c, &s2), 0);
 	/* Every chunk came home once... */
 	CU_ASSERT_EQUAL(s2.faults - s1.faults, n - 1);
-	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, 0), (int)n);
+	CU_ASSERT_EQUAL(it_chunks_in(f.c, f.p, size, 0), (int)n);
 	/* ...in windows of up to 2 MiB: a handful of copies, not 127. */
 	cu_check_at(e2.copies - e1.copies <= n / 8, __FILE__, __LINE__,
 		    "%llu copies brought %zu chunks home",
 		    (unsigned long long)(e2.copies - e1.copies), n - 1);
-	CU_ASSERT_EQUAL(pm_free(c, a), 0);
-	close(pm);
-	pm_disconnect(c);
+	fixture_down(&f);
 }
 
 /* Whether every page of [p, p + len) is mapped in this process (/proc/self/pagemap). */
@@ -247,28 +259,16 @@ static bool all_mapped(const void *p, size_t len)
 static void test_copies_home_mapped(void)
 {
 	const size_t size = 8 * MiB;
-	struct pm_client *c;
-	uint8_t *p;
-	void *a;
-	int pm;
+	struct fixture f;
 
-	if (!up())
+	if (!fixture_up(&f, NEAR_A, size, 0, 14))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, NEAR_A, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, 0, &a), 0);
-	p = a;
-	it_pattern_fill(p, 0, size, 14);
-	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, pm, 0), 0);
-	CU_ASSERT_FALSE(all_mapped(p, 4096)); /* punched: nothing mapped */
-	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, PM_FD_SYSTEM, 0), 0);
-	CU_ASSERT_TRUE(all_mapped(p, size));
-	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 14), SIZE_MAX);
-	CU_ASSERT_EQUAL(pm_free(c, a), 0);
-	close(pm);
-	pm_disconnect(c);
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
+	CU_ASSERT_FALSE(all_mapped(f.p, 4096)); /* punched: nothing mapped */
+	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, PM_FD_SYSTEM, 0), 0);
+	CU_ASSERT_TRUE(all_mapped(f.p, size));
+	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 14), SIZE_MAX);
+	fixture_down(&f);
 }
 
 /* PM_OP_UFFD at the wire, with fd attached when >= 0: the reply's status. */
@@ -292,10 +292,6 @@ static int raw_uffd(int s, uint64_t alloc_id, uint64_t addr, int fd)
  * wrapping address, an unknown allocation. The session goes on. */
 static void test_uffd_refused(void)
 {
-	struct pm_alloc al = { .size = 2 * MiB, .chunk_size = 2 * MiB };
-	struct pm_hdr hdr = { .magic = PM_PROTO_MAGIC, .version = 1, .opcode = PM_OP_ALLOC,
-			      .length = sizeof(al), .nfds = 1, .request_id = 1 };
-	struct pm_msg m;
 	uint64_t id;
 	int s, memfd, pfd[2];
 
@@ -304,14 +300,7 @@ static void test_uffd_refused(void)
 	s = it_raw_connect(&br);
 	CU_ASSERT_FATAL(s >= 0);
 	CU_ASSERT_EQUAL_FATAL(it_raw_hello(s), 0);
-	memfd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CU_ASSERT_FATAL(memfd >= 0 && ftruncate(memfd, (off_t)al.size) == 0);
-	CU_ASSERT_FATAL(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
-	CU_ASSERT_EQUAL_FATAL(it_raw_send(s, &hdr, &al, sizeof(al), &memfd, 1), 0);
-	CU_ASSERT_EQUAL_FATAL(it_raw_recv(s, &m, 5000), 0);
-	CU_ASSERT_EQUAL_FATAL(((const struct pm_alloc_reply *)m.payload)->r.status, 0);
-	id = ((const struct pm_alloc_reply *)m.payload)->alloc_id;
-	pm_msg_close_fds(&m);
+	CU_ASSERT_EQUAL_FATAL(it_raw_alloc(s, 2 * MiB, 2 * MiB, &id, &memfd), 0);
 	CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
 
 	/* The pipe's write end stands in for a userfaultfd each time. */
