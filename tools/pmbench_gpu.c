@@ -446,6 +446,28 @@ static int timed_migrate(struct gpubench *x, void *buf, int fd, double *t,
 }
 
 /*
+ * x->size bytes of managed memory in chunks of 1 << shift, filled with the
+ * pattern of x->seed (want: its checksum), moved to the GPU once: the
+ * first round of a measurement, not timed. 0 or -errno, *stage naming
+ * what failed.
+ */
+static int alloc_on_gpu(struct gpubench *x, unsigned shift, uint8_t **buf, uint64_t *want,
+			const char **stage, const char *warm)
+{
+	uint64_t seed = x->seed;
+	int r;
+
+	x->seed += x->size;
+	*stage = "pm_alloc";
+	r = pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(shift), (void **)buf);
+	if (r < 0)
+		return r;
+	*want = bench_fill(*buf, x->size, seed);
+	*stage = warm;
+	return pm_migrate(x->c, *buf, x->size, x->fd, 0);
+}
+
+/*
  * The whole buffer to the GPU's pool and back, samples times, at one chunk
  * size, each round trip followed by one of each baseline; into arr. The
  * first round is a warm-up, not timed, which also checks that pm_migrate puts
@@ -461,13 +483,7 @@ static void throughput(struct gpubench *x, unsigned shift, json_object *arr)
 	double unused;
 	int r;
 
-	x->seed += x->size;
-	r = pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(shift), (void **)&buf);
-	if (r == 0) {
-		want = bench_fill(buf, x->size, seed);
-		stage = "warm-up";
-		r = pm_migrate(x->c, buf, x->size, x->fd, 0);
-	}
+	r = alloc_on_gpu(x, shift, &buf, &want, &stage, "warm-up");
 	if (r == 0)
 		r = bench_resident(x->c, buf, x->size, chunk, x->info.id, x->pool, why, sizeof(why));
 	if (r == 0)
@@ -808,13 +824,7 @@ static void peer_throughput(struct gpubench *x, unsigned shift, json_object *arr
 	double unused;
 	int r;
 
-	x->seed += x->size;
-	r = pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(shift), (void **)&buf);
-	if (r == 0) {
-		want = bench_fill(buf, x->size, seed);
-		stage = "GPU to GPU warm-up";
-		r = pm_migrate(x->c, buf, x->size, x->fd, 0);
-	}
+	r = alloc_on_gpu(x, shift, &buf, &want, &stage, "GPU to GPU warm-up");
 	if (r == 0)
 		r = pm_migrate(x->c, buf, x->size, pe->fd, 0);
 	if (r == 0)

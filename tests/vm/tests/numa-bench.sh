@@ -32,13 +32,7 @@ fi
 updates() { awk '$1 == "numa_pte_updates" { print $2 }' /proc/vmstat; }
 before=$(updates)
 
-run=$(mktemp -d)
-export PAGEMAP_SOCKET=$run/broker.sock
-"$b/broker/pagemapd" 2>"$run/broker.log" &
-broker=$!
-trap 'kill $broker 2>/dev/null || true; cat "$run/broker.log"' EXIT
-for _ in $(seq 100); do [[ -S $PAGEMAP_SOCKET ]] && break; sleep 0.05; done
-[[ -S $PAGEMAP_SOCKET ]] || fail "broker did not start"
+broker_start "$b"
 
 # --pair measures one direction each: two of them for both.
 "$b/tools/pmbench" migrate --json --pair node0:node1 --pair node1:node0 --size 16M \
@@ -62,7 +56,6 @@ ratios=$(jq -r '[.pairs[] | "\(.src) -> \(.dst): \(.median_gbps) GB/s, move_page
 	"$run/bench.json")
 echo "pmbench migrate: $ratios"
 
-kill -TERM $broker
-wait $broker || fail "broker exited with $?"
+broker_stop
 trap - EXIT
 note "numa-bench: 16 MiB, 2 MiB chunks, NUMA balancing $balancing ($(($(updates) - before)) PTEs marked): $ratios"

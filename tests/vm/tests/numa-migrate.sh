@@ -11,16 +11,9 @@ source "$PM_SRCDIR/tests/vm/guest-lib.sh"
 b=${PM_BUILD_DIR:-}
 [[ -x $b/broker/pagemapd && -x $b/tests/pm_numa_check ]] ||
 	{ echo "no pagemapd/pm_numa_check in PM_BUILD_DIR='$b'"; exit 77; }
-run=$(mktemp -d)
-export PAGEMAP_SOCKET=$run/broker.sock
-"$b/broker/pagemapd" 2>"$run/broker.log" &
-broker=$!
-trap 'kill $broker 2>/dev/null || true; cat "$run/broker.log"' EXIT
-for _ in $(seq 100); do [[ -S $PAGEMAP_SOCKET ]] && break; sleep 0.05; done
-[[ -S $PAGEMAP_SOCKET ]] || fail "broker did not start"
+broker_start "$b"
 "$b/tests/pm_numa_check" 1 0 || fail "migration node0 -> node1 -> node0 not verified"
 "$b/tests/pm_numa_check" 0 1 || fail "migration -> node0 -> node1 not verified"
-kill -TERM $broker
-wait $broker || fail "broker exited with $?"
+broker_stop
 trap - EXIT
 note "pm_migrate moved 16 MiB between node0 and node1, move_pages agrees"
