@@ -46,6 +46,7 @@ void blog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf
 
 /* ---- pools: pool.c and one pool_*.c per kind ---- */
 struct pool;
+struct gpu;
 struct table;
 struct pool_ops {
 	enum pm_pool_kind kind;
@@ -75,8 +76,6 @@ struct pool {
 	uint64_t nunits;
 	/* RDMA-remote pools: the peer connection and the exported arena. */
 	void *link;
-	/* GPU pools (pool_gpu.c): the backend's state. */
-	void *gpu;
 	uint64_t raddr;
 	uint32_t rkey;
 	/* Pools whose memory outlives the broker (recover.c): where each chunk
@@ -95,6 +94,7 @@ struct pool {
 			int memfd;         /* the broker-held memory, -1 when none */
 			char backing[600]; /* a file in the state directory, "" none */
 		} emu;
+		struct gpu *gpu;           /* GPU (pool_gpu.c, xfer_cuda.c) */
 	} k;
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;

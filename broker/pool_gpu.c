@@ -49,7 +49,7 @@ static void gpu_destroy(struct pool *p);
 
 static int gpu_create(struct pool *p)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	const char *what;
 	cu_result r;
 	int e;
@@ -99,7 +99,7 @@ static int gpu_create(struct pool *p)
 
 static void gpu_destroy(struct pool *p)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 
 	space_fini(p);
 	if (!g->stage)
@@ -134,8 +134,8 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 
 	if (a->ops != &pool_gpu_ops || b->ops != &pool_gpu_ops)
 		return false;
-	return gpu_cuda.device_can_access_peer(&can, ((struct gpu *)b->gpu)->dev,
-					   ((struct gpu *)a->gpu)->dev) == CU_SUCCESS &&
+	return gpu_cuda.device_can_access_peer(&can, ((struct gpu *)b->k.gpu)->dev,
+					   ((struct gpu *)a->k.gpu)->dev) == CU_SUCCESS &&
 	       can;
 }
 
@@ -228,7 +228,7 @@ int gpu_pools_add(struct broker *b)
 			free(g);
 			return -ENOMEM;
 		}
-		p->gpu = g;
+		p->k.gpu = g;
 		if (i < 64)
 			gpus[i] = g;
 		/* What one pagemap takes of the device, never all of it: the
@@ -250,15 +250,15 @@ int gpu_pools_add(struct broker *b)
 void gpu_pools_free(struct broker *b)
 {
 	for (struct pool *p = b->pools; p; p = p->next)
-		if (p->ops == &pool_gpu_ops && p->gpu) {
-			struct gpu *g = p->gpu;
+		if (p->ops == &pool_gpu_ops && p->k.gpu) {
+			struct gpu *g = p->k.gpu;
 
 			pthread_mutex_destroy(&g->lock);
 			pthread_cond_destroy(&g->freed);
 			if (g->ordinal < 64)
 				gpus[g->ordinal] = NULL;
 			free(g);
-			p->gpu = NULL;
+			p->k.gpu = NULL;
 		}
 	if (gpu_pagemap_fd >= 0)
 		close(gpu_pagemap_fd);

@@ -84,7 +84,7 @@ static void lanes_destroy(struct gpu *g)
 
 int gpu_lanes_init(struct pool *p)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	const char *what = NULL;
 	cu_result r = CU_SUCCESS;
 
@@ -223,7 +223,7 @@ static void reg_append(struct gpu *g, struct gpu_reg *e)
  * then gives its bytes back to the cap. */
 static void reg_free(struct pool *p, struct gpu_reg *e)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 
 	if (e->ready) {
 		cu_result r = gpu_cuda.mem_host_unregister(e->map);
@@ -252,7 +252,7 @@ static void reg_free_list(struct pool *p, struct gpu_reg *list)
 /* A copy is done with e: suspect when it copied out of it. */
 static void reg_put(struct pool *p, struct gpu_reg *e, bool suspect)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	bool drop;
 
 	pthread_mutex_lock(&g->lock);
@@ -270,7 +270,7 @@ static void reg_put(struct pool *p, struct gpu_reg *e, bool suspect)
  * out of them, a few per copy; the pool's context current. */
 static void reg_sweep(struct pool *p)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	struct gpu_reg *drop = NULL, *e, *next;
 	unsigned checked = 0;
 
@@ -300,7 +300,7 @@ static void reg_sweep(struct pool *p)
  */
 static bool reg_room(struct pool *p, uint64_t len)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 
 	while (g->reg_bytes + len > gpu_reg_cap) {
 		struct gpu_reg *drop = NULL, *e, *next;
@@ -328,7 +328,7 @@ static bool reg_room(struct pool *p, uint64_t len)
 /* Registering failed or was refused: the copy is staged; said once a pool. */
 static void reg_refused(struct pool *p, const char *what, const char *why)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	bool tell;
 
 	pthread_mutex_lock(&g->lock);
@@ -347,7 +347,7 @@ static void reg_refused(struct pool *p, const char *what, const char *why)
  */
 static struct gpu_reg *reg_get(struct pool *p, int fd, off_t off, uint64_t len)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	struct gpu_reg *e;
 	struct stat st;
 	char buf[64];
@@ -435,7 +435,7 @@ static struct gpu_reg *reg_get(struct pool *p, int fd, off_t off, uint64_t len)
 void gpu_forget_alloc(struct broker *b, const struct allocation *al)
 {
 	for (struct pool *p = b->pools; p; p = p->next) {
-		struct gpu *g = p->gpu;
+		struct gpu *g = p->k.gpu;
 		struct gpu_reg *drop = NULL, *e, *next;
 
 		if (p->ops != &pool_gpu_ops || !g || !g->stage)
@@ -467,7 +467,7 @@ void gpu_forget_alloc(struct broker *b, const struct allocation *al)
 
 void gpu_lanes_fini(struct pool *p)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	const struct gpu_reg_stats *s = &g->reg_stats;
 	struct gpu_reg *e;
 
@@ -501,7 +501,7 @@ static uint64_t piece_len(uint64_t len, uint64_t i)
 static int staged_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
 			 const struct xfer_local *loc, uint64_t len, bool *broken)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	uint64_t pieces = (len + STAGE_PIECE - 1) / STAGE_PIECE;
 	const char *what = NULL;
 	cu_result r = CU_SUCCESS;
@@ -545,7 +545,7 @@ static int staged_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
 static int staged_from_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
 			   const struct xfer_local *loc, uint64_t len, bool *broken)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	uint64_t pieces = (len + STAGE_PIECE - 1) / STAGE_PIECE, issued = 0, done = 0;
 	const char *what = NULL;
 	cu_result r = CU_SUCCESS;
@@ -594,7 +594,7 @@ static int staged_from_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff,
 static int direct_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff, const uint8_t *src,
 			 uint64_t len, bool *broken)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	const char *what = "cuMemcpyHtoDAsync";
 	cu_result r = gpu_cuda.memcpy_htod_async(g->base + poff, src, len, l->stream);
 	int err;
@@ -614,7 +614,7 @@ static int direct_to_gpu(struct pool *p, struct gpu_lane *l, uint64_t poff, cons
 static int gpu_io(struct pool *p, uint64_t poff, const struct xfer_local *loc, uint64_t len,
 		  bool to_gpu, struct xfer_tally *t)
 {
-	struct gpu *g = p->gpu;
+	struct gpu *g = p->k.gpu;
 	struct gpu_reg *reg = NULL;
 	struct gpu_lane *l;
 	bool broken = false;
@@ -703,7 +703,7 @@ static void peer_enable(struct pool *dst, struct gpu *d, const struct gpu *s)
 static int gpu_copy_peer(struct pool *src, uint64_t soff, struct pool *dst, uint64_t doff,
 			 uint64_t len, struct xfer_tally *t)
 {
-	struct gpu *s = src->gpu, *d = dst->gpu;
+	struct gpu *s = src->k.gpu, *d = dst->k.gpu;
 	const char *what = "cuCtxSetCurrent";
 	struct gpu_lane *l;
 	bool broken = false;
