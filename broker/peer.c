@@ -41,6 +41,7 @@ void rdma_conf_defaults(struct rdma_conf *c)
 	c->xfer_buf_bytes = 1u << 20;
 	c->ack_timeout = 15; /* 134 ms: about 1 s with seven retries */
 	c->stall_ms = 3000;
+	c->zero_copy = RDMA_ZC_WRITE;
 }
 
 int hostport_parse(const char *arg, char *host, size_t hlen, char *port, size_t plen)
@@ -123,6 +124,13 @@ uint64_t peers_next_deadline(const struct broker *b)
 void peers_check(struct broker *b)
 {
 	(void)b;
+}
+
+void peers_forget_file(struct broker *b, uint64_t dev, uint64_t ino)
+{
+	(void)b;
+	(void)dev;
+	(void)ino;
 }
 
 unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsigned max)
@@ -226,7 +234,7 @@ static void arenas_free(struct link *l)
 		if (a->memfd >= 0)
 			close(a->memfd);
 		if (a->pinned)
-			l->ps->pinned -= a->len;
+			regcache_uncharge(l->ps->regs, a->len);
 	}
 	l->narenas = 0;
 }
@@ -243,7 +251,8 @@ static int arena_make(struct broker *b, struct link *l, int node)
 
 	if (l->narenas == ARENAS_MAX)
 		return -E2BIG;
-	if (!l->odp && l->ps->pinned + len > b->conf.rdma.max_pinned_bytes)
+	/* Charged first: idle registrations of client memory make room. */
+	if (!l->odp && regcache_charge(l->ps->regs, len) < 0)
 		return -ENOSPC;
 	memset(a, 0, sizeof(*a));
 	a->memfd = -1;
@@ -268,14 +277,14 @@ static int arena_make(struct broker *b, struct link *l, int node)
 	if (!a->mr)
 		goto fail;
 	a->pinned = !l->odp;
-	if (a->pinned)
-		l->ps->pinned += len;
 	l->narenas++;
 	return 0;
 fail:
 	{
 		int r = errno ? -errno : -ENOMEM;
 
+		if (!l->odp)
+			regcache_uncharge(l->ps->regs, len);
 		if (a->map)
 			munmap(a->map, len);
 		if (a->memfd >= 0)
@@ -519,20 +528,25 @@ static int link_setup(struct broker *b, struct link *l)
 			return -EIO;
 	/* Transfer buffers only where transfers start: the importer. */
 	if (l->importer) {
-		if (l->ps->pinned + xfer > rc->max_pinned_bytes)
+		if (regcache_charge(l->ps->regs, xfer) < 0)
 			return -ENOSPC;
 		l->xfer_buf = mmap(NULL, xfer, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (l->xfer_buf == MAP_FAILED) {
 			l->xfer_buf = NULL;
+			regcache_uncharge(l->ps->regs, xfer);
 			return -ENOMEM;
 		}
 		l->xfer_bytes = xfer; /* for the unmap, whatever fails next */
 		l->xfer_mr = ibv_reg_mr(l->pd, l->xfer_buf, xfer, IBV_ACCESS_LOCAL_WRITE);
-		if (!l->xfer_mr)
-			return -errno;
-		l->ps->pinned += xfer;
+		if (!l->xfer_mr) {
+			int r = -errno;
+
+			regcache_uncharge(l->ps->regs, xfer);
+			return r;
+		}
 	}
+	l->said_staged = false;
 	l->nbufs = rc->xfer_bufs;
 	l->buf_bytes = rc->xfer_buf_bytes;
 	l->stall_ms = rc->stall_ms;
@@ -566,12 +580,19 @@ static void link_teardown(struct broker *b, struct link *l)
 	arenas_free(l);
 	if (l->id && l->id->qp)
 		rdma_destroy_qp(l->id);
+	/* Nothing is posted any more: what a stalled transfer left can go,
+	 * then every registration of client memory in this domain. */
+	for (unsigned i = 0; i < l->nheld; i++)
+		regcache_put(l->ps->regs, l->held[i]);
+	l->nheld = 0;
+	if (l->pd)
+		regcache_invalidate_dom(l->ps->regs, l->pd);
 	if (l->xfer_mr)
 		ibv_dereg_mr(l->xfer_mr);
 	if (l->xfer_buf)
 		munmap(l->xfer_buf, l->xfer_bytes);
 	if (l->xfer_mr)
-		l->ps->pinned -= l->xfer_bytes;
+		regcache_uncharge(l->ps->regs, l->xfer_bytes);
 	if (l->ctrl_mr)
 		ibv_dereg_mr(l->ctrl_mr);
 	if (l->data_cq)
@@ -933,6 +954,10 @@ int peers_init(struct broker *b)
 	if (!ps)
 		return -ENOMEM;
 	b->peers = ps;
+	ps->regs = regcache_new(&xfer_verbs_reg_ops, NULL, rc->max_pinned_bytes, VERBS_REG_IDLE_MAX);
+	if (!ps->regs)
+		return -ENOMEM;
+	ps->zero_copy = rc->zero_copy;
 	r = secret_load(ps, rc->secret_file);
 	if (r < 0)
 		return r;
@@ -977,6 +1002,19 @@ void peers_fini(struct broker *b)
 		loop_del(b, &ps->ecw);
 		rdma_destroy_event_channel(ps->ec);
 	}
+	if (ps->regs) {
+		struct regcache_stats st;
+
+		regcache_stats(ps->regs, &st);
+		regcache_destroy(ps->regs); /* every link is gone: nothing in use */
+		blog(LOG_INFO, "rdma registrations: %llu made, %llu reused, %llu refused by "
+			       "rdma.max_pinned_bytes, %llu failed, %llu evicted; pinned at most "
+			       "%llu of %llu bytes",
+		     (unsigned long long)st.registrations, (unsigned long long)st.hits,
+		     (unsigned long long)st.refused, (unsigned long long)st.failed,
+		     (unsigned long long)st.evictions, (unsigned long long)st.pinned_peak,
+		     (unsigned long long)st.cap);
+	}
 	OPENSSL_cleanse(ps->secret, sizeof(ps->secret));
 	OPENSSL_cleanse(ps->key, sizeof(ps->key));
 	free(ps);
@@ -1011,6 +1049,12 @@ void peers_tick(struct broker *b)
 			link_connect(b, l);
 			link_reap(b, l);
 		}
+}
+
+void peers_forget_file(struct broker *b, uint64_t dev, uint64_t ino)
+{
+	if (b->peers)
+		regcache_invalidate(b->peers->regs, (dev_t)dev, (ino_t)ino);
 }
 
 void peers_check(struct broker *b)
@@ -1051,6 +1095,8 @@ unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsign
 		pi->pinned = l->xfer_bytes * (l->xfer_mr != NULL);
 		for (unsigned i = 0; i < l->narenas; i++)
 			pi->pinned += l->arenas[i].pinned ? l->arenas[i].len : 0;
+		if (l->pd)
+			pi->pinned += regcache_pinned_dom(b->peers->regs, l->pd);
 		pi->connects = l->connects;
 	}
 	return n;

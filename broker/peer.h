@@ -26,6 +26,13 @@ struct peer_conf {
 	char port[16];
 };
 
+/* What the verbs engine moves straight from or to the client's memfd. */
+enum rdma_zero_copy {
+	RDMA_ZC_OFF,   /* nothing: every byte through the transfer buffers */
+	RDMA_ZC_WRITE, /* RDMA WRITE from the client's pages (the default) */
+	RDMA_ZC_BOTH,  /* and RDMA READ into them (docs/pagemapd.md: a race) */
+};
+
 struct rdma_conf {
 	char listen_host[128]; /* "" : not listening */
 	char listen_port[16];
@@ -38,6 +45,7 @@ struct rdma_conf {
 	uint32_t xfer_buf_bytes;
 	uint8_t ack_timeout; /* IB local ACK timeout exponent: 4.096 us << n */
 	uint32_t stall_ms;   /* a transfer with no progress this long fails */
+	enum rdma_zero_copy zero_copy;
 };
 
 void rdma_conf_defaults(struct rdma_conf *c);
@@ -61,5 +69,9 @@ unsigned peers_describe(const struct broker *b, struct pm_peer_info *out, unsign
  * exhausted, a cut link, a dead peer the CM has not reported yet): the
  * link goes down and its pagemaps are revoked, as on a disconnect. */
 void peers_check(struct broker *b);
+
+/* An allocation's memfd is going (freed, or its session ended): every
+ * registration of it is dropped, those in use once their transfer ends. */
+void peers_forget_file(struct broker *b, uint64_t dev, uint64_t ino);
 
 #endif

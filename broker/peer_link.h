@@ -8,6 +8,7 @@
 #include <infiniband/verbs.h>
 
 #include "broker.h"
+#include "regcache.h"
 
 /* "PER2": version 2 keys the MACs with PBKDF2 of the secret and covers the
  * export list; a version 1 peer is refused as malformed, not as wrong. */
@@ -35,6 +36,10 @@ struct ctrl_msg {
 		uint32_t node;
 	} pools[ARENAS_MAX];
 };
+
+/* Registrations a transfer holds at most: one per piece in flight, and
+ * there are transfer_buffers (at most 256) of those (xfer_verbs.c). */
+#define XFER_REGS_MAX 260
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_AUTH, LINK_READY };
 
@@ -72,6 +77,12 @@ struct link {
 	uint32_t buf_bytes;
 	uint32_t stall_ms; /* a transfer with no completion this long fails */
 	uint32_t rate_mbps;  /* the port's rate, read when the link came up */
+	/* Registrations of client memory a transfer that stalled left posted:
+	 * released once the queue pair is destroyed (link_teardown). A stall
+	 * breaks the link, so one transfer at most leaves any. */
+	struct regcache_ent *held[XFER_REGS_MAX];
+	unsigned nheld;
+	volatile bool said_staged; /* logged why zero copy fell back, once a connection */
 	char device[32];     /* the RDMA device carrying it */
 	uint64_t connects;   /* authenticated connections */
 	volatile bool broken;
@@ -93,6 +104,14 @@ struct peers {
 	uint8_t secret[PEER_SECRET_MAX];
 	uint8_t key[32]; /* PBKDF2-SHA256 of the secret: what the MACs are keyed with */
 	size_t secret_len;
-	uint64_t pinned; /* registered bytes, all links */
+	/* Client memory registered for zero copy, and the pinned-bytes budget
+	 * (rdma.max_pinned_bytes) it shares with arenas and transfer buffers. */
+	struct regcache *regs;
+	enum rdma_zero_copy zero_copy; /* rdma.zero_copy */
 };
+
+/* xfer_verbs.c: registering client memory with a link's protection domain. */
+extern const struct regcache_ops xfer_verbs_reg_ops;
+/* Idle registrations the cache keeps at most (only on-demand paging ones are kept). */
+#define VERBS_REG_IDLE_MAX 256
 #endif

@@ -176,7 +176,7 @@ static int read_rdma(struct cfg_ctx *x, struct config *c, json_object *o,
 		     const char *const *keys)
 {
 	struct rdma_conf *rc = &c->rdma;
-	char listen[160] = "";
+	char listen[160] = "", zc[8];
 	json_object *peers;
 	int64_t v;
 	int r;
@@ -215,6 +215,16 @@ static int read_rdma(struct cfg_ctx *x, struct config *c, json_object *o,
 		return r;
 	if (r)
 		rc->stall_ms = (uint32_t)v;
+	if ((r = get_string(x, o, "rdma", "zero_copy", zc, sizeof(zc))) < 0)
+		return r;
+	if (r && !strcmp(zc, "off"))
+		rc->zero_copy = RDMA_ZC_OFF;
+	else if (r && !strcmp(zc, "write"))
+		rc->zero_copy = RDMA_ZC_WRITE;
+	else if (r && !strcmp(zc, "both"))
+		rc->zero_copy = RDMA_ZC_BOTH;
+	else if (r)
+		return fail(x, "rdma", "'zero_copy' must be \"off\", \"write\" or \"both\"");
 	if (!json_object_object_get_ex(o, "peers", &peers))
 		return 0;
 	if (!json_object_is_type(peers, json_type_array))
@@ -242,7 +252,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					    "rdma", NULL };
 	static const char *const rkeys[] = { "listen", "peers", "secret_file", "export_bytes",
 					     "max_pinned_bytes", "transfer_buffers",
-					     "transfer_buffer_bytes", "ack_timeout", "stall_ms", NULL };
+					     "transfer_buffer_bytes", "ack_timeout", "stall_ms",
+					     "zero_copy", NULL };
 	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
 					     "gpu_pool_bytes", NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };

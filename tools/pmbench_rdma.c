@@ -5,8 +5,11 @@
  * device in the same run: throughput both ways at 64 KiB and 2 MiB chunks
  * against ib_write_bw, and the latency of moving one 64 KiB chunk there and
  * of faulting one back against ib_write_lat. Data is filled before and
- * checked after, never inside the timed calls. pmbench_perftest.c runs and
- * reads perftest.
+ * checked after, never inside the timed calls. Around each timed call the
+ * broker's copy engine counters (PM_OP_ENGINES) are read, also outside the
+ * timing, to say how the bytes moved: straight from or to the client's
+ * pages (bytes_zero_copy) or through staging buffers (bytes_staged).
+ * pmbench_perftest.c runs and reads perftest.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +23,7 @@
 
 #include <json-c/json.h>
 
+#include "engine_stats.h"
 #include "json_out.h"
 #include "pagemap.h"
 #include "pmbench.h"
@@ -96,9 +100,36 @@ static void record_error(struct rdmabench *x, const char *stage, size_t chunk, i
 	json_out_append(x->errors, o);
 }
 
+/* Counters of the engines a leg used, summed over its samples. */
+struct leg_engines {
+	struct engine_stats sum;
+	bool ok; /* every read worked (a broker without PM_OP_ENGINES: none did) */
+};
+
+/* One timed pm_migrate, with the engines' counters read on either side. */
+static int timed_migrate(struct rdmabench *x, void *buf, int fd, double *t,
+			 struct leg_engines *le)
+{
+	struct engine_stats before, after;
+	bool ok = le->ok && engine_stats_read(x->c, &before) == 0;
+	double t0 = bench_now();
+	int r = pm_migrate(x->c, buf, x->size, fd, 0);
+
+	*t = bench_now() - t0;
+	ok = ok && engine_stats_read(x->c, &after) == 0;
+	if (ok && r == 0) {
+		struct engine_stats d;
+
+		engine_stats_delta(&before, &after, &d);
+		engine_stats_add(&le->sum, &d);
+	}
+	le->ok = ok;
+	return r;
+}
+
 /* One direction's throughput; base: ib_write_bw's average, bytes/s (NAN: none). */
 static json_object *leg_json(const struct rdmabench *x, size_t chunk, bool to_remote,
-			     double *t, double base)
+			     double *t, double base, const struct leg_engines *le)
 {
 	const char *dir = to_remote ? "host_to_remote" : "remote_to_host";
 	json_object *o = json_object_new_object();
@@ -117,6 +148,13 @@ static json_object *leg_json(const struct rdmabench *x, size_t chunk, bool to_re
 	    json_out_add_num(o, "baseline_gbps", base / 1e9, 3) ||
 	    json_out_add_num(o, "ratio", bench_gbps(x->size, s.median) / (base / 1e9), 3) ||
 	    json_out_add(o, "verified", json_object_new_boolean(true))) {
+		json_object_put(o);
+		return NULL;
+	}
+	/* Per sample: one pm_migrate of size bytes. */
+	if (le->ok ? engine_stats_json(o, &le->sum, (uint64_t)x->samples) < 0
+		   : (json_object_object_add(o, "bytes_zero_copy", NULL) ||
+		      json_object_object_add(o, "bytes_staged", NULL))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -152,6 +190,7 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 	size_t chunk = (size_t)1 << shift, n = (size_t)x->samples;
 	double *t[2] = { calloc(n, sizeof(double)), calloc(n, sizeof(double)) };
 	double base = b && b->bw_ok ? b->bw.avg_bps : NAN;
+	struct leg_engines le[2] = { { .ok = true }, { .ok = true } };
 	uint64_t seed = x->seed, want = 0;
 	const char *stage = "pm_alloc";
 	char why[256] = "";
@@ -173,17 +212,12 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 	if (r == 0)
 		r = bench_resident(x->c, buf, x->size, chunk, 0, "the remote pool", why, sizeof(why));
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		double t0 = bench_now();
-
 		stage = "pm_migrate to the remote pool";
-		r = pm_migrate(x->c, buf, x->size, x->fd, 0);
-		t[0][i] = bench_now() - t0;
+		r = timed_migrate(x, buf, x->fd, &t[0][i], &le[0]);
 		if (r)
 			break;
 		stage = "pm_migrate back to system memory";
-		t0 = bench_now();
-		r = pm_migrate(x->c, buf, x->size, PM_FD_SYSTEM, 0);
-		t[1][i] = bench_now() - t0;
+		r = timed_migrate(x, buf, PM_FD_SYSTEM, &t[1][i], &le[1]);
 	}
 	/* All home before reading: a fault would hide a move back that did not happen. */
 	if (r == 0) {
@@ -194,8 +228,8 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 		r = bench_verify(buf, x->size, chunk, seed, want, why, sizeof(why));
 	if (r < 0) {
 		record_error(x, stage, chunk, r, why);
-	} else if (json_out_append(arr, leg_json(x, chunk, true, t[0], base)) ||
-		   json_out_append(arr, leg_json(x, chunk, false, t[1], base))) {
+	} else if (json_out_append(arr, leg_json(x, chunk, true, t[0], base, &le[0])) ||
+		   json_out_append(arr, leg_json(x, chunk, false, t[1], base, &le[1]))) {
 		record_error(x, "results", chunk, -ENOMEM, NULL);
 	}
 	if (buf)

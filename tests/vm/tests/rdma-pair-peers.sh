@@ -6,16 +6,21 @@
 # moves seeded data there and back (RDMA WRITE and READ across the link). Then
 # guest 0 cuts its link (drops everything it sends for 8 s) under a migration: it fails, the
 # pagemap is revoked, data not on the peer is intact, and guest 1's broker
-# reconnects by itself once the link is back. Runs in both guests; PM_ROLE 0
+# reconnects by itself once the link is back. Zero copy across the link, as
+# configured by default (rdma-zc-lib.sh): RDMA WRITE from the client's own
+# pages, READ staged, and guest 1's own NUMA moves still move every page
+# after round trips to guest 0 (rdma_numa_check). Runs in both guests; PM_ROLE 0
 # exports, 1 imports and checks. The guests signal each other with busybox nc
 # on the same link (port 18600: "cut now"; 18601: "done").
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=rdma-zc-lib.sh
+source "$PM_SRCDIR/tests/vm/tests/rdma-zc-lib.sh"
 
 b=${PM_BUILD_DIR:-}
-[[ -x $b/broker/pagemapd && -x $b/tests/pm_remote_check ]] ||
-	{ echo "no pagemapd/pm_remote_check in PM_BUILD_DIR='$b'"; exit 77; }
+[[ -x $b/broker/pagemapd && -x $b/tests/pm_remote_check && -x $b/tools/pmctl ]] ||
+	{ echo "no pagemapd/pm_remote_check/pmctl in PM_BUILD_DIR='$b'"; exit 77; }
 ibv_devinfo -d rxe0 | grep -q 'state:.*PORT_ACTIVE' || fail "rxe0 port not PORT_ACTIVE"
 for _ in $(seq 60); do
 	busybox ping -c 1 -W 1 "$PM_PEER_IP" >/dev/null 2>&1 && break
@@ -64,6 +69,13 @@ for _ in $(seq 600); do grep -q "peer a: pool a:node0" "$run/b.log" && break; sl
 grep -q "peer a: pool a:node0" "$run/b.log" || fail "no a:node0 from $PM_PEER_IP"
 PAGEMAP_SOCKET=$run/b.sock "$b/tests/pm_remote_check" a:node0 | tee "$run/check.out"
 grep -q '^FAIL' "$run/check.out" && fail "pm_remote_check across the link failed"
+# Written from the client's pages, read back staged; nothing left pinned.
+zc=$(verbs_counter "$run/b.sock" bytes_zero_copy)
+st=$(verbs_counter "$run/b.sock" bytes_staged)
+((zc > 0 && st > 0)) || fail "verbs engine: $zc bytes zero copy, $st staged"
+[[ $(link_pinned "$run/b.sock") == 8388608 ]] || fail "registrations left pinned at rest"
+build_numa_check "$run" || fail "cannot build rdma_numa_check"
+numa_check "$run/b.sock" a:node0 67108864 67108864
 
 # --- the link is cut under a migration
 mkfifo "$run/fifo"
@@ -87,5 +99,10 @@ done
 PAGEMAP_SOCKET=$run/b.sock "$b/tests/pm_remote_check" a:node0 >"$run/again.out" ||
 	{ cat "$run/again.out"; fail "migration after reconnection failed"; }
 signal 18601 || fail "cannot tell guest 0 we are done"
+# Registrations the cut left in flight went with the link: a clean exit.
+kill "$bpid"
+wait "$bpid" || fail "guest 1's broker exited with $? after SIGTERM"
+grep "rdma registrations:" "$run/b.log" || fail "guest 1's broker did not log its registrations"
+trap - EXIT
 thr=$(grep '^throughput 2048' "$run/check.out" | sed 's/^throughput //')
-note "rdma-pair-peers: guest 1 -> guest 0 a:node0 across the link: $thr; link cut: $(grep -o 'failed with .*' "$run/cut.out" | head -1), reconnected"
+note "rdma-pair-peers: guest 1 -> guest 0 a:node0 across the link: $thr; zero copy out, NUMA moves after round trips moved every page; link cut: $(grep -o 'failed with .*' "$run/cut.out" | head -1), reconnected"

@@ -8,9 +8,16 @@
 # refused, the pinned-bytes cap honoured, a peer killed mid-migration (the
 # migration fails, the pagemap is revoked, data not on the peer intact) and
 # the importer reconnecting by itself when the peer comes back.
+# Zero copy, as configured by default (rdma-zc-lib.sh): RDMA WRITE from the
+# client's own pages (the verbs engine's zero-copy bytes), READ staged,
+# pmbench rdma saying so per direction; no registration left pinned between
+# transfers; and after round trips to the peer the client's own NUMA moves
+# still move every page (rdma_numa_check). rdma-zero-copy.sh has the rest.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR/.. source=guest-lib.sh
 source "$PM_SRCDIR/tests/vm/guest-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=rdma-zc-lib.sh
+source "$PM_SRCDIR/tests/vm/tests/rdma-zc-lib.sh"
 
 b=${PM_BUILD_DIR:-}
 [[ -x $b/broker/pagemapd && -x $b/tests/pm_remote_check && -x $b/tools/pmbench ]] ||
@@ -43,7 +50,8 @@ start_a
 wait_log "$run/a.log" "exporting host memory to peers" 10 || fail "broker a did not listen"
 "$b/broker/pagemapd" --socket "$run/b.sock" --peer "a=$addr" --peer-secret "$run/secret" -v \
 	2>"$run/b.log" &
-pids+=($!)
+bpid=$!
+pids+=("$bpid")
 wait_log "$run/b.log" "peer a: connected and authenticated" 20 || fail "b did not connect to a"
 grep -q "peer a: pool a:node0" "$run/b.log" || fail "b has no pool a:node0"
 # 64 MiB per node and an 80 MiB cap: node0 fits, node1 does not.
@@ -68,6 +76,21 @@ aj=$("$b/tools/pmctl" --socket "$run/a.sock" --json peers)
 export PAGEMAP_SOCKET=$run/b.sock
 "$b/tests/pm_remote_check" a:node0 | tee "$run/check.out"
 grep -q '^FAIL' "$run/check.out" && fail "pm_remote_check failed"
+
+# --- zero copy, the default (rdma.zero_copy "write"): every byte written to
+# the peer went from the client's pages, every byte read back was staged
+zc=$(verbs_counter "$run/b.sock" bytes_zero_copy)
+st=$(verbs_counter "$run/b.sock" bytes_staged)
+by=$(verbs_counter "$run/b.sock" bytes)
+echo "verbs engine after pm_remote_check: $by bytes, $zc zero copy, $st staged"
+((zc > 0 && st > 0 && zc + st == by)) || fail "zero-copy counters: $by bytes, $zc zero copy, $st staged"
+# Between transfers nothing of the client's stays pinned: the transfer buffers only.
+[[ $(link_pinned "$run/b.sock") == 8388608 ]] ||
+	fail "b holds $(link_pinned "$run/b.sock") bytes registered at rest, not the 8 MiB of buffers"
+# NUMA moves after round trips to the peer; the counters say how each trip went.
+build_numa_check "$run" || fail "cannot build rdma_numa_check"
+numa_check "$run/b.sock" a:node0 67108864 67108864
+[[ $(link_pinned "$run/b.sock") == 8388608 ]] || fail "registrations left pinned after rdma_numa_check"
 
 # --- a wrong secret is refused on both sides
 "$b/broker/pagemapd" --socket "$run/c.sock" --peer "a=$addr" --peer-secret "$run/wrong" -v \
@@ -100,9 +123,17 @@ for _ in $(seq 300); do (($(connections) >= 2)) && break; sleep 0.1; done
 "$b/tools/pmbench" rdma --remote a:node0 --ib-dev rxe0 --ib-addr "$PM_GUEST_IP" \
 	--perftest-port 18520 --size 16M --samples 10 >"$run/bench.json" ||
 	{ cat "$run/bench.json"; fail "pmbench rdma failed"; }
-ratios=$(jq -r '[.throughput[] | "\(.direction) \(.chunk_size / 1024) KiB: \(.median_gbps) GB/s = \(.ratio)x ib_write_bw"] | join("; ")' "$run/bench.json")
+ratios=$(jq -r '[.throughput[] | "\(.direction) \(.chunk_size / 1024) KiB: \(.median_gbps) GB/s = \(.ratio)x ib_write_bw, \(.bytes_zero_copy) zero copy, \(.bytes_staged) staged"] | join("; ")' "$run/bench.json")
 [[ -n $ratios ]] || fail "no throughput in pmbench rdma's JSON"
 echo "pmbench rdma: $ratios"
+# Per sample (16 MiB each): written straight from the client's pages, read staged.
+[[ $(jq '[.throughput[] | select(.direction == "host_to_remote" and .bytes_zero_copy == 16777216 and .bytes_staged == 0)] | length' "$run/bench.json") == 2 &&
+   $(jq '[.throughput[] | select(.direction == "remote_to_host" and .bytes_zero_copy == 0 and .bytes_staged == 16777216)] | length' "$run/bench.json") == 2 ]] ||
+	fail "pmbench rdma: bytes_zero_copy/bytes_staged per direction are not as configured"
 
+# Nothing left registered: b exits cleanly and says what it pinned at most.
+kill "$bpid"
+wait "$bpid" || fail "b exited with $? after SIGTERM"
+grep "rdma registrations:" "$run/b.log" || fail "b did not log its registrations"
 thr=$(grep '^throughput 2048' "$run/check.out" | sed 's/^throughput //')
-note "rdma-peers: a:node0 over rxe0: $thr; wrong secret refused; peer killed: $(grep -o 'failed with .*' "$run/killed.out" | head -1); reconnected; pmbench rdma: $ratios"
+note "rdma-peers: a:node0 over rxe0: $thr; wrong secret refused; peer killed: $(grep -o 'failed with .*' "$run/killed.out" | head -1); reconnected; pmbench rdma: $ratios; NUMA moves after round trips: every page moved"
