@@ -6,6 +6,9 @@
 #ifndef PAGEMAP_ENGINE_STATS_H
 #define PAGEMAP_ENGINE_STATS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <json-c/json.h>
 
 #include "client.h"
@@ -25,6 +28,17 @@ void engine_stats_delta(const struct engine_stats *before, const struct engine_s
 			struct engine_stats *out);
 /* sum += add, engine by engine (matched by name; new names appended). */
 void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add);
+/* What the engines did over a leg's samples; ok while every read worked
+ * (a broker without PM_OP_ENGINES: none does). Start with { .ok = true }. */
+struct engine_leg {
+	struct engine_stats sum;
+	bool ok;
+};
+/* One pm_migrate of [buf, buf + size) to fd, its time in *t (seconds); the
+ * engines' counters read on either side, outside the time, and the
+ * difference added to leg. pm_migrate's result. */
+int engine_leg_migrate(struct pm_client *c, void *buf, size_t size, int fd, double *t,
+		       struct engine_leg *leg);
 /* {"engines": {"cpu": {"bytes": ...}, ...}, "bytes_zero_copy": N, "bytes_staged": N}
  * added to o, each count divided by div (per sample). 0 or -ENOMEM. */
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div);

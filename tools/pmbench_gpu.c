@@ -70,13 +70,6 @@ static const char usage_text[] =
 	"  --samples N    timed round trips per chunk size (10..100000, default 10)\n"
 	"  --json         JSON on stdout (the only output)\n";
 
-/* Counters of the engines a leg used, summed over its samples (as
- * pmbench rdma's). */
-struct leg_engines {
-	struct engine_stats sum;
-	bool ok; /* every read worked (a broker without PM_OP_ENGINES: none did) */
-};
-
 /* The second GPU, for GPU to GPU. */
 struct peerbench {
 	int ordinal;            /* -1: the first other device */
@@ -99,7 +92,7 @@ struct peerbench {
 	const char *access;     /* peer access for the baseline: "enabled", or why not */
 	char access_buf[160];
 	double *t[2][NPDIRS];   /* [0] pm_migrate, [1] cuMemcpyPeer */
-	struct leg_engines le[NPDIRS];
+	struct engine_leg le[NPDIRS];
 };
 
 struct gpubench {
@@ -126,7 +119,7 @@ struct gpubench {
 	const char *off[NMETHODS];
 	char off_buf[NMETHODS][256];
 	double *t[NMETHODS][NDIRS]; /* seconds per sample */
-	struct leg_engines le[NDIRS];
+	struct engine_leg le[NDIRS];
 	struct peerbench pe;
 	json_object *errors;
 	int failures;
@@ -340,7 +333,7 @@ static int add_base(json_object *o, const struct gpubench *x, enum method m, enu
 }
 
 /* What the broker's engines moved in a leg, per sample; nulls when unknown. */
-static int engines_json(json_object *o, const struct gpubench *x, const struct leg_engines *le)
+static int engines_json(json_object *o, const struct gpubench *x, const struct engine_leg *le)
 {
 	if (le->ok)
 		return engine_stats_json(o, &le->sum, (uint64_t)x->samples) < 0 ? -ENOMEM : 0;
@@ -399,51 +392,6 @@ static json_object *leg_json(struct gpubench *x, size_t chunk, enum dir d)
 
 /* ---- measurements ---- */
 
-static void leg_engines_add(struct leg_engines *le, const struct engine_stats *before,
-			    const struct engine_stats *after)
-{
-	struct engine_stats d;
-
-	engine_stats_delta(before, after, &d);
-	for (int i = 0; i < d.n; i++) {
-		struct pm_engine_info *s = NULL;
-
-		for (int k = 0; k < le->sum.n && !s; k++)
-			if (!strcmp(le->sum.e[k].name, d.e[i].name))
-				s = &le->sum.e[k];
-		if (!s) {
-			if (le->sum.n == ENGINE_STATS_MAX)
-				continue;
-			s = &le->sum.e[le->sum.n++];
-			memset(s, 0, sizeof(*s));
-			memcpy(s->name, d.e[i].name, sizeof(s->name));
-		}
-		s->bytes += d.e[i].bytes;
-		s->bytes_zero_copy += d.e[i].bytes_zero_copy;
-		s->bytes_staged += d.e[i].bytes_staged;
-		s->copies += d.e[i].copies;
-		s->failed += d.e[i].failed;
-		s->busy_ns += d.e[i].busy_ns;
-	}
-}
-
-/* One timed pm_migrate to fd, the engines' counters read on either side
- * (outside the time). */
-static int timed_migrate(struct gpubench *x, void *buf, int fd, double *t,
-			 struct leg_engines *le)
-{
-	struct engine_stats before, after;
-	bool ok = le->ok && engine_stats_read(x->c, &before) == 0;
-	double t0 = bench_now();
-	int r = pm_migrate(x->c, buf, x->size, fd, 0);
-
-	*t = bench_now() - t0;
-	ok = ok && engine_stats_read(x->c, &after) == 0;
-	if (ok && r == 0)
-		leg_engines_add(le, &before, &after);
-	le->ok = ok;
-	return r;
-}
 
 /*
  * x->size bytes of managed memory in chunks of 1 << shift, filled with the
@@ -494,14 +442,16 @@ static void throughput(struct gpubench *x, unsigned shift, json_object *arr)
 		for (int d = 0; d < NDIRS; d++)
 			base_one(x, m, d, chunk, &unused);
 	for (int d = 0; d < NDIRS; d++)
-		x->le[d] = (struct leg_engines){ .ok = true };
+		x->le[d] = (struct engine_leg){ .ok = true };
 	for (int i = 0; r == 0 && i < x->samples; i++) {
 		stage = "pm_migrate to the GPU";
-		r = timed_migrate(x, buf, x->fd, &x->t[M_PM][TO_GPU][i], &x->le[TO_GPU]);
+		r = engine_leg_migrate(x->c, buf, x->size, x->fd,
+				       &x->t[M_PM][TO_GPU][i], &x->le[TO_GPU]);
 		if (r)
 			break;
 		stage = "pm_migrate back to system memory";
-		r = timed_migrate(x, buf, PM_FD_SYSTEM, &x->t[M_PM][TO_HOST][i], &x->le[TO_HOST]);
+		r = engine_leg_migrate(x->c, buf, x->size, PM_FD_SYSTEM,
+				       &x->t[M_PM][TO_HOST][i], &x->le[TO_HOST]);
 		for (int m = M_PINNED; r == 0 && m < NMETHODS; m++)
 			for (int d = 0; d < NDIRS; d++)
 				base_one(x, m, d, chunk, &x->t[m][d][i]);
@@ -836,14 +786,16 @@ static void peer_throughput(struct gpubench *x, unsigned shift, json_object *arr
 	for (int d = 0; r == 0 && d < NPDIRS; d++)
 		peer_one(x, (enum pdir)d, chunk, &unused);
 	for (int d = 0; d < NPDIRS; d++)
-		pe->le[d] = (struct leg_engines){ .ok = true };
+		pe->le[d] = (struct engine_leg){ .ok = true };
 	for (int i = 0; r == 0 && i < x->samples; i++) {
 		stage = "pm_migrate to the peer GPU";
-		r = timed_migrate(x, buf, pe->fd, &pe->t[0][TO_PEER][i], &pe->le[TO_PEER]);
+		r = engine_leg_migrate(x->c, buf, x->size, pe->fd,
+				       &pe->t[0][TO_PEER][i], &pe->le[TO_PEER]);
 		if (r)
 			break;
 		stage = "pm_migrate back from the peer GPU";
-		r = timed_migrate(x, buf, x->fd, &pe->t[0][FROM_PEER][i], &pe->le[FROM_PEER]);
+		r = engine_leg_migrate(x->c, buf, x->size, x->fd,
+				       &pe->t[0][FROM_PEER][i], &pe->le[FROM_PEER]);
 		for (int d = 0; r == 0 && d < NPDIRS; d++)
 			peer_one(x, (enum pdir)d, chunk, &pe->t[1][d][i]);
 	}

@@ -100,36 +100,10 @@ static void record_error(struct rdmabench *x, const char *stage, size_t chunk, i
 	json_out_append(x->errors, o);
 }
 
-/* Counters of the engines a leg used, summed over its samples. */
-struct leg_engines {
-	struct engine_stats sum;
-	bool ok; /* every read worked (a broker without PM_OP_ENGINES: none did) */
-};
-
-/* One timed pm_migrate, with the engines' counters read on either side. */
-static int timed_migrate(struct rdmabench *x, void *buf, int fd, double *t,
-			 struct leg_engines *le)
-{
-	struct engine_stats before, after;
-	bool ok = le->ok && engine_stats_read(x->c, &before) == 0;
-	double t0 = bench_now();
-	int r = pm_migrate(x->c, buf, x->size, fd, 0);
-
-	*t = bench_now() - t0;
-	ok = ok && engine_stats_read(x->c, &after) == 0;
-	if (ok && r == 0) {
-		struct engine_stats d;
-
-		engine_stats_delta(&before, &after, &d);
-		engine_stats_add(&le->sum, &d);
-	}
-	le->ok = ok;
-	return r;
-}
 
 /* One direction's throughput; base: ib_write_bw's average, bytes/s (NAN: none). */
 static json_object *leg_json(const struct rdmabench *x, size_t chunk, bool to_remote,
-			     double *t, double base, const struct leg_engines *le)
+			     double *t, double base, const struct engine_leg *le)
 {
 	const char *dir = to_remote ? "host_to_remote" : "remote_to_host";
 	json_object *o = json_object_new_object();
@@ -190,7 +164,7 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 	size_t chunk = (size_t)1 << shift, n = (size_t)x->samples;
 	double *t[2] = { calloc(n, sizeof(double)), calloc(n, sizeof(double)) };
 	double base = b && b->bw_ok ? b->bw.avg_bps : NAN;
-	struct leg_engines le[2] = { { .ok = true }, { .ok = true } };
+	struct engine_leg le[2] = { { .ok = true }, { .ok = true } };
 	uint64_t seed = x->seed, want = 0;
 	const char *stage = "pm_alloc";
 	char why[256] = "";
@@ -213,11 +187,11 @@ static void throughput(struct rdmabench *x, unsigned shift, const struct baselin
 		r = bench_resident(x->c, buf, x->size, chunk, 0, "the remote pool", why, sizeof(why));
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		stage = "pm_migrate to the remote pool";
-		r = timed_migrate(x, buf, x->fd, &t[0][i], &le[0]);
+		r = engine_leg_migrate(x->c, buf, x->size, x->fd, &t[0][i], &le[0]);
 		if (r)
 			break;
 		stage = "pm_migrate back to system memory";
-		r = timed_migrate(x, buf, PM_FD_SYSTEM, &t[1][i], &le[1]);
+		r = engine_leg_migrate(x->c, buf, x->size, PM_FD_SYSTEM, &t[1][i], &le[1]);
 	}
 	/* All home before reading: a fault would hide a move back that did not happen. */
 	if (r == 0) {
