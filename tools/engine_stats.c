@@ -4,8 +4,6 @@
 
 #include "engine_stats.h"
 #include "json_out.h"
-#include "pagemap.h"
-#include "pmbench.h"
 
 int engine_stats_read(struct pm_client *c, struct engine_stats *st)
 {
@@ -77,24 +75,6 @@ void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add)
 		o->failed += a->failed;
 		o->busy_ns += a->busy_ns;
 	}
-}
-
-int engine_leg_migrate(struct pm_client *c, void *buf, size_t size, int fd, double *t,
-		       struct engine_leg *leg)
-{
-	struct engine_stats before, after, d;
-	bool ok = leg->ok && engine_stats_read(c, &before) == 0;
-	double t0 = bench_now();
-	int r = pm_migrate(c, buf, size, fd, 0);
-
-	*t = bench_now() - t0;
-	ok = ok && engine_stats_read(c, &after) == 0;
-	if (ok && r == 0) {
-		engine_stats_delta(&before, &after, &d);
-		engine_stats_add(&leg->sum, &d);
-	}
-	leg->ok = ok;
-	return r;
 }
 
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div)

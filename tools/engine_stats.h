@@ -34,11 +34,6 @@ struct engine_leg {
 	struct engine_stats sum;
 	bool ok;
 };
-/* One pm_migrate of [buf, buf + size) to fd, its time in *t (seconds); the
- * engines' counters read on either side, outside the time, and the
- * difference added to leg. pm_migrate's result. */
-int engine_leg_migrate(struct pm_client *c, void *buf, size_t size, int fd, double *t,
-		       struct engine_leg *leg);
 /* {"engines": {"cpu": {"bytes": ...}, ...}, "bytes_zero_copy": N, "bytes_staged": N}
  * added to o, each count divided by div (per sample). 0 or -ENOMEM. */
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div);

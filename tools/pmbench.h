@@ -33,6 +33,12 @@ void bench_emit(json_object *root, bool json);
 int bench_uffd_fault(size_t chunk, size_t nchunks, int samples, bool whole_chunk,
 		     double *median_s);
 /* ---- pmbench_data.c: for the benchmarks that move data ---- */
+struct engine_leg;
+/* One pm_migrate of [buf, buf + size) to fd, its time in *t (seconds); the
+ * engines' counters read on either side, outside the time, and the
+ * difference added to leg (engine_stats.h). pm_migrate's result. */
+int engine_leg_migrate(struct pm_client *c, void *buf, size_t size, int fd, double *t,
+		       struct engine_leg *leg);
 /* Fills buf with a pattern of seed (no earlier buffer left the same); its checksum. */
 uint64_t bench_fill(void *buf, size_t len, uint64_t seed);
 uint64_t bench_checksum(const void *buf, size_t len);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_stats.h"
 #include "json_out.h"
 #include "pagemap.h"
 #include "pmbench.h"
@@ -121,4 +122,22 @@ int bench_add_rates(json_object *o, size_t bytes, const struct bench_stats *s)
 	return json_out_add_num(o, "median_gbps", bench_gbps(bytes, s->median), 3) ||
 	       json_out_add_num(o, "p5_gbps", bench_gbps(bytes, s->p95), 3) ||
 	       json_out_add_num(o, "p95_gbps", bench_gbps(bytes, s->p5), 3);
+}
+
+int engine_leg_migrate(struct pm_client *c, void *buf, size_t size, int fd, double *t,
+		       struct engine_leg *leg)
+{
+	struct engine_stats before, after, d;
+	bool ok = leg->ok && engine_stats_read(c, &before) == 0;
+	double t0 = bench_now();
+	int r = pm_migrate(c, buf, size, fd, 0);
+
+	*t = bench_now() - t0;
+	ok = ok && engine_stats_read(c, &after) == 0;
+	if (ok && r == 0) {
+		engine_stats_delta(&before, &after, &d);
+		engine_stats_add(&leg->sum, &d);
+	}
+	leg->ok = ok;
+	return r;
 }
