@@ -136,7 +136,7 @@ stop
 
 # pmbench gpu: valid JSON, data verified; the rates are host memcpy's.
 start pmbench
-$T "$pmbench" gpu --size 64M >"$d/bench.json" 2>"$d/bench.err"
+$T "$pmbench" gpu --json --size 64M >"$d/bench.json" 2>"$d/bench.err"
 rc=$?
 say "pmbench gpu's numbers below come from the $SIM (host memcpy): meaningless as GPU performance"
 jq --arg s "$SIM: host memory, not a GPU; rates meaningless" '{simulated: $s} + .' \
@@ -166,7 +166,7 @@ stop
 
 # One GPU: GPU to GPU is skipped, and says why; the rest runs.
 start pmbench-1gpu FAKE_CUDA_DEVICES=1
-FAKE_CUDA_DEVICES=1 $T "$pmbench" gpu --size 16M --samples 10 >"$d/bench.json" 2>"$d/bench.err"
+FAKE_CUDA_DEVICES=1 $T "$pmbench" gpu --json --size 16M --samples 10 >"$d/bench.json" 2>"$d/bench.err"
 rc=$?
 ((rc == 0)) || { bad "pmbench gpu exit $rc"; cat "$d/bench.err"; }
 jq -e '(.throughput | length) == 4 and (.gpu_to_gpu.measured | not) and

@@ -25,7 +25,7 @@ rc=$?
 grep -i "gpu\|cuda" "$d/log"
 ((rc == 0 || rc == 77)) || { cat "$d/log"; exit "$rc"; }
 start_broker "$1"
-PAGEMAP_SOCKET=$d/sock "$3" gpu --size 64M >"$d/bench.json"
+PAGEMAP_SOCKET=$d/sock "$3" gpu --json --size 64M >"$d/bench.json"
 brc=$?
 cat "$d/bench.json"
 if ((rc == 77)); then

@@ -42,8 +42,6 @@
 #define LARGE_SHIFT 21 /* 2 MiB chunks, the default */
 #define GOAL_RATIO 0.9 /* the goal: pm_migrate at 0.9x pinned cuMemcpy or better */
 #define EXIT_SKIP 77
-#define JSON_FLAGS \
-	(JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 enum dir { TO_GPU, TO_HOST, NDIRS };
 /* GPU to GPU: out to the peer, and back. */
@@ -68,7 +66,7 @@ static const char usage_text[] =
 	"  --peer cudaM   the second GPU for GPU to GPU (default: the first other device)\n"
 	"  --size BYTES   buffer size, K/M/G suffixes (default 256M)\n"
 	"  --samples N    timed round trips per chunk size (10..100000, default 10)\n"
-	"  --json         JSON on stdout (the only output)\n";
+	"  --json         everything, in JSON (default: a summary per leg)\n";
 
 /* The second GPU, for GPU to GPU. */
 struct peerbench {
@@ -97,6 +95,7 @@ struct peerbench {
 
 struct gpubench {
 	struct pm_client *c;
+	bool json; /* --json: the document, not the summary */
 	struct cuda_api cu;
 	int ordinal;            /* N of cudaN: the broker's device N and the driver's */
 	char pool[32];          /* "cuda0/vram" */
@@ -871,7 +870,7 @@ static int skipped(const struct gpubench *x, const char *why)
 		fprintf(stderr, "pmbench gpu: %s\n", strerror(ENOMEM));
 		return 1;
 	}
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_FLAGS));
+	bench_emit(o, x->json);
 	json_object_put(o);
 	return EXIT_SKIP;
 }
@@ -1026,7 +1025,7 @@ int pmbench_gpu(int argc, char **argv)
 		case 'S': sock = optarg; break;
 		case 'g': gpu = optarg; break;
 		case 'p': peer = optarg; break;
-		case 'j': break; /* JSON is the only output */
+		case 'j': x->json = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
 			x->size = bench_parse_size(optarg);
@@ -1146,7 +1145,7 @@ int pmbench_gpu(int argc, char **argv)
 	x->errors = NULL; /* root's now, or freed */
 	if (r)
 		goto oom;
-	printf("%s\n", json_object_to_json_string_ext(root, JSON_FLAGS));
+	bench_emit(root, x->json);
 	exit_code = x->failures ? 1 : 0;
 	goto out;
 oom:

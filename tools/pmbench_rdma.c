@@ -45,7 +45,7 @@
 static const char usage_text[] =
 	"Usage: pmbench rdma --remote NAME [--socket PATH] [--size BYTES] [--samples N]\n"
 	"                    [--ib-dev DEV] [--ib-addr ADDR] [--perftest-port PORT]\n"
-	"                    [--no-perftest]\n"
+	"                    [--no-perftest] [--json]\n"
 	"pm_migrate to and from a peer broker's pool over RDMA vs perftest on the same device.\n"
 	"  --remote NAME         the peer's pagemap, as this broker names it (a:node0)\n"
 	"  --socket PATH         the broker (default $PAGEMAP_SOCKET, then the usual sockets)\n"
@@ -56,10 +56,12 @@ static const char usage_text[] =
 	"  --ib-addr ADDR        the address perftest's client connects to (default 127.0.0.1;\n"
 	"                        only perftest's TCP handshake uses it)\n"
 	"  --perftest-port PORT  perftest's TCP port (default perftest's, 18515)\n"
-	"  --no-perftest         no baseline\n";
+	"  --no-perftest         no baseline\n"
+	"  --json                everything, in JSON (default: a summary per direction)\n";
 
 struct rdmabench {
 	struct pm_client *c;
+	bool json; /* --json: the document, not the summary */
 	int fd;                    /* the remote pagemap */
 	struct pagemap_info remote;
 	char rname[MIGBENCH_NAME_MAX]; /* the broker's name for it: DEVICE[/REGION] */
@@ -539,7 +541,7 @@ int pmbench_rdma(int argc, char **argv)
 		case 'd': b.dev = optarg; break;
 		case 'a': b.addr = optarg; break;
 		case 'n': perftest = false; break;
-		case 'j': break; /* JSON is the only output */
+		case 'j': x->json = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'z':
 			x->size = bench_parse_size(optarg);
@@ -659,9 +661,7 @@ int pmbench_rdma(int argc, char **argv)
 	x->errors = NULL; /* root's now, or freed */
 	if (r)
 		goto oom;
-	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							      JSON_C_TO_STRING_SPACED |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
+	bench_emit(root, x->json);
 	exit_code = x->failures ? 1 : 0;
 	goto out;
 oom:

@@ -120,7 +120,7 @@ for _ in $(seq 300); do (($(connections) >= 2)) && break; sleep 0.1; done
 "$b/tests/pm_remote_check" a:node0 >"$run/again.out" || { cat "$run/again.out"; fail "after reconnection"; }
 
 # --- the benchmark against perftest on the same device, same run
-"$b/tools/pmbench" rdma --remote a:node0 --ib-dev rxe0 --ib-addr "$PM_GUEST_IP" \
+"$b/tools/pmbench" rdma --json --remote a:node0 --ib-dev rxe0 --ib-addr "$PM_GUEST_IP" \
 	--perftest-port 18520 --size 16M --samples 10 >"$run/bench.json" ||
 	{ cat "$run/bench.json"; fail "pmbench rdma failed"; }
 ratios=$(jq -r '[.throughput[] | "\(.direction) \(.chunk_size / 1024) KiB: \(.median_gbps) GB/s = \(.ratio)x ib_write_bw, \(.bytes_zero_copy) zero copy, \(.bytes_staged) staged"] | join("; ")' "$run/bench.json")
