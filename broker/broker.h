@@ -47,6 +47,7 @@ void blog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf
 /* ---- pools: pool.c and one pool_*.c per kind ---- */
 struct pool;
 struct gpu;
+struct link;
 struct table;
 struct pool_ops {
 	enum pm_pool_kind kind;
@@ -74,10 +75,6 @@ struct pool {
 	uint8_t *map;
 	uint64_t *space; /* which PM_CHUNK_MIN units are placed (space.c) */
 	uint64_t nunits;
-	/* RDMA-remote pools: the peer connection and the exported arena. */
-	void *link;
-	uint64_t raddr;
-	uint32_t rkey;
 	/* Pools whose memory outlives the broker (recover.c): where each chunk
 	 * sits, mapped from the state directory; orphans a crashed broker left. */
 	struct table *recs;
@@ -95,6 +92,11 @@ struct pool {
 			char backing[600]; /* a file in the state directory, "" none */
 		} emu;
 		struct gpu *gpu;           /* GPU (pool_gpu.c, xfer_cuda.c) */
+		struct {                   /* RDMA remote (peer.c, xfer_verbs.c) */
+			struct link *link; /* the peer connection, NULL when down */
+			uint64_t raddr;    /* the arena the peer exported */
+			uint32_t rkey;
+		} remote;
 	} k;
 	struct pagemap *pm; /* the live pagemap, NULL when none */
 	struct pool *next;

@@ -352,9 +352,9 @@ static void pools_import(struct broker *b, struct link *l, const struct ctrl_msg
 		if (p->pm) /* a pagemap of the last connection: never reused */
 			continue;
 		p->gone = false;
-		p->link = l;
-		p->raddr = m->pools[i].addr;
-		p->rkey = m->pools[i].rkey;
+		p->k.remote.link = l;
+		p->k.remote.raddr = m->pools[i].addr;
+		p->k.remote.rkey = m->pools[i].rkey;
 		/* At most 1 TiB from one peer: the space bitmap is sized by it. */
 		p->capacity = m->pools[i].len < (1ull << 40) ? m->pools[i].len : 1ull << 40;
 		p->capacity -= p->capacity % PM_CHUNK_MIN;
@@ -645,7 +645,7 @@ static void link_down(struct broker *b, struct link *l, const char *why)
 	pthread_mutex_lock(&l->xfer);
 	pthread_mutex_unlock(&l->xfer);
 	for (unsigned i = 0; i < l->npools; i++) {
-		l->pools[i]->link = NULL;
+		l->pools[i]->k.remote.link = NULL;
 		registry_revoke_device(b, l->pools[i]->device, -ENODEV);
 	}
 	l->npools = 0;

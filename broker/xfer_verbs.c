@@ -198,7 +198,7 @@ static int xfer(struct pool *p, uint64_t roff, const struct xfer_local *loc, uin
 	int fd = loc->fd;
 	off_t off = loc->off;
 	uint8_t *ptr = loc->ptr;
-	struct link *l = p->link;
+	struct link *l = p->k.remote.link;
 	struct regcache_ent *reg[XFER_REGS_MAX] = { NULL }; /* by piece, while in flight */
 	uint64_t bs, pieces, posted = 0, done = 0, deadline, zc = 0, staged = 0;
 	bool zero_copy;
@@ -247,8 +247,8 @@ static int xfer(struct pool *p, uint64_t roff, const struct xfer_local *loc, uin
 				if (err)
 					break;
 			}
-			wr.wr.rdma.remote_addr = p->raddr + roff + at;
-			wr.wr.rdma.rkey = p->rkey;
+			wr.wr.rdma.remote_addr = p->k.remote.raddr + roff + at;
+			wr.wr.rdma.rkey = p->k.remote.rkey;
 			if (ibv_post_send(l->id->qp, &wr, &bad)) {
 				err = -EIO;
 				break;
