@@ -39,7 +39,7 @@ start() {
 	say "=== $cur${*:+ ($*)}"
 	env "$@" "$pagemapd" --socket "$d/$cur.sock" -v 2>"$d/$cur.log" &
 	broker=$!
-	for _ in $(seq 100); do [[ -S $d/$cur.sock ]] && break; sleep 0.05; done
+	for _ in $(seq 400); do [[ -S $d/$cur.sock ]] && break; sleep 0.05; done
 	export PAGEMAP_SOCKET=$d/$cur.sock
 	[[ -S $PAGEMAP_SOCKET ]] || bad "the broker did not start"
 }
@@ -250,13 +250,13 @@ grep -q "^<4>pagemapd: CUDA device 1: no GPU pool: cuDeviceTotalMem: unknown err
 $T "$check" >"$d/check.out" || { cat "$d/check.out"; bad "pm_gpu_check on cuda0 alone"; }
 stop
 
-# (g) A copy worker stalls for 3 s inside the driver (a stuck DMA engine):
+# (g) A copy worker stalls for 5 s inside the driver (a stuck DMA engine):
 # the broker keeps answering everyone meanwhile, and the stalled migration
 # completes with its data once the stall ends.
-start stall FAKE_CUDA_STALL=cuMemcpyHtoDAsync:2:3000
+start stall FAKE_CUDA_STALL=cuMemcpyHtoDAsync:2:5000
 $T "$check" >"$d/check.out" &
 checker=$!
-for _ in $(seq 100); do grep -q "stalling call 2 of cuMemcpyHtoDAsync" "$d/$cur.log" && break; sleep 0.05; done
+for _ in $(seq 400); do grep -q "stalling call 2 of cuMemcpyHtoDAsync" "$d/$cur.log" && break; sleep 0.05; done
 grep -q "stalling call 2 of cuMemcpyHtoDAsync" "$d/$cur.log" || bad "the driver did not stall a copy"
 slowest=0
 for _ in $(seq 10); do
@@ -266,8 +266,10 @@ for _ in $(seq 10); do
 	((ms > slowest)) && slowest=$ms
 	sleep 0.1
 done
-say "pmctl stats during a 3 s stall in a copy worker: slowest ${slowest} ms"
-((slowest < 500)) || bad "the broker stalled with its worker (${slowest} ms for pmctl stats)"
+say "pmctl stats during a 5 s stall in a copy worker: slowest ${slowest} ms"
+# A loop thread that waited on its worker would answer after the stall, ~5 s;
+# the bound leaves room for a loaded machine (CI runs QEMU guests beside it).
+((slowest < 2000)) || bad "the broker stalled with its worker (${slowest} ms for pmctl stats)"
 wait "$checker" || { cat "$d/check.out"; bad "pm_gpu_check across the stall"; }
 stop
 
