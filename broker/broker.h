@@ -184,6 +184,8 @@ struct config {
 	uint32_t max_residency_ms; /* back-off ceiling for chunks moved back and forth */
 	uint32_t migrate_workers;  /* copy threads */
 	uint64_t gpu_pool_bytes;   /* VRAM one GPU pagemap takes (at most half the device) */
+	uint64_t gpu_pin_bytes;    /* client memory registered at once per GPU pool; 0: staged */
+	bool gpu_pin_keep;         /* registrations outlive their copy (LRU within the cap) */
 	struct rdma_conf rdma;
 };
 

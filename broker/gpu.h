@@ -28,14 +28,11 @@ struct allocation;
 
 /* Host -> VRAM copies shorter than this are staged, never registered. */
 #define REG_MIN (256u << 10)
-/* Default cap on bytes of client memory one GPU pool has registered at
- * once (PAGEMAPD_GPU_PIN_BYTES; 0 turns zero copy off). */
-#define REG_CAP_DEFAULT (256ull << 20)
 
 extern struct cuda_api gpu_cuda; /* one driver per process */
 extern uint64_t gpu_reg_cap;     /* pinned bytes of client memory per pool */
 /* Registrations stay while unused, for a later copy of the same range
- * (PAGEMAPD_GPU_PIN_KEEP=1); by default each goes with its copy. */
+ * (migration.gpu_pin_keep); by default each goes with its copy. */
 extern bool gpu_reg_keep;
 extern int gpu_pagemap_fd;       /* /proc/self/pagemap; -1: no zero copy */
 

@@ -41,6 +41,7 @@ void config_defaults(struct config *c)
 	c->max_residency_ms = 1000;
 	c->migrate_workers = 4;
 	c->gpu_pool_bytes = 4ull << 30;
+	c->gpu_pin_bytes = 256ull << 20;
 	rdma_conf_defaults(&c->rdma);
 }
 
@@ -255,7 +256,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 					     "transfer_buffer_bytes", "ack_timeout", "stall_ms",
 					     "zero_copy", NULL };
 	static const char *const mkeys[] = { "workers", "min_residency_ms", "max_residency_ms",
-					     "gpu_pool_bytes", NULL };
+					     "gpu_pool_bytes", "gpu_pin_bytes", "gpu_pin_keep",
+					     NULL };
 	static const char *const pkeys[] = { "psi_path", "some_avg10", "watermark_bytes", NULL };
 	static const char *const poolkeys[] = { "bar", NULL };
 #define LIMIT(name, lo, hi) \
@@ -346,6 +348,8 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 		}
 	}
 	if (json_object_object_get_ex(root, "migration", &o)) {
+		json_object *v_keep;
+
 		if (!json_object_is_type(o, json_type_object))
 			return fail(x, "migration", "must be an object");
 		if ((r = check_keys(x, o, "migration", mkeys)) < 0)
@@ -366,6 +370,15 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 			return r;
 		if (r)
 			c->gpu_pool_bytes = (uint64_t)v;
+		if ((r = get_int(x, o, "migration", "gpu_pin_bytes", 0, INT64_MAX, &v)) < 0)
+			return r;
+		if (r)
+			c->gpu_pin_bytes = (uint64_t)v;
+		if (json_object_object_get_ex(o, "gpu_pin_keep", &v_keep)) {
+			if (!json_object_is_type(v_keep, json_type_boolean))
+				return fail(x, "migration", "'gpu_pin_keep' is true or false");
+			c->gpu_pin_keep = json_object_get_boolean(v_keep);
+		}
 		if (c->max_residency_ms < c->min_residency_ms)
 			return fail(x, "migration", "max_residency_ms is below min_residency_ms");
 	}

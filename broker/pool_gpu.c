@@ -8,10 +8,10 @@
  * the streams and events of its copy lanes (gpu.h). Bytes move through the
  * CUDA copy engine (xfer_cuda.c); this file is the pool's life.
  *
- * PAGEMAPD_GPU_PIN_BYTES (K/M/G suffixes; 0 turns zero copy off) caps the
- * client memory each GPU pool has registered at once for zero-copy host ->
- * VRAM copies (default REG_CAP_DEFAULT); the staging memory is apart from
- * it. PAGEMAPD_GPU_PIN_KEEP=1 keeps registrations once their copy is done,
+ * migration.gpu_pin_bytes (0 turns zero copy off) caps the client memory
+ * each GPU pool has registered at once for zero-copy host -> VRAM copies
+ * (default 256 MiB); the staging memory is apart from it.
+ * migration.gpu_pin_keep keeps registrations once their copy is done,
  * for the next copy of the same range (READ_MOSTLY replicas), least
  * recently used first within the cap; by default none outlives its copy,
  * as no client page stays mapped in the broker (docs/transport.md).
@@ -31,7 +31,7 @@
 #include "gpu.h"
 
 struct cuda_api gpu_cuda; /* one driver per process */
-uint64_t gpu_reg_cap = REG_CAP_DEFAULT;
+uint64_t gpu_reg_cap;
 bool gpu_reg_keep;
 int gpu_pagemap_fd = -1;
 /* Every GPU pool's state, by ordinal, for forgetting peer access. */
@@ -139,34 +139,14 @@ bool gpu_can_peer(const struct pool *a, const struct pool *b)
 	       can;
 }
 
-/* PAGEMAPD_GPU_PIN_BYTES, and whether zero copy can check its pages. */
-static void reg_configure(void)
+/* migration.gpu_pin_bytes and gpu_pin_keep, and whether zero copy can
+ * check its pages. */
+static void reg_configure(const struct broker *b)
 {
-	const char *s = getenv("PAGEMAPD_GPU_PIN_BYTES");
-
-	if (s && *s) {
-		char *end;
-		unsigned long long v;
-		unsigned shift = 0;
-
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		switch (end != s ? *end : '?') {
-		case 'K': case 'k': shift = 10; end++; break;
-		case 'M': case 'm': shift = 20; end++; break;
-		case 'G': case 'g': shift = 30; end++; break;
-		default: break;
-		}
-		if (errno || end == s || *end || s[0] == '-' || v > (UINT64_MAX >> shift))
-			blog(LOG_WARN, "PAGEMAPD_GPU_PIN_BYTES='%s' is not a size (bytes, K, M, G): "
-				       "%llu bytes", s, (unsigned long long)gpu_reg_cap);
-		else
-			gpu_reg_cap = (uint64_t)v << shift;
-	}
-	s = getenv("PAGEMAPD_GPU_PIN_KEEP");
-	gpu_reg_keep = s && !strcmp(s, "1");
+	gpu_reg_cap = b->conf.gpu_pin_bytes;
+	gpu_reg_keep = b->conf.gpu_pin_keep;
 	if (!gpu_reg_cap) {
-		blog(LOG_INFO, "GPU pools: zero copy off (PAGEMAPD_GPU_PIN_BYTES=0): copies are "
+		blog(LOG_INFO, "GPU pools: zero copy off (migration.gpu_pin_bytes 0): copies are "
 			       "staged");
 		return;
 	}
@@ -194,7 +174,7 @@ int gpu_pools_add(struct broker *b)
 		n = 0;
 	}
 	if (n > 0)
-		reg_configure();
+		reg_configure(b);
 	for (int i = 0; i < n; i++) {
 		char busid[32] = "", model[128] = "";
 		const char *what = "cuDeviceGet";

@@ -33,11 +33,19 @@ show() { grep -v '^<7>' "$1" | sed 's/^/    /'; }
 	{ echo "FAIL: LD_LIBRARY_PATH does not lead to the $SIM ($lib)"; exit 1; }
 
 # start CASE [VAR=VALUE...]: a fresh broker on the simulated driver
+# start NAME [VAR=VALUE...]: a broker for case NAME with those in its
+# environment, and with $CONF (JSON text) as its configuration when set.
 start() {
+	local conf=()
+
 	cur=$1 case_fail=0
 	shift
-	say "=== $cur${*:+ ($*)}"
-	env "$@" "$pagemapd" --socket "$d/$cur.sock" -v 2>"$d/$cur.log" &
+	say "=== $cur${*:+ ($*)}${CONF:+ $CONF}"
+	if [[ ${CONF:-} ]]; then
+		printf '%s\n' "$CONF" >"$d/$cur.json"
+		conf=(--config "$d/$cur.json")
+	fi
+	env "$@" "$pagemapd" "${conf[@]}" --socket "$d/$cur.sock" -v 2>"$d/$cur.log" &
 	broker=$!
 	for _ in $(seq 400); do [[ -S $d/$cur.sock ]] && break; sleep 0.05; done
 	export PAGEMAP_SOCKET=$d/$cur.sock
@@ -309,7 +317,7 @@ stop
 # The cap: 4 MiB registered at most (two copies' worth, where 4 workers may
 # want four), by the broker's count and the driver's (16 MiB of staging
 # buffers apart); 1 MiB (no 2 MiB copy fits): everything staged.
-start cap PAGEMAPD_GPU_PIN_BYTES=4M
+CONF='{"migration": {"gpu_pin_bytes": 4194304}}' start cap
 $T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
 engines "bytes_zero_copy + .bytes_staged" "== $((96 * M))"
 engines bytes_zero_copy "> 0"
@@ -318,7 +326,7 @@ stop
 p=$(driver_peak)
 ((p > 0 && p <= 20 * M)) || bad "the driver saw $p bytes registered at once (16 MiB staging + 4 MiB cap)"
 
-start cap-small PAGEMAPD_GPU_PIN_BYTES=1M
+CONF='{"migration": {"gpu_pin_bytes": 1048576}}' start cap-small
 $T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
 engines bytes_zero_copy "== 0"
 engines bytes_staged "== $((96 * M))"
@@ -328,7 +336,7 @@ stop
 # Zero copy off: the pipelined staging path both ways, with slow simulated
 # DMA, so that a piece refilled (or written out) before its copy ran would
 # show. 8 MiB chunks: 16 pieces a copy, twice round a lane's ring of 8.
-start staged PAGEMAPD_GPU_PIN_BYTES=0 FAKE_CUDA_DMA_US=2000
+CONF='{"migration": {"gpu_pin_bytes": 0}}' start staged FAKE_CUDA_DMA_US=2000
 $T "$fcheck" trips 2 23 || bad "pm_gpu_fault_check trips 2 23"
 engines bytes_zero_copy "== 0"
 engines bytes_staged "== $((64 * M))"
@@ -336,9 +344,19 @@ stop
 grep -q "^$SIM: host registrations: 1 cuMemHostRegister calls" "$d/$cur.log" ||
 	bad "zero copy off, yet the broker registered more than its staging memory"
 
+# The two keys refuse what is not theirs, by name, before anything starts.
+for bad_conf in '{"migration": {"gpu_pin_keep": 1}}' '{"migration": {"gpu_pin_bytes": -1}}'; do
+	printf '%s\n' "$bad_conf" >"$d/bad.json"
+	if $T "$pagemapd" --config "$d/bad.json" --socket "$d/bad.sock" 2>"$d/bad.log"; then
+		bad "pagemapd started with $bad_conf"
+	fi
+	grep -qE "migration: 'gpu_pin_(keep|bytes)'" "$d/bad.log" ||
+		bad "config $bad_conf: the error does not name the key: $(cat "$d/bad.log")"
+done
+
 # The same host pages out again and again (READ_MOSTLY replicas), then
 # punched and back as new ones. By default each registration goes with its
-# copy; kept (PAGEMAPD_GPU_PIN_KEEP=1), the replicas reuse them, and the
+# copy; kept (migration.gpu_pin_keep), the replicas reuse them, and the
 # punched ones are dropped, never used: the driver would log an error.
 start replica
 $T "$fcheck" replica
@@ -346,7 +364,7 @@ rc=$?
 ((rc == 0 || rc == 77)) || bad "pm_gpu_fault_check replica exit $rc"
 stop
 ((rc == 77 || $(zc reused) == 0)) || bad "registrations reused though not kept"
-start replica-keep PAGEMAPD_GPU_PIN_KEEP=1
+CONF='{"migration": {"gpu_pin_keep": true}}' start replica-keep
 $T "$fcheck" replica
 rc=$?
 ((rc == 0 || rc == 77)) || bad "pm_gpu_fault_check replica exit $rc"
