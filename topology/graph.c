@@ -135,6 +135,23 @@ int topo_graph_find_pci(const struct topo_graph *g, uint32_t domain, uint8_t bus
 }
 
 /* Accepts "DDDD:BB:DD.F" (any domain width) and "BB:DD.F" (domain 0), as lspci does. */
+int topo_pci_upstream(const struct topo_graph *g, int i)
+{
+	if (g->pci[i].physfn >= 0)
+		i = g->pci[i].physfn;
+	return g->pci[i].parent;
+}
+
+int topo_pci_upstream_loop(const struct topo_graph *g, int i)
+{
+	size_t steps = 0;
+
+	for (int a = topo_pci_upstream(g, i); a >= 0; a = topo_pci_upstream(g, a))
+		if (++steps > g->n_pci)
+			return a;
+	return -1;
+}
+
 int topo_graph_find_pci_bdf(const struct topo_graph *g, const char *bdf)
 {
 	uint32_t dom;

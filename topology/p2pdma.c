@@ -43,13 +43,6 @@ bool topo_hostbridge_whitelisted(uint16_t vendor, uint16_t device, bool same_hos
 	return false;
 }
 
-/* pci_upstream_bridge(): VFs go up through their PF. */
-static int upstream(const struct topo_graph *g, int i)
-{
-	if (g->pci[i].physfn >= 0)
-		i = g->pci[i].physfn;
-	return g->pci[i].parent;
-}
 
 static bool acs_redir(const struct topo_pci *p)
 {
@@ -168,10 +161,10 @@ int topo_p2pdma(const struct topo_graph *g, int provider, int client, struct top
 		return -EINVAL;
 	out->reason[0] = '\0';
 	out->p2p_acs_unknown = false;
-	for (a = provider; a >= 0; a = upstream(g, a), dist_a++) {
+	for (a = provider; a >= 0; a = topo_pci_upstream(g, a), dist_a++) {
 		dist_b = 0;
 		check_acs(g, a, &w);
-		for (bb = client; bb >= 0; bb = upstream(g, bb), dist_b++)
+		for (bb = client; bb >= 0; bb = topo_pci_upstream(g, bb), dist_b++)
 			if (bb == a)
 				goto common;
 	}
@@ -180,7 +173,7 @@ int topo_p2pdma(const struct topo_graph *g, int provider, int client, struct top
 	through_host_bridge(g, provider, client, false, out);
 	goto done;
 common:
-	for (bb = client; bb >= 0 && bb != a; bb = upstream(g, bb))
+	for (bb = client; bb >= 0 && bb != a; bb = topo_pci_upstream(g, bb))
 		check_acs(g, bb, &w);
 	out->p2p_distance = dist_a + dist_b;
 	if (!w.acs_cnt) {

@@ -373,6 +373,14 @@ static int link_functions(struct topo_ctx *ctx, struct topo_graph *g, struct pen
 		if (pl[i].physfn[0])
 			p->physfn = topo_graph_find_pci_bdf(g, pl[i].physfn);
 	}
+	/* The kernel's tree has no loop; a corrupt or crafted one may, and
+	 * every walk up it would spin: cut it where found. */
+	for (size_t i = 0; i < g->n_pci; i++) {
+		int a;
+
+		while ((a = topo_pci_upstream_loop(g, (int)i)) >= 0)
+			g->pci[a].parent = g->pci[a].physfn = -1;
+	}
 	return 0;
 }
 

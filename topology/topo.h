@@ -206,6 +206,12 @@ void topo_pci_init(struct topo_pci *p);
 int topo_graph_find_pci(const struct topo_graph *g, uint32_t domain, uint8_t bus, uint8_t dev,
 			uint8_t fn);
 int topo_graph_find_pci_bdf(const struct topo_graph *g, const char *bdf);
+/* The function above i, as pci_upstream_bridge() sees it: a VF goes up
+ * through its PF. -1 at a root. */
+int topo_pci_upstream(const struct topo_graph *g, int i);
+/* A function on a loop of the walk up from i (only a corrupt or crafted
+ * sysfs tree or file can make one), or -1 when the walk ends at a root. */
+int topo_pci_upstream_loop(const struct topo_graph *g, int i);
 int topo_graph_find_numa(const struct topo_graph *g, int id);
 int topo_numa_distance(const struct topo_graph *g, int node_a, int node_b);
 /* Infers port types where capabilities did not give them, builds devices[]. */

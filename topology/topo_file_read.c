@@ -478,7 +478,8 @@ static int resolve_pci_refs(struct topo_file_rd *rd, struct json_object *arr)
 						 g->pci[f->parent].bdf,
 						 g->pci[f->parent].class_code);
 	}
-	/* A loop would send every walk up the tree round forever. */
+	/* A loop would send every walk up the tree round forever: the parent
+	 * chain, and a VF's way up through its PF (p2pdma walks that one). */
 	for (size_t i = 0; i < g->n_pci; i++) {
 		size_t steps = 0;
 
@@ -489,6 +490,11 @@ static int resolve_pci_refs(struct topo_file_rd *rd, struct json_object *arr)
 					topo_file_path_key(q, topo_file_path_index(p, "pci", i),
 							   "parent"),
 					"the parent chain of %s loops", g->pci[i].bdf);
+		if (topo_pci_upstream_loop(g, (int)i) >= 0)
+			return topo_file_invalid(
+				rd,
+				topo_file_path_key(q, topo_file_path_index(p, "pci", i), "physfn"),
+				"the way up from %s through PFs and parents loops", g->pci[i].bdf);
 	}
 	for (size_t i = 0; i < g->n_pci; i++) {
 		struct topo_pci *f = &g->pci[i];
