@@ -92,6 +92,9 @@ struct pool {
 			char backing[600]; /* a file in the state directory, "" none */
 		} emu;
 		struct gpu *gpu;           /* GPU (pool_gpu.c, xfer_cuda.c) */
+		struct {                   /* p2pmem (pool_p2pmem.c) */
+			uint64_t size;     /* the device's p2pmem; capacity: what we hold */
+		} p2p;
 		struct {                   /* RDMA remote (peer.c, xfer_verbs.c) */
 			struct link *link; /* the peer connection, NULL when down */
 			uint64_t raddr;    /* the arena the peer exported */
@@ -107,6 +110,10 @@ extern const struct pool_ops pool_bar_ops;
 extern const struct pool_ops pool_emulated_ops;
 extern const struct pool_ops pool_remote_ops;
 extern const struct pool_ops pool_gpu_ops;
+extern const struct pool_ops pool_p2pmem_ops;
+
+/* pool_p2pmem.c: a pool per function that published p2pmem (real machines). */
+int p2pmem_pools_add(struct broker *b);
 
 /* pool_gpu.c: a pool per CUDA device when the driver loads; none otherwise. */
 int gpu_pools_add(struct broker *b);
@@ -129,7 +136,6 @@ void pools_free(struct broker *b);
 struct pool *pool_find(struct broker *b, const char *device, const char *region);
 /* The name pools use for a device named any way pmtopo accepts (its BDF). */
 const char *pool_canonical_device(const struct broker *b, const char *device);
-const char *pool_kind_name(enum pm_pool_kind k);
 /* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
 uint64_t pool_free(const struct broker *b, const struct pool *p);
 /* Whether chunks placed in p live in the broker's mapping (not host pages). */
@@ -371,6 +377,25 @@ uint64_t engine_next_deadline(const struct broker *b);
 unsigned engine_jobs(const struct broker *b, unsigned *inflight);
 /* Whether device a's pool reaches device b's pool peer to peer. */
 bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c);
+/* PM_OP_FILE_IO: a job of the engine like a migration; 0 when it will
+ * answer (when the transfer is over), else -errno to reply now. */
+int engine_file_io(struct broker *b, struct session *s, struct pm_msg *m);
+
+/* ---- file_io.c: the file side of PM_OP_FILE_IO ---- */
+struct io_file {
+	int fd;
+	bool direct;                /* O_DIRECT: the storage device DMAs */
+	char storage[PM_NAME_MAX];  /* the PCI function holding its bytes, "" unknown */
+};
+
+/* Whether the client's fd may be read (load) or written (store) by the
+ * workers; fills f. 0, or -EBADF (O_PATH, wrong access mode), -EINVAL (not
+ * a regular file or block device), -EOPNOTSUPP (FUSE). */
+int file_io_check(const struct broker *b, int fd, bool store, struct io_file *f);
+/* Why bytes of a transfer into or out of pool p (NULL: host memory) went
+ * through host memory: fallback is the DMA attempt's error, 0 none made. */
+void file_io_explain(const struct broker *b, const struct io_file *f, const struct pool *p,
+		     int fallback, bool bounce, char *out, size_t len);
 
 /* ---- advise.c: advice and chunk state as runs ---- */
 int advise_apply(struct broker *b, struct session *s, const struct pm_advise *a, int pagemap_fd);

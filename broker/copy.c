@@ -214,6 +214,8 @@ void copy_run(struct copy *cp, uint8_t *bounce)
 	 * nothing to read from the device, whatever its engine. */
 	if (cp->kind == CP_NONE)
 		r = 0;
+	else if (cp->kind == CP_FILE_IN || cp->kind == CP_FILE_OUT)
+		r = xfer_block_run(cp, bounce, &cp->tally);
 	else if (cp->rsrc || cp->rdst)
 		r = copy_unmapped(cp, bounce, &cp->tally);
 	else if (cp->discard && cp->kind != CP_TO_HOST && cp->kind != CP_NONE)

@@ -19,6 +19,22 @@ enum copy_kind {
 	CP_TO_HOST, /* device pool to host */
 	CP_DIRECT,  /* device to device, one copy */
 	CP_BOUNCE,  /* device to device through a host buffer */
+	CP_FILE_IN, /* file data into a chunk where it lives (PM_OP_FILE_IO) */
+	CP_FILE_OUT, /* a chunk's data out to a file */
+};
+
+/* The file side of CP_FILE_IN and CP_FILE_OUT (xfer_block.c). */
+struct copy_io {
+	int fd;          /* the client's file; the job owns it */
+	off_t off;       /* where this copy's bytes are in it */
+	bool direct;     /* the fd is O_DIRECT: the storage device's DMA moves them */
+	bool p2p;        /* the chunk is in p2pmem: that DMA is peer to peer */
+	bool bounce;     /* through a host buffer whatever the kernel allows */
+	bool drop_host;  /* a load into a device chunk: its host replica is stale */
+	uint64_t chunk_off; /* the chunk's offset in the memfd (drop_host) */
+	/* Set by the worker. */
+	uint64_t done;   /* bytes read from or written to the file */
+	int fallback;    /* why DMA was refused and the bytes bounced: -errno, 0 */
 };
 
 /*
@@ -51,6 +67,7 @@ struct copy {
 	 * turn authoritative then. NULL when the pool keeps none. */
 	struct pool *confirm;
 	int err;         /* set by the worker: 0 or -errno */
+	struct copy_io io; /* CP_FILE_*: the file; the chunk side is src or rsrc */
 	struct xfer_tally tally; /* set by the worker: what the engine did */
 	uint64_t ns;     /* set by the worker: time it took */
 	/* For the loop thread, untouched by workers. */
@@ -99,4 +116,6 @@ int copy_buf_to_local(int fd, off_t off, uint8_t *ptr, const uint8_t *buf, uint6
 void copy_run(struct copy *cp, uint8_t *bounce);
 /* xfer_cpu.c: a copy between host memory and pools the broker maps. */
 int xfer_cpu_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t);
+/* xfer_block.c: a CP_FILE_IN or CP_FILE_OUT copy. */
+int xfer_block_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t);
 #endif

@@ -48,6 +48,16 @@ struct mig_range {
 	struct pagemap *pm; /* TGT_PAGEMAP: pinned while the job lives */
 };
 
+/* A PM_OP_FILE_IO job's file and bytes; its one range covers their chunks,
+ * which it reads or writes where they are and never moves. */
+struct mig_io {
+	struct io_file f;  /* the fd is the job's, closed when it ends */
+	uint64_t start, len; /* bytes of the allocation */
+	uint64_t file_off;
+	bool store, bounce;
+	struct pm_file_io_reply rep;
+};
+
 struct mig_job {
 	struct mig_job *next;
 	uint64_t seq;      /* arrival order: requests on a chunk are served in it */
@@ -59,6 +69,7 @@ struct mig_job {
 	unsigned nranges, cur, inflight;
 	bool stopped;      /* failed or cancelled: nothing more is issued */
 	struct pm_migrate_reply rep;
+	struct mig_io *io; /* a file transfer, not a migration */
 	struct mig_range r[];
 };
 
@@ -139,7 +150,15 @@ static void job_finish(struct broker *b, struct mig_job *j)
 			*pp = j->next;
 			break;
 		}
-	if (j->done_fd >= 0) {
+	if (j->io) {
+		j->io->rep.r.status = j->rep.r.status;
+		if (j->s)
+			session_reply(j->s, PM_OP_FILE_IO, j->request_id, &j->io->rep,
+				      sizeof(j->io->rep), NULL, 0);
+		close(j->io->f.fd);
+		uid_uncharge(b, j->uid, UID_HANDLES, 1);
+		free(j->io);
+	} else if (j->done_fd >= 0) {
 		struct pm_hdr hdr = { .version = PM_PROTO_VERSION_MAX, .opcode = PM_OP_MIGRATE,
 				      .flags = PM_HDR_EVENT, .request_id = j->request_id };
 
@@ -208,6 +227,8 @@ static void count_done(struct broker *b, struct mig_job *j, uint64_t chunk_size,
 		b->stats.bytes_host += chunk_size;
 		break;
 	case CP_NONE:
+	case CP_FILE_IN:
+	case CP_FILE_OUT:
 		break;
 	}
 }
@@ -317,6 +338,68 @@ static void flush_open(struct engine *e)
 	e->open = NULL;
 }
 
+/*
+ * Chunk i's part of a file transfer, read or written where the chunk is
+ * (its pool's mapping, its pool's engine, or the memfd). The chunk stays
+ * put and busy meanwhile, like a chunk being moved.
+ */
+static int plan_io(struct broker *b, struct mig_job *j, struct mig_range *mr, uint64_t i)
+{
+	struct engine *e = b->engine;
+	struct allocation *al = mr->al;
+	struct chunk *ch = &al->chunks[i];
+	struct pool *p = dev_pool(ch->where);
+	const struct mig_io *io = j->io;
+	uint64_t lo = i * al->chunk_size, hi = lo + al->chunk_size, delta;
+	struct copy *cp;
+
+	if (pending_before(e, j, al, i))
+		return PLAN_WAIT;
+	if (lo < io->start)
+		lo = io->start;
+	if (hi > io->start + io->len)
+		hi = io->start + io->len;
+	delta = lo - i * al->chunk_size;
+	cp = calloc(1, sizeof(*cp));
+	if (!cp)
+		return -ENOMEM;
+	cp->kind = io->store ? CP_FILE_OUT : CP_FILE_IN;
+	cp->engine = &xfer_block;
+	cp->job = j;
+	cp->al = al;
+	cp->chunk = i;
+	cp->nchunks = 1;
+	cp->from = ch->where;
+	cp->len = hi - lo;
+	cp->chunk_len = al->chunk_size;
+	cp->memfd = al->memfd;
+	cp->file_off = (off_t)lo;
+	cp->uffd = -1;
+	cp->dst_memfd = -1;
+	if (p && p->map)
+		cp->src = p->map + ch->off + delta;
+	else if (p)
+		cp->rsrc = p, cp->rsrc_off = ch->off + delta;
+	cp->io.fd = io->f.fd;
+	cp->io.off = (off_t)(io->file_off + (lo - io->start));
+	cp->io.direct = io->f.direct;
+	cp->io.p2p = p && p->ops == &pool_p2pmem_ops && io->f.storage[0];
+	cp->io.bounce = io->bounce;
+	cp->io.drop_host = !io->store && p && ch->host_copy;
+	cp->io.chunk_off = i * al->chunk_size;
+	ch->busy = true;
+	al->busy++;
+	/* The pool's mapping must outlive the copy (engine_forget_pagemap). */
+	if (ch->where)
+		ch->where->busy++;
+	j->inflight++;
+	e->inflight++;
+	e->inflight_bytes += al->chunk_size;
+	flush_open(e);
+	copy_queue_push(&e->q, cp);
+	return PLAN_ISSUED;
+}
+
 static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr, uint64_t i)
 {
 	struct engine *e = b->engine;
@@ -326,8 +409,11 @@ static int plan_chunk(struct broker *b, struct mig_job *j, struct mig_range *mr,
 	struct pool *fp = dev_pool(from), *tp;
 	struct copy want = { 0 }, *cp;
 	int64_t off = 0;
-	int r = target_of(j, mr, ch, &to);
+	int r;
 
+	if (j->io)
+		return plan_io(b, j, mr, i);
+	r = target_of(j, mr, ch, &to);
 	if (r < 0)
 		return r;
 	if (pending_before(e, j, al, i))
@@ -592,10 +678,60 @@ static void complete_chunk(struct broker *b, struct copy *cp, unsigned k)
 		registry_unpin(b, cp->to); /* after the chunk took its own pin */
 }
 
+/* A file transfer's part of a chunk is done: the chunk is where it was. */
+static void complete_io(struct broker *b, struct copy *cp)
+{
+	struct mig_job *j = cp->job;
+	struct mig_io *io = j->io;
+	struct allocation *al = cp->al;
+	struct chunk *ch = &al->chunks[cp->chunk];
+	struct pool *p = dev_pool(cp->from);
+
+	xfer_account(b, XFER_BLOCK, cp->err ? 0 : cp->io.done, &cp->tally, cp->ns, cp->err);
+	ch->busy = false;
+	al->busy--;
+	if (cp->from)
+		cp->from->busy--;
+	j->inflight--;
+	b->engine->inflight--;
+	b->engine->inflight_bytes -= al->chunk_size;
+	io->rep.bytes_done += cp->io.done;
+	io->rep.bytes_p2p_dma += cp->tally.p2p;
+	io->rep.bytes_dma += cp->tally.zero_copy - cp->tally.p2p;
+	io->rep.bytes_bounced += cp->tally.staged;
+	/* The first part that went through host memory says why for all. */
+	if (cp->tally.staged && !io->rep.reason[0]) {
+		io->rep.fallback = cp->io.fallback;
+		file_io_explain(b, &io->f, p, cp->io.fallback, io->bounce, io->rep.reason,
+				sizeof(io->rep.reason));
+		if (cp->io.fallback)
+			blog(LOG_INFO, "allocation %llu: %s", (unsigned long long)al->id,
+			     io->rep.reason);
+	}
+	if (cp->err) {
+		ch->error = cp->err;
+		blog(LOG_ERR, "allocation %llu chunk %llu: %s %s failed: %s",
+		     (unsigned long long)al->id, (unsigned long long)cp->chunk,
+		     io->store ? "store from" : "load into", p ? p->device : "host memory",
+		     strerror(-cp->err));
+		job_fail(j, cp->err);
+	} else if (cp->io.drop_host) {
+		ch->host_copy = false;
+	}
+	free(cp);
+	if (al->dead)
+		alloc_reap(b, al);
+}
+
 static void complete(struct broker *b, struct copy *cp)
 {
 	struct allocation *al = cp->al;
 	bool moved = cp->kind != CP_NONE && !cp->discard;
+
+	if (cp->kind == CP_FILE_IN || cp->kind == CP_FILE_OUT) {
+		complete_io(b, cp);
+		return;
+	}
 
 	xfer_account(b, cp->engine->id, moved ? cp->len : 0, &cp->tally, cp->ns, cp->err);
 	if (cp->err) {
@@ -685,11 +821,29 @@ static int parse_range(struct broker *b, struct session *s, const struct pm_migr
 	return 0;
 }
 
+/* Appends j to the queue (faults go ahead of all but earlier faults: a
+ * thread is stopped) and gets going. */
+static void job_queue(struct broker *b, struct mig_job *j)
+{
+	struct mig_job **tail = &b->engine->jobs;
+
+	j->seq = ++b->engine->next_seq;
+	if (j->flags & PM_MIG_FAULT)
+		while (*tail && ((*tail)->flags & PM_MIG_FAULT))
+			tail = &(*tail)->next;
+	else
+		while (*tail)
+			tail = &(*tail)->next;
+	j->next = *tail;
+	*tail = j;
+	engine_kick(b);
+}
+
 int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	const struct pm_migrate_req *rq = (const void *)m->payload;
 	const struct pm_migrate_entry *en = (const void *)(rq + 1);
-	struct mig_job *j, **tail;
+	struct mig_job *j;
 	int sv[2] = { -1, -1 }, r;
 
 	if (m->hdr.length < sizeof(*rq) || !rq->nranges || rq->nranges > PM_MIGRATE_MAX_RANGES ||
@@ -735,7 +889,6 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 			mr->al->chunks[c].queued++;
 	}
 	j->nranges = rq->nranges;
-	j->seq = ++b->engine->next_seq;
 	if (j->flags & PM_MIG_ASYNC) {
 		struct pm_reply ok = { 0 };
 
@@ -753,17 +906,73 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 		if (r < 0)
 			j->s = NULL;
 	}
-	/* Faults go ahead of everything but earlier faults: a thread is stopped. */
-	tail = &b->engine->jobs;
-	if (j->flags & PM_MIG_FAULT)
-		while (*tail && ((*tail)->flags & PM_MIG_FAULT))
-			tail = &(*tail)->next;
-	else
-		while (*tail)
-			tail = &(*tail)->next;
-	j->next = *tail;
-	*tail = j;
-	engine_kick(b);
+	job_queue(b, j);
+	return 0;
+}
+
+int engine_file_io(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	struct pm_file_io q;
+	struct allocation *al;
+	struct mig_range *mr;
+	struct mig_job *j;
+	struct io_file f;
+	int r;
+
+	if (m->nfds != 1)
+		return -EPROTO;
+	if (m->hdr.length != sizeof(q))
+		return -EINVAL;
+	memcpy(&q, m->payload, sizeof(q));
+	if (q.reserved || (q.flags & ~PM_IO_KNOWN) || !q.len || q.start % PM_IO_ALIGN ||
+	    q.len % PM_IO_ALIGN || q.file_off > (uint64_t)INT64_MAX - q.len)
+		return -EINVAL;
+	al = alloc_find(s, q.alloc_id);
+	if (!al)
+		return -ENOENT;
+	if (q.start >= al->size || q.len > al->size - q.start)
+		return -EINVAL;
+	r = file_io_check(b, m->fds[0], q.flags & PM_IO_STORE, &f);
+	if (r < 0)
+		return r;
+	r = uid_charge(b, s->cred.uid, UID_JOBS, 1);
+	if (r < 0)
+		return r;
+	/* The fd it holds counts with the uid's other fds. */
+	r = uid_charge(b, s->cred.uid, UID_HANDLES, 1);
+	if (r < 0) {
+		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
+		return r;
+	}
+	j = calloc(1, sizeof(*j) + sizeof(j->r[0]));
+	if (j)
+		j->io = calloc(1, sizeof(*j->io));
+	if (!j || !j->io) {
+		free(j);
+		uid_uncharge(b, s->cred.uid, UID_HANDLES, 1);
+		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
+		return -ENOMEM;
+	}
+	j->uid = s->cred.uid;
+	j->s = s;
+	j->request_id = m->hdr.request_id;
+	j->done_fd = -1;
+	j->io->f = f;
+	j->io->f.fd = pm_msg_take_fd(m, 0);
+	j->io->start = q.start;
+	j->io->len = q.len;
+	j->io->file_off = q.file_off;
+	j->io->store = q.flags & PM_IO_STORE;
+	j->io->bounce = q.flags & PM_IO_BOUNCE;
+	mr = &j->r[0];
+	mr->al = al;
+	mr->first = mr->next = q.start / al->chunk_size;
+	mr->count = (q.start + q.len + al->chunk_size - 1) / al->chunk_size - mr->first;
+	mr->target = TGT_SYSTEM; /* unused: file jobs move nothing */
+	for (uint64_t c = mr->first; c < mr->first + mr->count; c++)
+		al->chunks[c].queued++;
+	j->nranges = 1;
+	job_queue(b, j);
 	return 0;
 }
 

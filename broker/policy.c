@@ -423,7 +423,7 @@ void policy_resolve(struct broker *b)
 	}
 }
 
-/* The device's own permissions: rw on its sysfs resource file. */
+/* The device's own permissions: rw on the sysfs file that maps its memory. */
 static bool may_use_file(const char *path, const struct ucred *cred)
 {
 	struct stat st;
@@ -455,8 +455,11 @@ int policy_check(const struct broker *b, const struct pool *p, const struct ucre
 	}
 	/* Otherwise host memory and emulated pools are everyone's, and a
 	 * device's pools are for those who may use the device itself. */
-	if (p->ops->kind != PM_KIND_PCI_BAR)
+	if (p->ops->kind == PM_KIND_P2PMEM)
+		snprintf(path, sizeof(path), "%s/p2pmem/allocate", p->sysfs);
+	else if (p->ops->kind == PM_KIND_PCI_BAR)
+		snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->k.bar.index);
+	else
 		return 0;
-	snprintf(path, sizeof(path), "%s/resource%d", p->sysfs, p->k.bar.index);
 	return may_use_file(path, cred) ? 0 : -EACCES;
 }

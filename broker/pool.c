@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pools a broker serves: host NUMA nodes from the topology, PCI BAR
- * memory named in the configuration, and, for an emulated topology, one
+ * memory named in the configuration, p2pmem a driver published, GPUs the
+ * CUDA driver shows, and, for an emulated topology, one
  * broker-held pool per memory-bearing device (labelled emulated everywhere).
  * Each kind is an ops table in its own pool_*.c.
  */
@@ -11,23 +12,6 @@
 #include <string.h>
 
 #include "broker.h"
-
-const char *pool_kind_name(enum pm_pool_kind k)
-{
-	switch (k) {
-	case PM_KIND_HOST_NUMA:
-		return "host-numa";
-	case PM_KIND_PCI_BAR:
-		return "pci-bar";
-	case PM_KIND_RDMA_REMOTE:
-		return "rdma-remote";
-	case PM_KIND_GPU:
-		return "gpu";
-	case PM_KIND_EMULATED:
-		return "emulated";
-	}
-	return "unknown";
-}
 
 struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *device,
 		      const char *region)
@@ -146,7 +130,9 @@ int pools_build(struct broker *b, const struct pool_bar_conf *bars, unsigned nba
 	}
 	for (unsigned i = 0; r == 0 && i < nbars; i++)
 		r = add_bar_pool(b, &bars[i]);
-	/* Real GPUs only: an emulated machine's GPUs are emulated pools. */
+	/* Real devices only: an emulated machine's are emulated pools. */
+	if (r == 0 && !b->topo->emulated)
+		r = p2pmem_pools_add(b);
 	if (r == 0 && !b->topo->emulated)
 		r = gpu_pools_add(b);
 	return r;

@@ -229,7 +229,7 @@ static struct pagemap *pagemap_create(struct broker *b, struct pool *p)
 	b->stats.pagemaps++;
 	b->stats.created++;
 	blog(LOG_INFO, "pagemap %llu created for %s%s%s (%s)", (unsigned long long)pm->id,
-	     p->device, p->region[0] ? "/" : "", p->region, pool_kind_name(p->ops->kind));
+	     p->device, p->region[0] ? "/" : "", p->region, pm_kind_name(p->ops->kind));
 	return pm;
 }
 

@@ -294,6 +294,14 @@ static int op_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 	return r < 0 ? reply_status(s, m, r) : 0;
 }
 
+static int op_file_io(struct broker *b, struct session *s, struct pm_msg *m)
+{
+	int r = engine_file_io(b, s, m);
+
+	/* 0: the engine answers when the transfer is over. */
+	return r < 0 ? reply_status(s, m, r) : 0;
+}
+
 static int op_advise(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	const struct pm_advise *a = (const void *)m->payload;
@@ -430,6 +438,7 @@ static unsigned max_fds(uint16_t opcode)
 	case PM_OP_PLACE:
 	case PM_OP_ADVISE:
 	case PM_OP_UFFD:
+	case PM_OP_FILE_IO:
 		return 1;
 	case PM_OP_MIGRATE:
 		return PM_MAX_FDS;
@@ -509,6 +518,9 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		break;
 	case PM_OP_UFFD:
 		r = op_uffd(b, s, m);
+		break;
+	case PM_OP_FILE_IO:
+		r = op_file_io(b, s, m);
 		break;
 	default:
 		r = reply_status(s, m, -EOPNOTSUPP);

@@ -10,6 +10,7 @@ static const struct xfer_engine *const engines[XFER_ENGINES] = {
 	[XFER_CPU] = &xfer_cpu,
 	[XFER_CUDA] = &xfer_cuda,
 	[XFER_VERBS] = &xfer_verbs,
+	[XFER_BLOCK] = &xfer_block,
 };
 
 const struct xfer_engine *xfer_engine_of(const struct pool *p)
@@ -40,6 +41,7 @@ void xfer_account(struct broker *b, enum xfer_engine_id id, uint64_t len,
 	s->bytes += len;
 	s->zero_copy += t->zero_copy;
 	s->staged += t->staged;
+	s->p2p_dma += t->p2p;
 }
 
 unsigned xfer_describe(const struct broker *b, struct pm_engine_info *out, unsigned max)
@@ -57,6 +59,7 @@ unsigned xfer_describe(const struct broker *b, struct pm_engine_info *out, unsig
 		out[n].copies = s->copies;
 		out[n].failed = s->failed;
 		out[n].busy_ns = s->busy_ns;
+		out[n].bytes_p2p_dma = s->p2p_dma;
 	}
 	return n;
 }

@@ -12,14 +12,17 @@
  *                 memory through the allocation's memfd, on parallel workers
  *   xfer_cuda.c   the GPU's copy engines through the CUDA driver API
  *   xfer_verbs.c  RDMA WRITE and READ to a peer broker's memory
- * A dma-buf or p2pdma engine is another file and another entry in the
- * table (xfer.c); its pools name it in their pool_ops.
+ *   xfer_block.c  files and block devices to and from chunks (PM_OP_FILE_IO):
+ *                 the storage device's DMA, into p2pmem peer to peer
+ * A dma-buf engine is another file and another entry in the table
+ * (xfer.c); its pools name it in their pool_ops.
  *
  * Counting: bytes_zero_copy are bytes a DMA engine moved straight from or to
  * their own pages; bytes_staged went through a staging buffer on the way
  * (copied by the CPU into registered memory first, or bounced through host
  * memory between two pools with no path between them). Plain CPU copies are
- * neither: the CPU is the engine.
+ * neither: the CPU is the engine. p2p: the part of zero_copy a device's DMA
+ * engine moved into or out of another device's memory.
  */
 #ifndef PAGEMAP_XFER_H
 #define PAGEMAP_XFER_H
@@ -35,6 +38,7 @@ enum xfer_engine_id {
 	XFER_CPU,
 	XFER_CUDA,
 	XFER_VERBS,
+	XFER_BLOCK,
 	XFER_ENGINES
 };
 
@@ -42,6 +46,7 @@ enum xfer_engine_id {
 struct xfer_tally {
 	uint64_t zero_copy;
 	uint64_t staged;
+	uint64_t p2p;
 };
 
 /* An engine's counters since the broker started (loop thread only). */
@@ -49,6 +54,7 @@ struct xfer_stats {
 	uint64_t bytes;
 	uint64_t zero_copy;
 	uint64_t staged;
+	uint64_t p2p_dma;
 	uint64_t copies;
 	uint64_t failed;
 	uint64_t busy_ns; /* time workers spent in this engine's copies */
@@ -84,6 +90,7 @@ struct xfer_engine {
 extern const struct xfer_engine xfer_cpu;
 extern const struct xfer_engine xfer_cuda;
 extern const struct xfer_engine xfer_verbs;
+extern const struct xfer_engine xfer_block;
 
 /* The engine that moves a pool's bytes (NULL pool: host memory). */
 const struct xfer_engine *xfer_engine_of(const struct pool *p);

@@ -92,6 +92,9 @@ int xfer_cpu_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 		if (!r)
 			t->staged += cp->len;
 		break;
+	case CP_FILE_IN:
+	case CP_FILE_OUT:
+		return -EINVAL; /* the block engine's (xfer_block.c) */
 	}
 	return r;
 }

@@ -222,9 +222,10 @@ SJ=$(pm --json stats)
 expect "stats --json: pagemaps, handles, created" \
 	"$(jq -c '[.pagemaps, .handles, .created]' <<<"$SJ")" "[2,2,2]"
 expect "stats --json: sessions (holder + this pmctl)" "$(jq .sessions <<<"$SJ")" 2
-expect "stats --json: 16 counters, the engines, zero-copy and staged bytes" \
-	"$(jq 'keys | length' <<<"$SJ")" 19
-expect "stats --json: the copy engines" "$(jq -c '.engines | keys' <<<"$SJ")" '["cpu","cuda","verbs"]'
+expect "stats --json: 16 counters, the engines, zero-copy, staged and P2P DMA bytes" \
+	"$(jq 'keys | length' <<<"$SJ")" 20
+expect "stats --json: the copy engines" "$(jq -c '.engines | keys' <<<"$SJ")" \
+	'["block","cpu","cuda","verbs"]'
 T=$(pm stats)
 grep -qE "^cpu +[0-9.]+ [KMGT]?i?B" <<<"$T" && ok "stats: the engine table" ||
 	fail "stats: no engine table: $T"

@@ -45,6 +45,7 @@ void engine_stats_delta(const struct engine_stats *before, const struct engine_s
 			o->bytes -= b->bytes;
 			o->bytes_zero_copy -= b->bytes_zero_copy;
 			o->bytes_staged -= b->bytes_staged;
+			o->bytes_p2p_dma -= b->bytes_p2p_dma;
 			o->copies -= b->copies;
 			o->failed -= b->failed;
 			o->busy_ns -= b->busy_ns;
@@ -71,6 +72,7 @@ void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add)
 		o->bytes += a->bytes;
 		o->bytes_zero_copy += a->bytes_zero_copy;
 		o->bytes_staged += a->bytes_staged;
+		o->bytes_p2p_dma += a->bytes_p2p_dma;
 		o->copies += a->copies;
 		o->failed += a->failed;
 		o->busy_ns += a->busy_ns;
@@ -80,7 +82,7 @@ void engine_stats_add(struct engine_stats *sum, const struct engine_stats *add)
 int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t div)
 {
 	json_object *engines = json_object_new_object();
-	uint64_t zc = 0, staged = 0;
+	uint64_t zc = 0, staged = 0, p2p = 0;
 
 	if (!div)
 		div = 1;
@@ -92,17 +94,21 @@ int engine_stats_json(json_object *o, const struct engine_stats *st, uint64_t di
 
 		zc += e->bytes_zero_copy;
 		staged += e->bytes_staged;
+		p2p += e->bytes_p2p_dma;
 		if (json_out_add(engines, e->name, x) ||
 		    json_out_add(x, "bytes", json_object_new_uint64(e->bytes / div)) ||
 		    json_out_add(x, "bytes_zero_copy",
 				 json_object_new_uint64(e->bytes_zero_copy / div)) ||
 		    json_out_add(x, "bytes_staged", json_object_new_uint64(e->bytes_staged / div)) ||
+		    json_out_add(x, "bytes_p2p_dma",
+				 json_object_new_uint64(e->bytes_p2p_dma / div)) ||
 		    json_out_add(x, "copies", json_object_new_uint64(e->copies / div)) ||
 		    json_out_add(x, "failed", json_object_new_uint64(e->failed / div)))
 			return -ENOMEM;
 	}
 	if (json_out_add(o, "bytes_zero_copy", json_object_new_uint64(zc / div)) ||
-	    json_out_add(o, "bytes_staged", json_object_new_uint64(staged / div)))
+	    json_out_add(o, "bytes_staged", json_object_new_uint64(staged / div)) ||
+	    json_out_add(o, "bytes_p2p_dma", json_object_new_uint64(p2p / div)))
 		return -ENOMEM;
 	return 0;
 }

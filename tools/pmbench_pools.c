@@ -14,15 +14,7 @@
 
 const char *migbench_kind_name(uint32_t kind)
 {
-	switch (kind) {
-	case 0: return "system";
-	case PAGEMAP_KIND_HOST_NUMA: return "host-numa";
-	case PAGEMAP_KIND_PCI_BAR: return "pci-bar";
-	case PAGEMAP_KIND_RDMA_REMOTE: return "rdma-remote";
-	case PAGEMAP_KIND_GPU: return "gpu";
-	case PAGEMAP_KIND_EMULATED: return "emulated";
-	}
-	return "unknown";
+	return kind ? pm_kind_name(kind) : "system";
 }
 
 bool migbench_pool_is_host(const struct migbench_pool *p)

@@ -41,18 +41,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-static const char *kind_name(uint32_t k)
-{
-	switch (k) {
-	case PM_KIND_HOST_NUMA: return "host-numa";
-	case PM_KIND_PCI_BAR: return "pci-bar";
-	case PM_KIND_RDMA_REMOTE: return "rdma-remote";
-	case PM_KIND_GPU: return "gpu";
-	case PM_KIND_EMULATED: return "emulated";
-	}
-	return "unknown";
-}
-
 static const char *state_name(uint32_t s)
 {
 	switch (s) {
@@ -157,7 +145,7 @@ static json_object *pagemap_json(const uint8_t *rec)
 	if (json_out_add(o, "id", json_object_new_uint64(in->id)) ||
 	    json_out_add(o, "device", json_object_new_string(in->device)) ||
 	    json_out_add(o, "region", json_object_new_string(in->region)) ||
-	    json_out_add(o, "kind", json_object_new_string(kind_name(in->kind))) ||
+	    json_out_add(o, "kind", json_object_new_string(pm_kind_name(in->kind))) ||
 	    json_out_add(o, "state", json_object_new_string(state_name(in->state))) ||
 	    json_out_add(o, "refs", json_object_new_int64(in->refs)) ||
 	    json_out_add(o, "capacity", json_object_new_uint64(in->capacity)) ||
@@ -192,7 +180,7 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 		else
 			snprintf(numa, sizeof(numa), "-");
 		printf("%-6" PRIu64 " %-16s %-8s %-11s %-9s %4u %10s %10s %4s\n", in.id, in.device,
-		       in.region[0] ? in.region : "-", kind_name(in.kind), state_name(in.state),
+		       in.region[0] ? in.region : "-", pm_kind_name(in.kind), state_name(in.state),
 		       in.refs, pmctl_human_bytes(in.capacity, cap, sizeof(cap)),
 		       pmctl_human_bytes(in.used, used, sizeof(used)), numa);
 	}
@@ -345,15 +333,16 @@ static int cmd_stats(struct pm_client *c, bool json)
 		printf("%-16s %12" PRIu64 "  %s\n", f[i].name, *f[i].v, f[i].help);
 	if (!have_engines)
 		return 0;
-	printf("\n%-8s %12s %12s %12s %10s %7s %10s\n", "ENGINE", "BYTES", "ZERO-COPY", "STAGED",
-	       "COPIES", "FAILED", "BUSY");
+	printf("\n%-8s %12s %12s %12s %12s %10s %7s %10s\n", "ENGINE", "BYTES", "ZERO-COPY",
+	       "P2P-DMA", "STAGED", "COPIES", "FAILED", "BUSY");
 	for (int i = 0; i < es.n; i++) {
 		const struct pm_engine_info *e = &es.e[i];
-		char b[32], z[32], sg[32];
+		char b[32], z[32], pp[32], sg[32];
 
-		printf("%-8s %12s %12s %12s %10" PRIu64 " %7" PRIu64 " %9.3fs\n", e->name,
+		printf("%-8s %12s %12s %12s %12s %10" PRIu64 " %7" PRIu64 " %9.3fs\n", e->name,
 		       pmctl_human_bytes(e->bytes, b, sizeof(b)),
 		       pmctl_human_bytes(e->bytes_zero_copy, z, sizeof(z)),
+		       pmctl_human_bytes(e->bytes_p2p_dma, pp, sizeof(pp)),
 		       pmctl_human_bytes(e->bytes_staged, sg, sizeof(sg)), e->copies, e->failed,
 		       e->busy_ns / 1e9);
 	}

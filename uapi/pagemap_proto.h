@@ -74,6 +74,7 @@ enum pm_opcode {
 	PM_OP_PEERS = 17,   /* control: links to peer brokers (pmctl peers) */
 	PM_OP_ENGINES = 18, /* control: bytes each copy engine moved (pmctl stats) */
 	PM_OP_UFFD = 19,    /* control: where an allocation is mapped, the userfaultfd attached */
+	PM_OP_FILE_IO = 20, /* control: file or block data into or out of an allocation */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -118,6 +119,7 @@ enum pm_pool_kind {
 	PM_KIND_RDMA_REMOTE = 3,
 	PM_KIND_GPU = 4,
 	PM_KIND_EMULATED = 5,
+	PM_KIND_P2PMEM = 6, /* PCI peer-to-peer memory a driver published (p2pmem) */
 };
 
 /* pm_info.state (pagemap.h: enum pagemap_state, PAGEMAP_STATE_*). */
@@ -405,13 +407,54 @@ struct pm_uffd {
 static_assert(sizeof(struct pm_uffd) == 16, "pm_uffd is 16 bytes");
 
 /*
+ * PM_OP_FILE_IO, with one fd attached: a regular file or block device the
+ * client opened (O_DIRECT when it could). Bytes [file_off, file_off + len)
+ * of the file go into chunks first.. of allocation alloc_id at byte offset
+ * start (PM_IO_LOAD), or the other way (PM_IO_STORE), wherever each chunk
+ * lives: into a device pool's memory by the storage device's own DMA when
+ * the kernel allows it (PCI P2P DMA into p2pmem), else through a host
+ * buffer. Chunks do not move. start and len are multiples of 4096 and
+ * inside the allocation. Reply: pm_file_io_reply; status 0 or -errno.
+ */
+#define PM_IO_STORE 0x1u  /* allocation to file; without it, file to allocation */
+#define PM_IO_BOUNCE 0x2u /* through a host buffer even where DMA could go direct */
+#define PM_IO_KNOWN (PM_IO_STORE | PM_IO_BOUNCE)
+#define PM_IO_ALIGN 4096u
+
+struct pm_file_io {
+	uint64_t alloc_id;
+	uint64_t start;    /* byte offset in the allocation */
+	uint64_t len;
+	uint64_t file_off;
+	uint32_t flags;    /* PM_IO_* */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_file_io) == 40, "pm_file_io is 40 bytes");
+
+#define PM_IO_REASON_MAX 128
+
+struct pm_file_io_reply {
+	struct pm_reply r;      /* the first error, or 0 */
+	uint64_t bytes_done;    /* moved to or from the file (a load past its end: fewer) */
+	uint64_t bytes_p2p_dma; /* by the storage device's DMA straight to or from a device pool */
+	uint64_t bytes_dma;     /* by its DMA straight to or from host memory */
+	uint64_t bytes_bounced; /* through a host buffer (copied by the CPU on one side) */
+	int32_t fallback;       /* why bytes bounced where DMA was tried: -errno, or 0 */
+	uint32_t reserved;
+	char reason[PM_IO_REASON_MAX]; /* that, in words (the topology's p2pdma reason), NUL-padded */
+};
+static_assert(sizeof(struct pm_file_io_reply) == 176, "pm_file_io_reply is 176 bytes");
+
+/*
  * PM_OP_ENGINES: no request payload. Reply: pm_list_reply then count
  * pm_engine_info, one per copy engine of the broker's transport layer
- * ("cpu", "cuda", "verbs"), counted since the broker started.
+ * ("cpu", "cuda", "verbs", "block"), counted since the broker started.
  * bytes_zero_copy: moved by a DMA engine straight from or to their pages;
  * bytes_staged: through a staging buffer on the way (copied into
  * registered memory first, or bounced through host memory). A CPU copy
- * is neither: the CPU is the engine.
+ * is neither: the CPU is the engine. bytes_p2p_dma: the part of
+ * bytes_zero_copy one device's DMA engine moved into or out of another
+ * device's memory (an NVMe controller reading into a p2pmem pool).
  */
 struct pm_engine_info {
 	char name[16];
@@ -421,8 +464,9 @@ struct pm_engine_info {
 	uint64_t copies;          /* completed */
 	uint64_t failed;          /* copies that failed */
 	uint64_t busy_ns;         /* workers' time in this engine's copies */
+	uint64_t bytes_p2p_dma;   /* a device's DMA engine wrote another device's memory */
 };
-static_assert(sizeof(struct pm_engine_info) == 64, "pm_engine_info is 64 bytes");
+static_assert(sizeof(struct pm_engine_info) == 72, "pm_engine_info is 72 bytes");
 
 /* PM_OP_PEERS: no request payload. Reply: pm_list_reply then count
  * pm_peer_info, one per RDMA link to a peer broker. */

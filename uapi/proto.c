@@ -319,3 +319,22 @@ proto:
 	pm_reader_reset(rd);
 	return -EPROTO;
 }
+
+const char *pm_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case PM_KIND_HOST_NUMA:
+		return "host-numa";
+	case PM_KIND_PCI_BAR:
+		return "pci-bar";
+	case PM_KIND_RDMA_REMOTE:
+		return "rdma-remote";
+	case PM_KIND_GPU:
+		return "gpu";
+	case PM_KIND_EMULATED:
+		return "emulated";
+	case PM_KIND_P2PMEM:
+		return "p2pmem";
+	}
+	return "unknown";
+}

@@ -59,6 +59,10 @@ int pm_name_get(const char *field, size_t size, bool allow_empty, char *out);
 /* Fills a fixed-size field with s, NUL-padded. -ENAMETOOLONG if it does not fit. */
 int pm_name_put(char *field, size_t size, const char *s);
 
+/* A pool kind (enum pm_pool_kind) as every tool and log spells it:
+ * "host-numa", "pci-bar", ... "unknown" for a value it does not know. */
+const char *pm_kind_name(uint32_t kind);
+
 
 /*
  * Incremental reading for a non-blocking stream socket, so a client that

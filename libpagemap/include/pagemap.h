@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,7 @@ enum pagemap_kind {
 	PAGEMAP_KIND_RDMA_REMOTE = 3, /* memory of another node, over RDMA */
 	PAGEMAP_KIND_GPU = 4,         /* GPU VRAM */
 	PAGEMAP_KIND_EMULATED = 5,    /* memory the broker holds for an emulated device */
+	PAGEMAP_KIND_P2PMEM = 6,      /* PCI peer-to-peer memory a driver published (p2pmem) */
 };
 
 enum pagemap_state {
@@ -285,6 +287,59 @@ struct pm_range {
  */
 int pm_query_range(struct pm_client *c, const void *addr, size_t len, struct pm_range *out,
 		   size_t n);
+
+/* pm_load and pm_store flags. */
+/* Through a host buffer even where the storage device could DMA straight
+ * into or out of the memory (a baseline to measure against, like cuFile's
+ * compatibility mode). */
+#define PM_FILE_BOUNCE 0x2u
+
+/* How a pm_load or pm_store went. */
+struct pm_io_result {
+	uint64_t bytes_done;    /* moved to or from the file */
+	uint64_t bytes_p2p_dma; /* by the storage device's DMA straight into or out of
+				 * another device's memory (a p2pmem pool): PCI P2P DMA */
+	uint64_t bytes_dma;     /* by its DMA straight into or out of host memory */
+	uint64_t bytes_bounced; /* through a host buffer or the kernel's page cache */
+	int32_t fallback;       /* the error of a DMA the kernel refused, 0 none:
+				 * -EREMOTEIO no P2P path between the two devices,
+				 * -EFAULT memory no device can DMA into (a BAR pool) */
+	uint32_t reserved0;
+	char reason[128];       /* why bytes went through host memory, "" when none did;
+				 * for a refused pair, the p2pdma verdict pmtopo --pair gives */
+	uint64_t reserved[4];
+};
+
+/*
+ * Reads len bytes of the regular file or block device fd, from offset, into
+ * managed memory [addr, addr + len), wherever its chunks live: nothing
+ * moves. A chunk in a device pool is filled where it is, by the storage
+ * device's own DMA when the kernel allows the pair (an NVMe controller
+ * writing into a p2pmem pool behind the same PCIe switch: PCI peer-to-peer
+ * DMA, the path GPUDirect Storage takes), else through a host buffer; a
+ * chunk in host memory by the same DMA into its pages. *res (may be NULL)
+ * says how many bytes went which way and why any bounced.
+ *
+ * For DMA the file must be read with O_DIRECT: libpagemap reopens fd so
+ * (in this process, with its rights) when offset is a multiple of 4096 and
+ * the file system allows it; otherwise the bytes come through the page
+ * cache. addr and len must be multiples of 4096 and inside one allocation
+ * (-EINVAL). Past the end of the file the range is filled with zeros.
+ *
+ * Returns the bytes read from the file, or -errno: -EBADF fd not open for
+ * reading, -EINVAL a pipe, socket or character device, -EOPNOTSUPP a file
+ * on FUSE, -EIO the device failed (the range's contents are undefined).
+ */
+ssize_t pm_load(struct pm_client *c, void *addr, size_t len, int fd, off_t offset,
+		unsigned int flags, struct pm_io_result *res);
+
+/*
+ * The other way: [addr, addr + len) into fd at offset, read where each chunk
+ * lives (by the device's DMA out of a p2pmem pool where the kernel allows
+ * it). -EBADF when fd is not open for writing. Returns the bytes written.
+ */
+ssize_t pm_store(struct pm_client *c, const void *addr, size_t len, int fd, off_t offset,
+		 unsigned int flags, struct pm_io_result *res);
 
 #ifdef __cplusplus
 }

@@ -97,7 +97,7 @@ static uint8_t touch(const void *p)
 	return *(const volatile uint8_t *)p;
 }
 
-/* The three engines are listed; a request with a payload is refused. */
+/* The four engines are listed; a request with a payload is refused. */
 static void test_engines_listed(void)
 {
 	struct pm_client *c;
@@ -111,6 +111,7 @@ static void test_engines_listed(void)
 	CU_ASSERT_STRING_EQUAL(engine(c, "cpu").name, "cpu");
 	CU_ASSERT_STRING_EQUAL(engine(c, "cuda").name, "cuda");
 	CU_ASSERT_STRING_EQUAL(engine(c, "verbs").name, "verbs");
+	CU_ASSERT_STRING_EQUAL(engine(c, "block").name, "block");
 	CU_ASSERT_EQUAL(pm_client_call(c, PM_OP_ENGINES, junk, sizeof(junk), buf, sizeof(buf), &len,
 				       NULL),
 			-EINVAL);
