@@ -65,6 +65,8 @@ static const struct {
 				"(ib_write_bw, ib_write_lat)" },
 	{ "gpu", pmbench_gpu, "pm_migrate to/from a GPU's pool vs pinned cuMemcpy and managed "
 			      "memory's cuMemPrefetchAsync" },
+	{ "io", pmbench_io, "pm_load/pm_store by the storage device's DMA (P2P into p2pmem) vs "
+		"the same through host memory" },
 	{ "load", pmbench_load, "many clients' mixed requests at once: p50/p99 per kind, errors, "
 				"broker RSS and fds; --kill N clients mid-run" },
 };

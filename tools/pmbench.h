@@ -78,6 +78,7 @@ void bench_broker_print_log(const struct bench_broker *bp);
 int pmbench_topo(int argc, char **argv);
 int pmbench_rtt(int argc, char **argv);
 int pmbench_migrate(int argc, char **argv);
+int pmbench_io(int argc, char **argv);
 int pmbench_rdma(int argc, char **argv);
 int pmbench_gpu(int argc, char **argv);
 int pmbench_load(int argc, char **argv);

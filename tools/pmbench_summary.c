@@ -107,6 +107,10 @@ static void print_row(json_object *o, int indent)
 		human_bytes(x, sz, sizeof(sz));
 		printf(", zero-copy %s", sz);
 	}
+	if (num_of(o, "bytes_p2p_dma", &x) && x > 0) {
+		human_bytes(x, sz, sizeof(sz));
+		printf(", P2P DMA %s", sz);
+	}
 	if (str_of(o, "error"))
 		printf(": %s", str_of(o, "error"));
 	if (str_of(o, "reason"))
