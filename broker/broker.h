@@ -120,6 +120,10 @@ int gpu_pools_add(struct broker *b);
 void gpu_pools_free(struct broker *b);
 /* Whether the driver says a's and b's devices reach each other (GPU pools). */
 bool gpu_can_peer(const struct pool *a, const struct pool *b);
+struct allocation;
+/* The allocation is being freed: the GPU pools' registrations of its pages
+ * go (now, or as soon as the copies using them finish). Loop thread. */
+void gpu_forget_alloc(struct broker *b, const struct allocation *al);
 
 struct pool_bar_conf {
 	char device[PM_NAME_MAX];

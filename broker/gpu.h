@@ -12,6 +12,8 @@
 struct pool;
 struct broker;
 struct allocation;
+struct regcache;
+struct regcache_ent;
 
 /*
  * Lanes: what one copy holds while it runs (a copy worker takes one, and
@@ -42,30 +44,9 @@ struct gpu_lane {
 	uint8_t *buf;  /* STAGE_DEPTH pieces, inside struct gpu's stage */
 	bool busy;     /* taken by a copy, under the pool's lock */
 	bool broken;   /* a failed copy could not be waited for: never reused */
-};
-
-/*
- * A range of an allocation's memfd, mapped in the broker and registered
- * with the driver (pinned), so that the DMA engine reads it in place
- * (xfer_cuda.c). The pool's list, under its lock, least recently used
- * first.
- */
-struct gpu_reg {
-	struct gpu_reg *prev, *next;
-	uint64_t dev, ino;  /* the memfd's file */
-	uint64_t off, len;  /* the range of it */
-	uint8_t *map;
-	uint64_t probe;     /* where in map the last copy out of it started */
-	unsigned refs;      /* copies using it */
-	bool ready;         /* registered (not yet: being registered by refs' copy) */
-	bool dead;          /* to go once unused: the allocation is gone, or stale */
-	bool suspect;       /* a copy went out of it: the range may be punched now */
-};
-
-struct gpu_reg_stats {
-	uint64_t registered, reused, dropped_stale, evicted;
-	uint64_t staged_cap, staged_refused; /* copies staged instead, and why */
-	uint64_t peak;      /* most bytes registered at once */
+	/* The registration a broken copy's DMA may still read: put when the
+	 * pool closes, its stream gone. */
+	struct regcache_ent *held;
 };
 
 struct gpu {
@@ -77,12 +58,11 @@ struct gpu {
 	uint8_t *stage;     /* STAGE_BYTES, pinned; NULL while the pool is closed */
 	struct gpu_lane lanes[STAGE_LANES];
 	unsigned lanes_ok;  /* lanes not broken */
-	pthread_mutex_t lock; /* lanes, regs, peer state */
+	pthread_mutex_t lock; /* lanes, reg_told, peer state */
 	pthread_cond_t freed;
-	/* Zero copy: registered client memory, while the pool is open. */
-	struct gpu_reg *reg_lru, *reg_mru;
-	uint64_t reg_bytes; /* registered or being registered: at most gpu_reg_cap */
-	struct gpu_reg_stats reg_stats;
+	/* Zero copy: registered client memory (xfer_cuda.c), while the pool
+	 * is open; NULL: zero copy off (gpu_reg_cap 0, or no gpu_pagemap_fd). */
+	struct regcache *regs;
 	bool reg_told;      /* the first refused registration was logged */
 	/* Peer access enabled from this context to device i's (bit i), this
 	 * pool's life; peer_tried: tried, whatever the driver said. */
@@ -95,11 +75,4 @@ int gpu_cu_errno(struct pool *p, const char *what, cu_result r);
  * dropped (registrations unregistered) when it is destroyed; 0 or -errno. */
 int gpu_lanes_init(struct pool *p);
 void gpu_lanes_fini(struct pool *p);
-/*
- * The allocation is being freed: its registrations go (now, or as soon as
- * the copies using them finish). For the loop thread, from
- * engine_forget_alloc; without it they linger, within the cap, until
- * evicted or the pool closes.
- */
-void gpu_forget_alloc(struct broker *b, const struct allocation *al);
 #endif

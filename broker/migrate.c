@@ -997,9 +997,10 @@ void engine_forget_alloc(struct broker *b, struct allocation *al)
 		for (unsigned i = 0; i < j->nranges; i++)
 			if (j->r[i].al == al && !j->stopped)
 				job_fail(j, -ECANCELED);
-	/* Its memfd is registered for zero copy no longer (copies in flight
-	 * keep what they use until they end). */
+	/* Its memfd is registered for zero copy no longer, by RDMA or CUDA
+	 * (copies in flight keep what they use until they end). */
 	peers_forget_file(b, al->dev, al->ino);
+	gpu_forget_alloc(b, al);
 	/* Jobs with nothing left in flight are answered now. */
 	engine_kick(b);
 }

@@ -26,6 +26,7 @@ struct regcache_ent {
 	ino_t ino;
 	off_t off;
 	uint64_t len;
+	uint64_t last; /* where in it the range last got starts (sweeps test it) */
 	unsigned flags;
 	void *handle;
 	uint8_t *base;
@@ -64,13 +65,14 @@ static void lru_remove(struct regcache *rc, struct regcache_ent *e)
 	rc->nidle--;
 }
 
-static void lru_push(struct regcache *rc, struct regcache_ent *e)
+/* Into the LRU list as its newest entry, or back among its oldest. */
+static void lru_push(struct regcache *rc, struct regcache_ent *e, bool oldest)
 {
 	assert(!e->idle);
-	e->newer = &rc->lru;
-	e->older = rc->lru.older;
-	rc->lru.older->newer = e;
-	rc->lru.older = e;
+	e->older = oldest ? &rc->lru : rc->lru.older;
+	e->newer = e->older->newer;
+	e->older->newer = e;
+	e->newer->older = e;
 	e->idle = true;
 	rc->nidle++;
 }
@@ -127,13 +129,25 @@ static void evict(struct regcache *rc, struct regcache_ent *e)
 	release(rc, e);
 }
 
+/* Evicts the oldest idle registrations beyond max_idle. Lock held. */
+static void trim_idle(struct regcache *rc)
+{
+	struct regcache_ent *old;
+
+	while (rc->nidle > rc->max_idle && (old = oldest_idle(rc, false)))
+		evict(rc, old);
+}
+
 /* Charges bytes, evicting idle pinned registrations until they fit. Lock held. */
 static int reserve(struct regcache *rc, uint64_t bytes)
 {
 	for (;;) {
 		struct regcache_ent *victim;
 
-		if (bytes <= rc->cap && rc->pinned <= rc->cap - bytes) {
+		/* More than the cap: evicting would only empty the cache. */
+		if (bytes > rc->cap)
+			return -ENOSPC;
+		if (rc->pinned <= rc->cap - bytes) {
 			rc->pinned += bytes;
 			if (rc->pinned > rc->peak)
 				rc->peak = rc->pinned;
@@ -252,12 +266,13 @@ int regcache_get(struct regcache *rc, void *dom, int fd, off_t off, uint64_t len
 		if (was_idle && rc->ops->valid) {
 			e->ready = false; /* other lookups pass it over meanwhile */
 			pthread_mutex_unlock(&rc->lock);
-			ok = rc->ops->valid(rc->ctx, dom, e->handle);
+			ok = rc->ops->valid(rc->ctx, dom, e->handle, (uint64_t)(off - e->off), len);
 			pthread_mutex_lock(&rc->lock);
 			e->ready = true;
 		}
 		if (ok) {
 			rc->hits++;
+			e->last = (uint64_t)(off - e->off);
 			pthread_mutex_unlock(&rc->lock);
 			*out = e;
 			return 0;
@@ -321,17 +336,52 @@ void regcache_put(struct regcache *rc, struct regcache_ent *e)
 		pthread_mutex_unlock(&rc->lock);
 		return;
 	}
-	lru_push(rc, e);
+	lru_push(rc, e, false);
 	if (rc->ops->idle)
 		rc->ops->idle(rc->ctx, e->dom, e->handle);
-	while (rc->nidle > rc->max_idle) {
-		struct regcache_ent *old = oldest_idle(rc, false);
+	trim_idle(rc);
+	pthread_mutex_unlock(&rc->lock);
+}
 
-		if (!old)
-			break;
-		evict(rc, old);
+void regcache_sweep(struct regcache *rc, unsigned max)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct regcache_ent *took = NULL, *e, *next;
+
+	if (!rc->ops->valid)
+		return;
+	pthread_mutex_lock(&rc->lock);
+	/* Out of the list while tested, so that nothing evicts them meanwhile
+	 * and lookups pass them over; chained newest first, so that putting
+	 * each back at the oldest end keeps their order. */
+	for (unsigned n = 0; n < max && (e = oldest_idle(rc, false)); n++) {
+		lru_remove(rc, e);
+		e->refs++;
+		e->ready = false;
+		e->newer = took;
+		took = e;
 	}
 	pthread_mutex_unlock(&rc->lock);
+	for (e = took; e; e = next) {
+		bool ok;
+
+		next = e->newer;
+		ok = rc->ops->valid(rc->ctx, e->dom, e->handle, e->last, page);
+		pthread_mutex_lock(&rc->lock);
+		e->ready = true;
+		e->refs--;
+		if (!ok && e->linked) {
+			unlink_ent(rc, e);
+			rc->stale++;
+		}
+		/* Back where it was; or stale, or invalidated meanwhile. */
+		if (e->linked)
+			lru_push(rc, e, true);
+		else
+			release(rc, e);
+		trim_idle(rc); /* puts meanwhile may have filled the list */
+		pthread_mutex_unlock(&rc->lock);
+	}
 }
 
 uint8_t *regcache_addr(const struct regcache_ent *e, off_t off)

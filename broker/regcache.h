@@ -3,8 +3,8 @@
  * A registration cache: ranges of client memory (an allocation's memfd)
  * registered with a DMA engine so that it moves their bytes itself, without
  * a copy into staging buffers first. Generic over the engine: the verbs
- * engine registers memory regions with a protection domain; a CUDA engine
- * could register host memory with a context the same way.
+ * engine registers memory regions with a protection domain, the CUDA
+ * engine host memory with a GPU pool's context.
  *
  * Keys are (domain, the memfd's st_dev and st_ino, offset range, access),
  * never the fd number, which the loop thread may close and reuse meanwhile.
@@ -52,11 +52,12 @@ struct regcache_ops {
 	/* Optional: a kept registration goes idle (called under the lock; keep it short). */
 	void (*idle)(void *ctx, void *dom, void *handle);
 	/*
-	 * Optional: whether a kept registration found idle still holds the
-	 * file's pages (a pinned one does not once they were punched out or
-	 * replaced); false releases it and registers the range anew.
+	 * Optional: whether bytes [at, at + len) of a kept registration found
+	 * idle are still the file's pages (pinned ones are not once they were
+	 * punched out or replaced); false releases it. A get asks about the
+	 * range it wants (then registers it anew), a sweep about one page.
 	 */
-	bool (*valid)(void *ctx, void *dom, void *handle);
+	bool (*valid)(void *ctx, void *dom, void *handle, uint64_t at, uint64_t len);
 };
 
 struct regcache_stats {
@@ -96,9 +97,20 @@ void *regcache_handle(const struct regcache_ent *e);
 int regcache_charge(struct regcache *rc, uint64_t bytes);
 void regcache_uncharge(struct regcache *rc, uint64_t bytes);
 
+/*
+ * Tests the max least recently used idle registrations with valid, and
+ * releases the stale ones, so that pages a user drops after their copy
+ * (the CUDA engine punches a chunk out of the file once it is on the
+ * device) are not kept pinned until the LRU or a get reaches them. Only
+ * one page of each is tested, the first of the range last got: cheap
+ * enough to sweep before every transfer, and a get tests its whole range.
+ */
+void regcache_sweep(struct regcache *rc, unsigned max);
+
 /* Every registration of the file (an allocation freed, its session gone). */
 void regcache_invalidate(struct regcache *rc, dev_t dev, ino_t ino);
-/* Every registration in dom (its link torn down); none may be in use. */
+/* Every registration in dom (its link torn down); none may be in use or
+ * being swept. */
 void regcache_invalidate_dom(struct regcache *rc, void *dom);
 /* Bytes pinned by registrations in dom. */
 uint64_t regcache_pinned_dom(struct regcache *rc, void *dom);

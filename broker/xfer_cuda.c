@@ -9,10 +9,10 @@
  *
  * - Host -> VRAM, zero copy: the allocation's memfd range is mapped in the
  *   broker and registered with cuMemHostRegister, and one async copy reads
- *   it in place (counted as zero_copy). A pool has at most gpu_reg_cap
- *   bytes registered at once; a registration goes with its copy, or with
- *   gpu_reg_keep stays for the next copy of the range, least recently
- *   used first, evicted to make room.
+ *   it in place (counted as zero_copy). The pool's registration cache
+ *   (regcache.h) holds at most gpu_reg_cap bytes registered at once; a
+ *   registration goes with its copy, or with gpu_reg_keep stays for the
+ *   next copy of the range, least recently used first evicted to make room.
  * - Host -> VRAM, staged (a copy from a pool the broker maps, one shorter
  *   than REG_MIN, one over the cap, a registration the driver refused):
  *   the CPU fills piece N+1 (pread) while the DMA engine moves piece N; a
@@ -34,26 +34,28 @@
  * registered range with the CPU, so each of its pages stays mapped exactly
  * until a punch takes it: before a registration is used again every page of
  * the range must still be mapped (/proc/self/pagemap's present bit), or it
- * is dropped and the range registered anew. A kept registration a copy
- * went out of is checked (one page) at the start of later copies, and
- * dropped once punched, so that detached pages are not kept pinned for
- * long; an allocation's go when it is freed (gpu_forget_alloc).
+ * is dropped and the range registered anew (the cache's valid callback).
+ * The oldest kept registrations are checked (one page) at the start of
+ * every copy, and dropped once punched (regcache_sweep), so that detached
+ * pages are not kept pinned for long; an allocation's go when it is freed
+ * (gpu_forget_alloc).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "copy.h"
 #include "gpu.h"
+#include "regcache.h"
 #include "xfer.h"
 
-#define SWEEP_MAX 16 /* registrations a copy checks for punched pages */
+#define SWEEP_MAX 16 /* kept registrations a copy checks for punched pages */
 
 static uint64_t page_size(void)
 {
@@ -62,6 +64,123 @@ static uint64_t page_size(void)
 	if (!pg)
 		pg = (uint64_t)sysconf(_SC_PAGESIZE);
 	return pg;
+}
+
+/* ---- registrations (zero copy) ---- */
+
+/*
+ * Through a registration cache (regcache.h) of the pool's own rather than
+ * one per broker keyed by context: migration.gpu_pin_bytes caps each pool,
+ * the zero-copy counters are each pool's, and its registrations live as
+ * long as its context does (made with the lanes, gone with them). Every
+ * callback runs with the pool's context current: a copy worker's, or the
+ * loop thread's in gpu_forget_alloc and at the pool's close.
+ */
+
+/* A range of an allocation's memfd, mapped here and registered. */
+struct creg {
+	uint8_t *map;
+	uint64_t len;
+};
+
+/* Registering failed: the copy is staged; said once a pool. */
+static void reg_refused(struct pool *p, const char *what, const char *why)
+{
+	struct gpu *g = p->k.gpu;
+	bool tell;
+
+	pthread_mutex_lock(&g->lock);
+	tell = !g->reg_told;
+	g->reg_told = true;
+	pthread_mutex_unlock(&g->lock);
+	blog(tell ? LOG_WARN : LOG_DEBUG,
+	     "%s: %s: %s; host -> VRAM copies that cannot be registered are staged", p->device,
+	     what, why);
+}
+
+/* Maps the range and registers it with the pool's context (dom), for the
+ * DMA engine to read. */
+static int reg_make(void *ctx, void *dom, int fd, off_t off, uint64_t len, unsigned flags,
+		    void **handle, uint8_t **base)
+{
+	struct creg *c = calloc(1, sizeof(*c));
+	char buf[64];
+	cu_result r;
+
+	if (c)
+		c->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+	if (!c || c->map == MAP_FAILED) {
+		int e = -errno;
+
+		reg_refused(ctx, c ? "mapping the allocation" : "registration", strerror(-e));
+		free(c);
+		return e;
+	}
+	c->len = len;
+	r = gpu_cuda.mem_host_register(c->map, len, 0);
+	if (r == CU_SUCCESS) {
+		*handle = c;
+		*base = c->map;
+		return 0;
+	}
+	reg_refused(ctx, "cuMemHostRegister", cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
+	munmap(c->map, len);
+	free(c);
+	return -EIO;
+}
+
+static void reg_release(void *ctx, void *dom, void *handle)
+{
+	struct creg *c = handle;
+	cu_result r = gpu_cuda.mem_host_unregister(c->map);
+
+	if (r != CU_SUCCESS)
+		gpu_cu_errno(ctx, "cuMemHostUnregister", r);
+	munmap(c->map, c->len);
+	free(c);
+}
+
+/* Whether every page of [at, at + len) of the registration is still mapped
+ * here (see the top). */
+static bool pages_ours(void *ctx, void *dom, void *handle, uint64_t at, uint64_t len)
+{
+	const uint64_t pg = page_size();
+	const uint8_t *p = ((struct creg *)handle)->map + at;
+	uint64_t i = (uintptr_t)p / pg, last = ((uintptr_t)p + len - 1) / pg;
+	uint64_t e[512];
+
+	if (gpu_pagemap_fd < 0 || !len)
+		return false;
+	while (i <= last) {
+		size_t k = last - i + 1 < 512 ? (size_t)(last - i + 1) : 512;
+
+		if (pread(gpu_pagemap_fd, e, k * sizeof(e[0]), (off_t)(i * sizeof(e[0]))) !=
+		    (ssize_t)(k * sizeof(e[0])))
+			return false;
+		for (size_t j = 0; j < k; j++)
+			if (!(e[j] >> 63))
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+static const struct regcache_ops reg_ops = {
+	.reg = reg_make,
+	.unreg = reg_release,
+	.valid = pages_ours,
+};
+
+void gpu_forget_alloc(struct broker *b, const struct allocation *al)
+{
+	for (struct pool *p = b->pools; p; p = p->next) {
+		struct gpu *g = p->k.gpu;
+
+		/* Without the context they are left to eviction or the pool's close. */
+		if (p->ops == &pool_gpu_ops && g && g->regs &&
+		    gpu_cuda.ctx_set_current(g->ctx) == CU_SUCCESS)
+			regcache_invalidate(g->regs, (dev_t)al->dev, (ino_t)al->ino);
+	}
 }
 
 /* ---- lanes ---- */
@@ -77,6 +196,9 @@ static void lanes_destroy(struct gpu *g)
 				gpu_cuda.event_destroy(l->ev[k]);
 		if (l->stream)
 			gpu_cuda.stream_destroy(l->stream);
+		/* A broken copy's registration: no DMA reads it any more. */
+		if (l->held)
+			regcache_put(g->regs, l->held);
 		memset(l, 0, sizeof(*l));
 	}
 	g->lanes_ok = 0;
@@ -113,11 +235,38 @@ int gpu_lanes_init(struct pool *p)
 		return e;
 	}
 	g->lanes_ok = STAGE_LANES;
-	g->reg_lru = g->reg_mru = NULL;
-	g->reg_bytes = 0;
-	memset(&g->reg_stats, 0, sizeof(g->reg_stats));
 	g->reg_told = false;
+	g->regs = NULL;
+	if (gpu_reg_cap && gpu_pagemap_fd >= 0) {
+		/* Kept ones are bounded by the cap, not by their number. */
+		g->regs = regcache_new(&reg_ops, p, gpu_reg_cap, UINT_MAX);
+		if (!g->regs) {
+			lanes_destroy(g);
+			return -ENOMEM;
+		}
+	}
 	return 0;
+}
+
+void gpu_lanes_fini(struct pool *p)
+{
+	struct gpu *g = p->k.gpu;
+	struct regcache_stats s;
+
+	/* Streams first: what they still run is over once they are gone. */
+	lanes_destroy(g);
+	if (!g->regs)
+		return;
+	regcache_stats(g->regs, &s);
+	regcache_destroy(g->regs);
+	g->regs = NULL;
+	blog(LOG_INFO, "%s: zero copy: %llu ranges registered, %llu reused, %llu dropped "
+		       "(punched), %llu evicted; staged instead: %llu over the cap, %llu "
+		       "refused; at most %llu bytes registered (cap %llu)",
+	     p->device, (unsigned long long)s.registrations, (unsigned long long)s.hits,
+	     (unsigned long long)s.stale, (unsigned long long)s.evictions,
+	     (unsigned long long)s.refused, (unsigned long long)s.failed,
+	     (unsigned long long)s.pinned_peak, (unsigned long long)s.cap);
 }
 
 /* A lane of the pool's, waiting while all are taken; NULL: all broken. */
@@ -167,325 +316,6 @@ static bool lane_drain(struct pool *p, struct gpu_lane *l)
 	blog(LOG_WARN, "%s: a copy lane is out of use (its stream cannot be waited for)",
 	     p->device);
 	return false;
-}
-
-/* ---- registrations (zero copy) ---- */
-
-/* Whether every page of [p, p + len) is still mapped here (see the top). */
-static bool pages_ours(const uint8_t *p, uint64_t len)
-{
-	const uint64_t pg = page_size();
-	uint64_t i = (uintptr_t)p / pg, last = ((uintptr_t)p + len - 1) / pg;
-	uint64_t e[512];
-
-	if (gpu_pagemap_fd < 0 || !len)
-		return false;
-	while (i <= last) {
-		size_t k = last - i + 1 < 512 ? (size_t)(last - i + 1) : 512;
-
-		if (pread(gpu_pagemap_fd, e, k * sizeof(e[0]), (off_t)(i * sizeof(e[0]))) !=
-		    (ssize_t)(k * sizeof(e[0])))
-			return false;
-		for (size_t j = 0; j < k; j++)
-			if (!(e[j] >> 63))
-				return false;
-		i += k;
-	}
-	return true;
-}
-
-/* Under the lock. */
-static void reg_unlink(struct gpu *g, struct gpu_reg *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		g->reg_lru = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		g->reg_mru = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void reg_append(struct gpu *g, struct gpu_reg *e)
-{
-	e->next = NULL;
-	e->prev = g->reg_mru;
-	if (g->reg_mru)
-		g->reg_mru->next = e;
-	else
-		g->reg_lru = e;
-	g->reg_mru = e;
-}
-
-/* Unregisters and unmaps e (unlinked, unused; the pool's context current),
- * then gives its bytes back to the cap. */
-static void reg_free(struct pool *p, struct gpu_reg *e)
-{
-	struct gpu *g = p->k.gpu;
-
-	if (e->ready) {
-		cu_result r = gpu_cuda.mem_host_unregister(e->map);
-
-		if (r != CU_SUCCESS)
-			gpu_cu_errno(p, "cuMemHostUnregister", r);
-	}
-	if (e->map)
-		munmap(e->map, e->len);
-	pthread_mutex_lock(&g->lock);
-	g->reg_bytes -= e->len;
-	pthread_mutex_unlock(&g->lock);
-	free(e);
-}
-
-static void reg_free_list(struct pool *p, struct gpu_reg *list)
-{
-	while (list) {
-		struct gpu_reg *next = list->next;
-
-		reg_free(p, list);
-		list = next;
-	}
-}
-
-/* A copy is done with e: suspect when it copied out of it. */
-static void reg_put(struct pool *p, struct gpu_reg *e, bool suspect)
-{
-	struct gpu *g = p->k.gpu;
-	bool drop;
-
-	pthread_mutex_lock(&g->lock);
-	e->refs--;
-	e->suspect |= suspect;
-	drop = !e->refs && (e->dead || !gpu_reg_keep);
-	if (drop)
-		reg_unlink(g, e);
-	pthread_mutex_unlock(&g->lock);
-	if (drop)
-		reg_free(p, e);
-}
-
-/* Unused registrations that are gone (dead) or punched since a copy went
- * out of them, a few per copy; the pool's context current. */
-static void reg_sweep(struct pool *p)
-{
-	struct gpu *g = p->k.gpu;
-	struct gpu_reg *drop = NULL, *e, *next;
-	unsigned checked = 0;
-
-	pthread_mutex_lock(&g->lock);
-	for (e = g->reg_lru; e && checked < SWEEP_MAX; e = next) {
-		next = e->next;
-		if (e->refs || !(e->dead || e->suspect))
-			continue;
-		if (!e->dead) {
-			checked++;
-			if (pages_ours(e->map + e->probe, 1))
-				continue; /* not punched (yet): a copy that kept the host pages */
-			g->reg_stats.dropped_stale++;
-		}
-		reg_unlink(g, e);
-		e->next = drop;
-		drop = e;
-	}
-	pthread_mutex_unlock(&g->lock);
-	reg_free_list(p, drop);
-}
-
-/*
- * Room for len more bytes within the cap, evicting unused registrations
- * least recently used first; under the lock, which it drops and takes
- * again while it unregisters. false: the registrations in use leave none.
- */
-static bool reg_room(struct pool *p, uint64_t len)
-{
-	struct gpu *g = p->k.gpu;
-
-	while (g->reg_bytes + len > gpu_reg_cap) {
-		struct gpu_reg *drop = NULL, *e, *next;
-		uint64_t freeing = 0;
-
-		for (e = g->reg_lru; e && g->reg_bytes - freeing + len > gpu_reg_cap; e = next) {
-			next = e->next;
-			if (e->refs)
-				continue;
-			reg_unlink(g, e);
-			freeing += e->len;
-			g->reg_stats.evicted++;
-			e->next = drop;
-			drop = e;
-		}
-		if (!drop)
-			return false;
-		pthread_mutex_unlock(&g->lock);
-		reg_free_list(p, drop);
-		pthread_mutex_lock(&g->lock);
-	}
-	return true;
-}
-
-/* Registering failed or was refused: the copy is staged; said once a pool. */
-static void reg_refused(struct pool *p, const char *what, const char *why)
-{
-	struct gpu *g = p->k.gpu;
-	bool tell;
-
-	pthread_mutex_lock(&g->lock);
-	g->reg_stats.staged_refused++;
-	tell = !g->reg_told;
-	g->reg_told = true;
-	pthread_mutex_unlock(&g->lock);
-	blog(tell ? LOG_WARN : LOG_DEBUG,
-	     "%s: %s: %s; host -> VRAM copies that cannot be registered are staged", p->device,
-	     what, why);
-}
-
-/*
- * The registration to read [off, off + len) of fd from, made if need be
- * (the pool's context current): NULL to stage the copy instead.
- */
-static struct gpu_reg *reg_get(struct pool *p, int fd, off_t off, uint64_t len)
-{
-	struct gpu *g = p->k.gpu;
-	struct gpu_reg *e;
-	struct stat st;
-	char buf[64];
-	cu_result r;
-
-	if (!gpu_reg_cap || gpu_pagemap_fd < 0 || len < REG_MIN || off < 0 ||
-	    (uint64_t)off % page_size() || len % page_size())
-		return NULL;
-	if (fstat(fd, &st) < 0) {
-		reg_refused(p, "fstat", strerror(errno));
-		return NULL;
-	}
-	pthread_mutex_lock(&g->lock);
-	for (e = g->reg_lru; e; e = e->next)
-		if (e->ready && !e->dead && e->dev == (uint64_t)st.st_dev &&
-		    e->ino == (uint64_t)st.st_ino && e->off <= (uint64_t)off &&
-		    (uint64_t)off + len <= e->off + e->len)
-			break;
-	if (e) {
-		e->refs++;
-		reg_unlink(g, e);
-		reg_append(g, e);
-		pthread_mutex_unlock(&g->lock);
-		if (pages_ours(e->map + ((uint64_t)off - e->off), len)) {
-			pthread_mutex_lock(&g->lock);
-			g->reg_stats.reused++;
-			e->probe = (uint64_t)off - e->off;
-			pthread_mutex_unlock(&g->lock);
-			return e;
-		}
-		/* Punched since: its pages are not the file's any more. */
-		pthread_mutex_lock(&g->lock);
-		e->dead = true;
-		g->reg_stats.dropped_stale++;
-		pthread_mutex_unlock(&g->lock);
-		reg_put(p, e, false);
-		pthread_mutex_lock(&g->lock);
-	}
-	if (len > gpu_reg_cap || !reg_room(p, len)) {
-		g->reg_stats.staged_cap++;
-		pthread_mutex_unlock(&g->lock);
-		return NULL;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		pthread_mutex_unlock(&g->lock);
-		reg_refused(p, "registration", strerror(ENOMEM));
-		return NULL;
-	}
-	/* Counted from now: the cap holds while it is being registered. */
-	e->dev = (uint64_t)st.st_dev;
-	e->ino = (uint64_t)st.st_ino;
-	e->off = (uint64_t)off;
-	e->len = len;
-	e->refs = 1;
-	g->reg_bytes += len;
-	reg_append(g, e);
-	pthread_mutex_unlock(&g->lock);
-
-	e->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
-	if (e->map == MAP_FAILED) {
-		e->map = NULL;
-		reg_refused(p, "mapping the allocation", strerror(errno));
-		r = CU_SUCCESS;
-	} else {
-		r = gpu_cuda.mem_host_register(e->map, len, 0);
-		if (r != CU_SUCCESS)
-			reg_refused(p, "cuMemHostRegister", cuda_error(&gpu_cuda, r, buf, sizeof(buf)));
-	}
-	pthread_mutex_lock(&g->lock);
-	if (!e->map || r != CU_SUCCESS) {
-		reg_unlink(g, e);
-		pthread_mutex_unlock(&g->lock);
-		reg_free(p, e);
-		return NULL;
-	}
-	e->ready = true;
-	g->reg_stats.registered++;
-	if (g->reg_bytes > g->reg_stats.peak)
-		g->reg_stats.peak = g->reg_bytes;
-	pthread_mutex_unlock(&g->lock);
-	return e;
-}
-
-void gpu_forget_alloc(struct broker *b, const struct allocation *al)
-{
-	for (struct pool *p = b->pools; p; p = p->next) {
-		struct gpu *g = p->k.gpu;
-		struct gpu_reg *drop = NULL, *e, *next;
-
-		if (p->ops != &pool_gpu_ops || !g || !g->stage)
-			continue;
-		pthread_mutex_lock(&g->lock);
-		for (e = g->reg_lru; e; e = next) {
-			next = e->next;
-			if (e->dev != al->dev || e->ino != al->ino)
-				continue;
-			e->dead = true; /* in use: goes with its last copy */
-			if (e->refs)
-				continue;
-			reg_unlink(g, e);
-			e->next = drop;
-			drop = e;
-		}
-		pthread_mutex_unlock(&g->lock);
-		if (drop && gpu_cuda.ctx_set_current(g->ctx) == CU_SUCCESS)
-			reg_free_list(p, drop);
-		else if (drop) /* no context: left to the pool's close */
-			for (e = drop; e; e = next) {
-				next = e->next;
-				pthread_mutex_lock(&g->lock);
-				reg_append(g, e);
-				pthread_mutex_unlock(&g->lock);
-			}
-	}
-}
-
-void gpu_lanes_fini(struct pool *p)
-{
-	struct gpu *g = p->k.gpu;
-	const struct gpu_reg_stats *s = &g->reg_stats;
-	struct gpu_reg *e;
-
-	/* Streams first: what they still run is over once they are gone. */
-	lanes_destroy(g);
-	while ((e = g->reg_lru)) {
-		reg_unlink(g, e);
-		e->refs = 0;
-		reg_free(p, e);
-	}
-	if (gpu_reg_cap)
-		blog(LOG_INFO, "%s: zero copy: %llu ranges registered, %llu reused, %llu dropped "
-			       "(punched), %llu evicted; staged instead: %llu over the cap, %llu "
-			       "refused; at most %llu bytes registered (cap %llu)",
-		     p->device, (unsigned long long)s->registered, (unsigned long long)s->reused,
-		     (unsigned long long)s->dropped_stale, (unsigned long long)s->evicted,
-		     (unsigned long long)s->staged_cap, (unsigned long long)s->staged_refused,
-		     (unsigned long long)s->peak, (unsigned long long)gpu_reg_cap);
 }
 
 /* ---- copies ---- */
@@ -615,7 +445,7 @@ static int gpu_io(struct pool *p, uint64_t poff, const struct xfer_local *loc, u
 		  bool to_gpu, struct xfer_tally *t)
 {
 	struct gpu *g = p->k.gpu;
-	struct gpu_reg *reg = NULL;
+	struct regcache_ent *reg = NULL;
 	struct gpu_lane *l;
 	bool broken = false;
 	cu_result r;
@@ -633,15 +463,20 @@ static int gpu_io(struct pool *p, uint64_t poff, const struct xfer_local *loc, u
 		lane_put(g, l, false);
 		return err;
 	}
-	reg_sweep(p);
-	if (to_gpu && loc->fd >= 0)
-		reg = reg_get(p, loc->fd, loc->off, len);
+	if (g->regs) {
+		regcache_sweep(g->regs, SWEEP_MAX);
+		/* Else staged: regcache counts why (over the cap, refused). */
+		if (to_gpu && loc->fd >= 0 && len >= REG_MIN)
+			regcache_get(g->regs, g->ctx, loc->fd, loc->off, len,
+				     REGCACHE_PIN | (gpu_reg_keep ? REGCACHE_KEEP : 0), &reg);
+	}
 	if (reg) {
-		err = direct_to_gpu(p, l, poff, reg->map + ((uint64_t)loc->off - reg->off), len,
-				    &broken);
+		err = direct_to_gpu(p, l, poff, regcache_addr(reg, loc->off), len, &broken);
 		/* A DMA that may still run keeps its pages until the pool closes. */
-		if (!broken)
-			reg_put(p, reg, true);
+		if (broken)
+			l->held = reg;
+		else
+			regcache_put(g->regs, reg);
 		if (!err)
 			t->zero_copy += len;
 	} else {

@@ -2,7 +2,8 @@
 /*
  * The registration cache (broker/regcache.c) over a fake engine: the cap on
  * pinned bytes under 8 threads, LRU eviction, invalidation while in use, by
- * file and by domain, failed registrations and stale kept ones.
+ * file and by domain, failed registrations, stale kept ones and sweeps, a
+ * request over the whole cap.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@ struct handle {
 	uint64_t len;
 	unsigned flags;
 	int valid, dead;
+	uint64_t at, vlen; /* what valid was last asked about */
 };
 
 /* The fake engine: a handle per registration, kept to see which were released;
@@ -76,10 +78,14 @@ static void funreg(void *ctx, void *dom, void *handle)
 	pthread_mutex_unlock(&f.m);
 }
 
-static bool fvalid(void *ctx, void *dom, void *handle)
+static bool fvalid(void *ctx, void *dom, void *handle, uint64_t at, uint64_t len)
 {
+	struct handle *h = handle;
+
 	__atomic_add_fetch(&f.nvalid, 1, __ATOMIC_RELAXED);
-	return __atomic_load_n(&((struct handle *)handle)->valid, __ATOMIC_SEQ_CST);
+	h->at = at;
+	h->vlen = len;
+	return __atomic_load_n(&h->valid, __ATOMIC_SEQ_CST);
 }
 
 static const struct regcache_ops ops = { .reg = freg, .unreg = funreg, .valid = fvalid };
@@ -147,6 +153,8 @@ static void *worker(void *arg)
 			regcache_put(rc, e);
 		if (rand_r(&seed) % 500 == 0)
 			invalidate_file(rc, fd1);
+		if (rand_r(&seed) % 50 == 0)
+			regcache_sweep(rc, 4);
 		if (rand_r(&seed) % 300 == 0 && !regcache_charge(rc, 3 * MB)) {
 			__atomic_add_fetch(&f.charged, 3 * MB, __ATOMIC_SEQ_CST);
 			usleep(20);
@@ -284,7 +292,52 @@ static void test_stale_dropped(void)
 	CU_ASSERT(h->dead);
 	CU_ASSERT_EQUAL(f.nreg, 2);
 	CU_ASSERT(STAT(stale) == 1 && st.pinned == MB);
+	CU_ASSERT(h->at == 0 && h->vlen == MB);
 	regcache_put(rc, e);
+	teardown(rc);
+}
+
+/* A sweep tests the oldest idle ones, a page each where their last get
+ * began, releases the stale ones and leaves the others where they were. */
+static void test_sweep(void)
+{
+	struct regcache *rc = setup(8 * MB, 8);
+	struct regcache_ent *a = get(rc, D1, fd1, 0, 2 * MB, PK);
+	struct regcache_ent *b = get(rc, D1, fd1, 2 * MB, 2 * MB, PK);
+	struct regcache_ent *c = get(rc, D1, fd1, 4 * MB, 2 * MB, PK), *e;
+	struct handle *ha = regcache_handle(a), *hb = regcache_handle(b), *hc = regcache_handle(c);
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	regcache_put(rc, a);
+	regcache_put(rc, b);
+	regcache_put(rc, c);
+	regcache_put(rc, get(rc, D1, fd1, 3 * MB, MB, PK)); /* b from its 2nd MiB: a, c, b */
+	CU_ASSERT(hb->at == MB && hb->vlen == MB);
+	hb->valid = 0;
+	regcache_sweep(rc, 1); /* a alone, still valid */
+	CU_ASSERT(f.nvalid == 2 && ha->at == 0 && ha->vlen == page && !hb->dead);
+	/* a is still the oldest: room for 4 MiB evicts it, not c */
+	e = get(rc, D1, fd2, 0, 4 * MB, PK);
+	CU_ASSERT(ha->dead && !hc->dead);
+	regcache_put(rc, e);
+	regcache_sweep(rc, 8); /* c, b, e: b is stale */
+	CU_ASSERT(f.nvalid == 5 && hb->at == MB && hb->vlen == page);
+	CU_ASSERT(hb->dead && !hc->dead);
+	CU_ASSERT(STAT(stale) == 1 && st.entries == 2 && st.idle == 2 && st.pinned == 6 * MB);
+	teardown(rc);
+}
+
+/* Evicting would not make room for more than the whole cap: nothing goes. */
+static void test_over_cap(void)
+{
+	struct regcache *rc = setup(4 * MB, 8);
+	struct regcache_ent *e = NULL;
+
+	regcache_put(rc, get(rc, D1, fd1, 0, 2 * MB, PK));
+	CU_ASSERT_EQUAL(regcache_get(rc, D1, fd1, 0, 8 * MB, PK, &e), -ENOSPC);
+	CU_ASSERT_PTR_NULL(e);
+	CU_ASSERT_EQUAL(regcache_charge(rc, 5 * MB), -ENOSPC);
+	CU_ASSERT(STAT(evictions) == 0 && st.idle == 1 && st.refused == 2);
 	teardown(rc);
 }
 
@@ -297,6 +350,8 @@ int main(void)
 		{ "invalidate by file and by domain", test_invalidate_file_and_dom },
 		{ "failed register leaves no charge", test_failed_reg_uncharged },
 		{ "valid false drops a kept entry", test_stale_dropped },
+		{ "sweep drops stale idle entries, keeps LRU order", test_sweep },
+		{ "over the whole cap evicts nothing", test_over_cap },
 		{ NULL, NULL },
 	};
 
