@@ -92,7 +92,7 @@ int file_io_check(const struct broker *b, int fd, bool store, struct io_file *f)
 void file_io_explain(const struct broker *b, const struct io_file *f, const struct pool *p,
 		     int fallback, bool bounce, char *out, size_t len)
 {
-	const char *where = p ? p->device : "host memory";
+	const char *where = p ? p->device : "host memory", *ename = strerrorname_np(-fallback);
 	struct topo_path *path;
 	int dp, ds;
 
@@ -130,8 +130,8 @@ void file_io_explain(const struct broker *b, const struct io_file *f, const stru
 	path = malloc(sizeof(*path));
 	if (path && dp >= 0 && ds >= 0 && topo_classify(b->topo, dp, ds, path) == 0)
 		snprintf(out, len, "the kernel refused P2P DMA %s <-> %s (%s); pmtopo: %s%s%s", where,
-			 f->storage, strerror(-fallback), topo_p2p_verdict_name(path->p2p),
-			 path->reason[0] ? ": " : "", path->reason);
+			 f->storage, ename ? ename : strerror(-fallback),
+			 topo_p2p_verdict_name(path->p2p), path->reason[0] ? ": " : "", path->reason);
 	else
 		snprintf(out, len, "the kernel refused P2P DMA %s <-> %s (%s)", where, f->storage,
 			 strerror(-fallback));

@@ -29,6 +29,9 @@ SAME(PAGEMAP_KIND_GPU, PM_KIND_GPU);
 SAME(PAGEMAP_KIND_EMULATED, PM_KIND_EMULATED);
 SAME(PAGEMAP_KIND_P2PMEM, PM_KIND_P2PMEM);
 SAME(PM_FILE_BOUNCE, PM_IO_BOUNCE);
+static_assert(sizeof(((struct pm_io_result *)0)->reason) ==
+		      sizeof(((struct pm_file_io_reply *)0)->reason),
+	      "pm_io_result.reason holds the wire's");
 SAME(PAGEMAP_STATE_ACTIVE, PM_STATE_ACTIVE);
 SAME(PAGEMAP_STATE_LINGERING, PM_STATE_LINGERING);
 SAME(PAGEMAP_STATE_REVOKED, PM_STATE_REVOKED);

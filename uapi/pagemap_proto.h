@@ -431,7 +431,7 @@ struct pm_file_io {
 };
 static_assert(sizeof(struct pm_file_io) == 40, "pm_file_io is 40 bytes");
 
-#define PM_IO_REASON_MAX 128
+#define PM_IO_REASON_MAX 256
 
 struct pm_file_io_reply {
 	struct pm_reply r;      /* the first error, or 0 */
@@ -443,7 +443,7 @@ struct pm_file_io_reply {
 	uint32_t reserved;
 	char reason[PM_IO_REASON_MAX]; /* that, in words (the topology's p2pdma reason), NUL-padded */
 };
-static_assert(sizeof(struct pm_file_io_reply) == 176, "pm_file_io_reply is 176 bytes");
+static_assert(sizeof(struct pm_file_io_reply) == 304, "pm_file_io_reply is 304 bytes");
 
 /*
  * PM_OP_ENGINES: no request payload. Reply: pm_list_reply then count

@@ -305,7 +305,7 @@ struct pm_io_result {
 				 * -EREMOTEIO no P2P path between the two devices,
 				 * -EFAULT memory no device can DMA into (a BAR pool) */
 	uint32_t reserved0;
-	char reason[128];       /* why bytes went through host memory, "" when none did;
+	char reason[256];       /* why bytes went through host memory, "" when none did;
 				 * for a refused pair, the p2pdma verdict pmtopo --pair gives */
 	uint64_t reserved[4];
 };
