@@ -68,7 +68,9 @@ struct pool {
 	uint64_t capacity, used;
 	uint32_t addr_bits;
 	bool emulated;
-	bool gone; /* revoked or removed: opens fail -ENODEV */
+	bool gone; /* revoked or removed: opens fail with revoked_by */
+	int revoked_by; /* -ECANCELED an administrator (until RESTORE), -ENODEV
+			 * its device went away (until it comes back); 0 */
 	char sysfs[512]; /* the device's sysfs directory ("" for none) */
 	/* Device pools (BAR, emulated): the broker's mapping of the whole pool
 	 * while a pagemap lives; chunks are copied in and out of it. */
@@ -142,6 +144,9 @@ struct pool *pool_find(struct broker *b, const char *device, const char *region)
 const char *pool_canonical_device(const struct broker *b, const char *device);
 /* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
 uint64_t pool_free(const struct broker *b, const struct pool *p);
+/* p as PM_OP_POOLS describes it, path classes from cpu (-1: none). */
+void pool_describe(const struct broker *b, const struct pool *p, int cpu,
+		   struct pm_pools_entry *out);
 /* Whether chunks placed in p live in the broker's mapping (not host pages). */
 static inline bool pool_is_device(const struct pool *p)
 {
@@ -246,9 +251,16 @@ void registry_info(const struct pagemap *pm, struct pm_info *info);
 struct handle *registry_handle_of_fd(struct broker *b, int fd);
 void registry_pin(struct broker *b, struct pagemap *pm);
 void registry_unpin(struct broker *b, struct pagemap *pm);
-/* Revokes every pagemap of the named device; marks its pools gone. Returns
- * the number revoked or -ENOENT. */
+/* Revokes every pagemap of the named device; marks its pools gone for
+ * reason (-ECANCELED: an administrator, -ENODEV: the device went away).
+ * Returns the number revoked or -ENOENT. */
 int registry_revoke_device(struct broker *b, const char *device, int reason);
+/* An administrator lifts a revoke: the device's revoked pools are served
+ * again. The number restored, or -ENOENT. */
+int registry_restore_device(struct broker *b, const char *device);
+/* A PCI function came back (rescan, hot-add): its pools that went away with
+ * it are served again. The number restored. */
+int registry_device_added(struct broker *b, const char *bdf);
 /* Tears down lingering pagemaps whose time is up (or all, under pressure). */
 void registry_expire(struct broker *b, bool pressure);
 uint64_t registry_next_deadline(const struct broker *b);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cpuset.h"
 
 struct pool *pool_add(struct broker *b, const struct pool_ops *ops, const char *device,
 		      const char *region)
@@ -197,4 +198,56 @@ uint64_t pool_free(const struct broker *b, const struct pool *p)
 	}
 	fclose(f);
 	return free_bytes;
+}
+
+/* The path class from the NUMA node of cpu to p's device, as pmtopo's
+ * matrix names it; the caller's own node is NODE. "" when unknown. */
+static void path_from_cpu(const struct broker *b, const struct pool *p, int cpu, char *out,
+			  size_t len)
+{
+	const struct topo_graph *g = b->topo;
+	struct topo_path *path;
+	char node[16];
+	int from = -1, to;
+
+	out[0] = '\0';
+	for (size_t i = 0; cpu >= 0 && cpu < CPUSET_WORDS * 64 && i < g->n_numa; i++) {
+		struct cpuset cs;
+
+		if (cpuset_parse_list(g->numa[i].cpulist, &cs) == 0 &&
+		    (cs.w[cpu / 64] >> (cpu % 64) & 1)) {
+			snprintf(node, sizeof(node), "node%d", g->numa[i].id);
+			from = topo_graph_lookup(g, node);
+			break;
+		}
+	}
+	to = topo_graph_lookup(g, p->device);
+	if (from < 0 || to < 0)
+		return;
+	if (from == to) {
+		snprintf(out, len, "NODE");
+		return;
+	}
+	path = malloc(sizeof(*path));
+	if (path && topo_classify(g, from, to, path) == 0)
+		topo_class_cell(path, out, len);
+	free(path);
+}
+
+void pool_describe(const struct broker *b, const struct pool *p, int cpu,
+		   struct pm_pools_entry *out)
+{
+	memset(out, 0, sizeof(*out));
+	pm_name_put(out->device, sizeof(out->device), p->device);
+	pm_name_put(out->region, sizeof(out->region), p->region);
+	out->kind = p->ops->kind;
+	out->numa_node = p->numa;
+	out->capacity = p->capacity;
+	out->free = pool_free(b, p);
+	if (p->gone)
+		out->state = p->revoked_by == -ECANCELED ? PM_POOLS_REVOKED : PM_POOLS_GONE;
+	else
+		out->state = p->pm ? PM_POOLS_LIVE : PM_POOLS_AVAILABLE;
+	out->pagemap_id = p->pm ? p->pm->id : 0;
+	path_from_cpu(b, p, cpu, out->path, sizeof(out->path));
 }

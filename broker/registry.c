@@ -241,7 +241,7 @@ int registry_open(struct broker *b, struct pool *p, uint64_t session_id, uint32_
 	int sv[2], r;
 
 	if (p->gone)
-		return -ENODEV;
+		return p->revoked_by ? p->revoked_by : -ENODEV;
 	r = uid_charge(b, uid, UID_HANDLES, 1);
 	if (r < 0)
 		return r;
@@ -344,6 +344,9 @@ int registry_revoke_device(struct broker *b, const char *device, int reason)
 			continue;
 		found = 1;
 		p->gone = true;
+		/* An administrator's word outlasts the device's coming and going. */
+		if (p->revoked_by != -ECANCELED)
+			p->revoked_by = reason;
 		if (p->pm) {
 			pagemap_revoke(b, p->pm, reason);
 			n++;
@@ -351,6 +354,44 @@ int registry_revoke_device(struct broker *b, const char *device, int reason)
 	}
 	loop_arm_timer(b);
 	return found ? n : -ENOENT;
+}
+
+int registry_restore_device(struct broker *b, const char *device)
+{
+	int n = 0, found = 0;
+
+	for (struct pool *p = b->pools; p; p = p->next) {
+		if (strcmp(p->device, device))
+			continue;
+		found = 1;
+		if (!p->gone || p->revoked_by != -ECANCELED)
+			continue;
+		/* Back to what the device itself says: gone if it left meanwhile. */
+		if (p->sysfs[0] && access(p->sysfs, F_OK) < 0) {
+			p->revoked_by = -ENODEV;
+			continue;
+		}
+		p->gone = false;
+		p->revoked_by = 0;
+		n++;
+	}
+	return found ? n : -ENOENT;
+}
+
+int registry_device_added(struct broker *b, const char *bdf)
+{
+	int n = 0;
+
+	for (struct pool *p = b->pools; p; p = p->next)
+		if (!strcmp(p->device, bdf) && p->gone && p->revoked_by == -ENODEV &&
+		    !p->pm) {
+			p->gone = false;
+			p->revoked_by = 0;
+			n++;
+		}
+	if (n)
+		blog(LOG_INFO, "%s is back: its %d pool%s served again", bdf, n, n == 1 ? "" : "s");
+	return n;
 }
 
 void registry_expire(struct broker *b, bool pressure)

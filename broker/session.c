@@ -118,8 +118,10 @@ static int op_open(struct broker *b, struct session *s, const struct pm_msg *m)
 	p = pool_find(b, device, region);
 	if (!p)
 		return reply_status(s, m, -ENOENT);
+	/* Revoked by an administrator (-ECANCELED, as its holders were told)
+	 * or gone with its device (-ENODEV): not the same as no such pool. */
 	if (p->gone)
-		return reply_status(s, m, -ENODEV);
+		return reply_status(s, m, p->revoked_by ? p->revoked_by : -ENODEV);
 	r = policy_check(b, p, &s->cred);
 	if (r < 0) {
 		b->stats.denied++;
@@ -199,22 +201,65 @@ static int op_clients(struct broker *b, struct session *s, const struct pm_msg *
 	return reply(s, m, buf, sizeof(*rep) + n * sizeof(*ci), NULL, 0);
 }
 
+/* REVOKE and RESTORE: an administrator's, by device name. */
 static int op_revoke(struct broker *b, struct session *s, const struct pm_msg *m)
 {
 	const struct pm_revoke *rv = (const void *)m->payload;
+	bool restore = m->hdr.opcode == PM_OP_RESTORE;
 	char device[PM_NAME_MAX];
+	const char *canon;
+	struct pool *p;
 	int r;
 
-	if (m->hdr.length != sizeof(*rv) || rv->flags || rv->reserved ||
-	    pm_name_get(rv->device, sizeof(rv->device), false, device) < 0)
+	if (m->hdr.length != sizeof(*rv) || (rv->flags & ~(restore ? 0 : PM_REVOKE_FORCE)) ||
+	    rv->reserved || pm_name_get(rv->device, sizeof(rv->device), false, device) < 0)
 		return reply_status(s, m, -EINVAL);
 	if (!broker_is_admin(&s->cred)) {
-		blog(LOG_WARN, "denied uid %u (pid %d) revoking %s: not an administrator",
-		     s->cred.uid, (int)s->cred.pid, device);
+		blog(LOG_WARN, "denied uid %u (pid %d) %s %s: not an administrator",
+		     s->cred.uid, (int)s->cred.pid, restore ? "restoring" : "revoking", device);
 		return reply_status(s, m, -EPERM);
 	}
-	r = registry_revoke_device(b, pool_canonical_device(b, device), -ECANCELED);
+	canon = pool_canonical_device(b, device);
+	if (restore) {
+		r = registry_restore_device(b, canon);
+		if (r > 0)
+			blog(LOG_INFO, "%s restored by uid %u: served again", canon, s->cred.uid);
+		return reply_status(s, m, r);
+	}
+	/* Host memory holds every client's pages: disabling it is asked twice. */
+	p = pool_find(b, canon, NULL);
+	if (p && p->ops->kind == PM_KIND_HOST_NUMA && !(rv->flags & PM_REVOKE_FORCE))
+		return reply_status(s, m, -EBUSY);
+	r = registry_revoke_device(b, canon, -ECANCELED);
+	if (r >= 0)
+		blog(LOG_INFO, "%s revoked by uid %u: disabled until restored", canon, s->cred.uid);
 	return reply_status(s, m, r);
+}
+
+static int op_pools(struct broker *b, struct session *s, const struct pm_msg *m)
+{
+	static uint8_t buf[PM_MAX_PAYLOAD];
+	const struct pm_pools_req *q = (const void *)m->payload;
+	struct pm_list_reply *rep = (void *)buf;
+	unsigned max = (sizeof(buf) - sizeof(*rep)) / sizeof(struct pm_pools_entry), n = 0;
+	struct pm_pools_entry *out = (struct pm_pools_entry *)(rep + 1);
+
+	if (m->hdr.length != sizeof(*q) || q->reserved)
+		return reply_status(s, m, -EINVAL);
+	memset(rep, 0, sizeof(*rep));
+	for (const struct pool *p = b->pools; p; p = p->next) {
+		/* What the caller may not open it does not see either. */
+		if (policy_check(b, p, &s->cred) < 0)
+			continue;
+		if (n == max) {
+			rep->flags |= PM_LIST_TRUNCATED;
+			break;
+		}
+		pool_describe(b, p, q->cpu, &out[n++]);
+	}
+	rep->count = n;
+	rep->r.status = (int32_t)n;
+	return reply(s, m, buf, sizeof(*rep) + n * sizeof(struct pm_pools_entry), NULL, 0);
 }
 
 static int op_stats(struct broker *b, struct session *s, const struct pm_msg *m)
@@ -481,7 +526,11 @@ static int dispatch(struct broker *b, struct session *s, struct pm_msg *m)
 		r = op_clients(b, s, m);
 		break;
 	case PM_OP_REVOKE:
+	case PM_OP_RESTORE:
 		r = op_revoke(b, s, m);
+		break;
+	case PM_OP_POOLS:
+		r = op_pools(b, s, m);
 		break;
 	case PM_OP_STATS:
 		r = op_stats(b, s, m);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* libpagemap's public functions (include/pagemap.h). */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,4 +236,46 @@ PM_EXPORT int pm_ping(struct pm_client *c)
 	if (!c)
 		return -EINVAL;
 	return pm_client_call(c, PM_OP_NOP, NULL, 0, NULL, 0, NULL, NULL);
+}
+
+PM_EXPORT int pm_list_pools(struct pm_client *c, struct pm_pool_info *out, size_t n)
+{
+	static const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
+	struct pm_pools_req q = { .cpu = sched_getcpu() };
+	uint8_t *buf;
+	uint32_t count;
+	size_t len = 0;
+	int r;
+
+	if (!c || (n && !out))
+		return -EINVAL;
+	buf = malloc(PM_MAX_PAYLOAD);
+	if (!buf)
+		return -ENOMEM;
+	r = pm_client_call(c, PM_OP_POOLS, &q, sizeof(q), buf, PM_MAX_PAYLOAD, &len, NULL);
+	if (r >= 0) {
+		memcpy(&count, buf, sizeof(count));
+		if (len < head || count != (uint32_t)r ||
+		    len != head + (size_t)count * sizeof(struct pm_pools_entry))
+			r = -EPROTO;
+	}
+	/* Records come unaligned and untrusted: copied out, names terminated. */
+	for (int i = 0; r >= 0 && (size_t)i < n && i < r; i++) {
+		struct pm_pools_entry e;
+		struct pm_pool_info *o = &out[i];
+
+		memcpy(&e, buf + head + (size_t)i * sizeof(e), sizeof(e));
+		memset(o, 0, sizeof(*o));
+		memcpy(o->device, e.device, sizeof(o->device) - 1);
+		memcpy(o->region, e.region, sizeof(o->region) - 1);
+		memcpy(o->path, e.path, sizeof(o->path) - 1);
+		o->kind = e.kind;
+		o->numa = e.numa_node;
+		o->capacity = e.capacity;
+		o->free = e.free;
+		o->state = e.state;
+		o->pagemap_id = e.pagemap_id;
+	}
+	free(buf);
+	return r;
 }

@@ -29,6 +29,15 @@ SAME(PAGEMAP_KIND_GPU, PM_KIND_GPU);
 SAME(PAGEMAP_KIND_EMULATED, PM_KIND_EMULATED);
 SAME(PAGEMAP_KIND_P2PMEM, PM_KIND_P2PMEM);
 SAME(PM_FILE_BOUNCE, PM_IO_BOUNCE);
+SAME(PM_POOL_AVAILABLE, PM_POOLS_AVAILABLE);
+SAME(PM_POOL_LIVE, PM_POOLS_LIVE);
+SAME(PM_POOL_REVOKED, PM_POOLS_REVOKED);
+SAME(PM_POOL_GONE, PM_POOLS_GONE);
+static_assert(sizeof(((struct pm_pool_info *)0)->device) == PM_NAME_MAX &&
+		      sizeof(((struct pm_pool_info *)0)->region) == PM_REGION_MAX &&
+		      sizeof(((struct pm_pool_info *)0)->path) ==
+			      sizeof(((struct pm_pools_entry *)0)->path),
+	      "pm_pool_info's names hold the wire's");
 static_assert(sizeof(((struct pm_io_result *)0)->reason) ==
 		      sizeof(((struct pm_file_io_reply *)0)->reason),
 	      "pm_io_result.reason holds the wire's");

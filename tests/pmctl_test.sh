@@ -128,7 +128,10 @@ expect_err "ranges: SESSION_ID out of range" "99999999999999999999999" \
 	pm ranges 99999999999999999999999
 expect_err "ranges: two arguments" "unexpected argument '2'" pm ranges 1 2
 expect_err "unknown option" "--bogus" pm --bogus stats
-"$PMCTL" --help | grep -q "revoke DEVICE" && ok "--help" || fail "--help does not list revoke"
+"$PMCTL" --help | grep -q "revoke \[--force\] DEVICE" && "$PMCTL" --help | grep -q "restore DEVICE" &&
+	"$PMCTL" --help | grep -q "^  pools" && ok "--help" || fail "--help does not list pools, revoke, restore"
+expect_err "restore without DEVICE" "restore" pm restore
+expect_err "--force with another command" "--force is for revoke only" pm --force pools
 "$PMCTL" --version | grep -qE '^pmctl [0-9]' && ok "--version" || fail "--version"
 
 # --- the broker ----------------------------------------------------------------
@@ -230,9 +233,29 @@ T=$(pm stats)
 grep -qE "^cpu +[0-9.]+ [KMGT]?i?B" <<<"$T" && ok "stats: the engine table" ||
 	fail "stats: no engine table: $T"
 
+# --- pools -----------------------------------------------------------------------
+PJ=$(pm --json pools)
+expect "pools --json: a versioned envelope" "$(jq -c '[.version, (.pools | type)]' <<<"$PJ")" \
+	'[1,"array"]'
+expect "pools: node0 is live, its pagemap the holder's" \
+	"$(jq -c ".pools[] | select(.device == \"node0\") | [.state, .pagemap_id]" <<<"$PJ")" \
+	"[\"live\",$ID_NODE0]"
+expect "pools: the emulated machine's nodes and device pools, sizes as numbers" \
+	"$(jq -c '[(.pools | length > 2), all(.pools[]; (.capacity | type) == "number" and
+		(.free | type) == "number" and (.kind == "host-numa" or .free <= .capacity)),
+		([.pools[].kind] | index("host-numa") != null), ([.pools[].kind] | index("emulated") != null)]' \
+		<<<"$PJ")" "[true,true,true,true]"
+T=$(pm pools)
+[[ $(head -n1 <<<"$T") == DEVICE*REGION*KIND*NUMA*CAPACITY*FREE*STATE*PATH ]] &&
+	(($(wc -l <<<"$T") == $(jq '.pools | length' <<<"$PJ") + 1)) &&
+	ok "pools: a table, one line per pool" || fail "pools table: $T"
+
 # --- revoke --------------------------------------------------------------------
 R=$(pm revoke 0000:03:00.0)
-expect "revoke 0000:03:00.0" "$R" "0000:03:00.0: revoked 1 pagemap"
+expect "revoke 0000:03:00.0" "$R" \
+	"0000:03:00.0: revoked 1 pagemap; the device stays disabled until 'pmctl restore 0000:03:00.0'"
+expect "pools: the revoked device" \
+	"$(pm --json pools | jq -r '.pools[] | select(.device == "0000:03:00.0") | .state')" revoked
 J=$(pm --json pagemaps)
 expect "revoked pagemap is gone from the list" \
 	"$(jq '[.[] | select(.device == "0000:03:00.0")] | length' <<<"$J")" 0
@@ -240,8 +263,14 @@ expect "node0 untouched by the revoke" \
 	"$(jq -c '.[] | select(.device == "node0") | [.id, .state, .refs]' <<<"$J")" \
 	"[$ID_NODE0,\"active\",1]"
 expect "stats: revoked 1" "$(pm --json stats | jq .revoked)" 1
-expect "revoke --json of a device with no pagemap" \
-	"$(pm --json revoke node1 | jq -c '[.device, .revoked]')" '["node1",0]'
+expect_err "revoke of host memory without --force" "revoke it only with --force" pm revoke node1
+expect "revoke --json --force of a device with no pagemap" \
+	"$(pm --json --force revoke node1 | jq -c '[.device, .revoked]')" '["node1",0]'
+expect "restore node1" "$(pm restore node1)" "node1: restored 1 pool: served again"
+expect "restore twice" "$(pm restore node1)" \
+	"node1: nothing to restore (not revoked, or its device is gone)"
+expect "restore --json" "$(pm --json restore 0000:03:00.0 | jq -c '[.device, .restored]')" \
+	'["0000:03:00.0",1]'
 expect_err "revoke of an unknown device" "0000:99:00.0" pm revoke 0000:99:00.0
 # Everything so far was well-formed: the broker counted no protocol error.
 expect "stats: no protocol errors from pmctl" "$(pm --json stats | jq .protocol_errors)" 0

@@ -31,12 +31,19 @@ static void usage(FILE *f)
 	      "                        (default: every session; others' need root or the broker's user)\n"
 	      "  peers                 links to peer brokers over RDMA: role, state, device,\n"
 	      "                        port rate (the NET edge's bandwidth), pools, pinned memory\n"
-	      "  revoke DEVICE         revoke DEVICE's pagemaps (root or the broker's user only)\n"
+	      "  pools                 every pool you may open: kind, NUMA node, capacity, free,\n"
+	      "                        state (available, live, revoked, gone), path from this CPU\n"
+	      "  revoke [--force] DEVICE\n"
+	      "                        revoke DEVICE's pagemaps (data moves home, holders are told)\n"
+	      "                        and disable it until restored; host nodes need --force\n"
+	      "  restore DEVICE        serve a revoked DEVICE again\n"
+	      "                        (revoke and restore: root or the broker's user only)\n"
 	      "  stats                 the broker's counters\n\n"
 	      "Options:\n"
 	      "  --socket PATH         the broker's socket (default $PAGEMAP_SOCKET, then\n"
 	      "                        $XDG_RUNTIME_DIR/pagemap/broker.sock, /run/pagemap/broker.sock)\n"
 	      "  --json                JSON on stdout instead of a table\n"
+	      "  --force               revoke: also host memory (a NUMA node)\n"
 	      "  -h, --help            this text;  --version\n",
 	      f);
 }
@@ -232,50 +239,6 @@ static int cmd_clients(struct pm_client *c, bool json)
 	return 0;
 }
 
-static int cmd_revoke(struct pm_client *c, const char *device, bool json)
-{
-	struct pm_revoke rv = { 0 };
-	json_object *o;
-	int r;
-
-	if (pm_name_put(rv.device, sizeof(rv.device), device) < 0) {
-		fprintf(stderr, "pmctl: revoke %s: device name longer than %d bytes\n", device,
-			PM_NAME_MAX - 1);
-		return 2;
-	}
-	r = pm_client_call(c, PM_OP_REVOKE, &rv, sizeof(rv), NULL, 0, NULL, NULL);
-	if (r == -EPERM) {
-		fprintf(stderr, "pmctl: revoke %s: not allowed (root or the broker's user only)\n",
-			device);
-		return 1;
-	}
-	if (r == -ENOENT) {
-		fprintf(stderr, "pmctl: revoke %s: the broker serves no pool of device '%s' "
-				"(see pmctl pagemaps, pmtopo --json)\n", device, device);
-		return 1;
-	}
-	if (r == -EINVAL) {
-		fprintf(stderr, "pmctl: revoke %s: invalid device name\n", device);
-		return 1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(-r));
-		return 1;
-	}
-	if (json) {
-		o = json_object_new_object();
-		if (!o || json_out_add(o, "device", json_object_new_string(device)) ||
-		    json_out_add(o, "revoked", json_object_new_int(r))) {
-			json_object_put(o);
-			fprintf(stderr, "pmctl: revoke %s: %s\n", device, strerror(ENOMEM));
-			return 1;
-		}
-		return pmctl_print_json(o) < 0 ? 1 : 0;
-	}
-	printf("%s: revoked %d pagemap%s\n", device, r, r == 1 ? "" : "s");
-	return 0;
-}
-
 static int cmd_stats(struct pm_client *c, bool json)
 {
 	struct pm_stats_reply st = { 0 };
@@ -367,20 +330,21 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION };
+	enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION, OPT_FORCE };
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static const char *const commands[] = { "pagemaps", "clients", "ranges", "peers", "revoke",
-						"stats" };
+	static const char *const commands[] = { "pagemaps", "clients", "ranges", "peers", "pools",
+						"revoke", "restore", "stats" };
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *socket_arg = NULL, *cmd, *device = NULL;
 	struct pm_client *c = NULL;
-	bool json = false;
+	bool json = false, force = false, admin;
 	uint64_t session = 0;
 	int ch, nmin, nmax, r;
 	size_t i;
@@ -390,6 +354,7 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case OPT_SOCKET: socket_arg = optarg; break;
 		case OPT_JSON: json = true; break;
+		case OPT_FORCE: force = true; break;
 		case OPT_VERSION: printf("pmctl %s\n", PAGEMAP_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		case ':':
@@ -407,7 +372,8 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		fprintf(stderr,
-			"pmctl: missing COMMAND (pagemaps, clients, ranges, peers, revoke, stats)\n");
+			"pmctl: missing COMMAND (pagemaps, clients, ranges, peers, pools, revoke, "
+			"restore, stats)\n");
 		return 2;
 	}
 	cmd = argv[optind++];
@@ -416,11 +382,12 @@ int main(int argc, char **argv)
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
 		fprintf(stderr, "pmctl: unknown command '%s' (pagemaps, clients, ranges, peers, "
-				"revoke, stats)\n", cmd);
+				"pools, revoke, restore, stats)\n", cmd);
 		return 2;
 	}
-	nmin = !strcmp(cmd, "revoke") ? 1 : 0;
-	nmax = !strcmp(cmd, "revoke") || !strcmp(cmd, "ranges") ? 1 : 0;
+	admin = !strcmp(cmd, "revoke") || !strcmp(cmd, "restore");
+	nmin = admin ? 1 : 0;
+	nmax = admin || !strcmp(cmd, "ranges") ? 1 : 0;
 	if (argc - optind < nmin) {
 		fprintf(stderr, "pmctl: %s: missing DEVICE argument\n", cmd);
 		return 2;
@@ -429,10 +396,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pmctl: %s: unexpected argument '%s'\n", cmd, argv[optind + nmax]);
 		return 2;
 	}
-	if (!strcmp(cmd, "revoke"))
+	if (force && strcmp(cmd, "revoke")) {
+		fprintf(stderr, "pmctl: %s: --force is for revoke only\n", cmd);
+		return 2;
+	}
+	if (admin)
 		device = argv[optind];
 	if (device && !device[0]) {
-		fprintf(stderr, "pmctl: revoke: empty DEVICE argument\n");
+		fprintf(stderr, "pmctl: %s: empty DEVICE argument\n", cmd);
 		return 2;
 	}
 	if (!strcmp(cmd, "ranges") && optind < argc && parse_u64(argv[optind], &session) < 0) {
@@ -453,9 +424,12 @@ int main(int argc, char **argv)
 			r == -ENOENT || r == -ECONNREFUSED ? " (is pagemapd running?)" : "");
 		return 1;
 	}
-	if (!strcmp(cmd, "revoke") || !strcmp(cmd, "ranges") || !strcmp(cmd, "peers")) {
-		if (device)
-			r = cmd_revoke(c, device, json);
+	/* Commands that say what went wrong themselves and return the exit status. */
+	if (admin || !strcmp(cmd, "ranges") || !strcmp(cmd, "peers") || !strcmp(cmd, "pools")) {
+		if (admin)
+			r = pmctl_revoke(c, device, !strcmp(cmd, "restore"), force, json);
+		else if (!strcmp(cmd, "pools"))
+			r = pmctl_pools(c, json);
 		else if (!strcmp(cmd, "peers"))
 			r = pmctl_peers(c, json);
 		else

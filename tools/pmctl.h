@@ -27,4 +27,8 @@ int pmctl_call_list(struct pm_client *c, uint16_t op, uint8_t *buf, size_t cap, 
 int pmctl_ranges(struct pm_client *c, uint64_t session_id, bool json);
 /* pmctl peers: links to peer brokers. Returns the exit status. */
 int pmctl_peers(struct pm_client *c, bool json);
+/* pmctl pools: every pool the caller may open, with its state. Exit status. */
+int pmctl_pools(struct pm_client *c, bool json);
+/* pmctl revoke [--force] DEVICE, pmctl restore DEVICE. Exit status. */
+int pmctl_revoke(struct pm_client *c, const char *device, bool restore, bool force, bool json);
 #endif

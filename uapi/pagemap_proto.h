@@ -75,6 +75,8 @@ enum pm_opcode {
 	PM_OP_ENGINES = 18, /* control: bytes each copy engine moved (pmctl stats) */
 	PM_OP_UFFD = 19,    /* control: where an allocation is mapped, the userfaultfd attached */
 	PM_OP_FILE_IO = 20, /* control: file or block data into or out of an allocation */
+	PM_OP_POOLS = 21,   /* control: every pool the caller may open (pmctl pools) */
+	PM_OP_RESTORE = 22, /* control, admin: serve a revoked device again */
 	PM_EV_REVOKED = 64, /* event on a pagemap fd: the pagemap was revoked */
 };
 
@@ -187,9 +189,13 @@ struct pm_client_info {
 static_assert(sizeof(struct pm_client_info) == 56, "pm_client_info is 56 bytes");
 
 /* PM_OP_REVOKE */
+/* PM_OP_REVOKE and PM_OP_RESTORE. Reply status: the pagemaps revoked, or
+ * the pools restored. A revoked device stays disabled (opens fail with
+ * -ECANCELED) until RESTORE. */
+#define PM_REVOKE_FORCE 0x1u /* also host memory (NUMA nodes; without: -EBUSY) */
 struct pm_revoke {
 	char device[PM_NAME_MAX];
-	uint32_t flags; /* none defined: must be 0 */
+	uint32_t flags; /* PM_REVOKE_FORCE; RESTORE: 0 */
 	uint32_t reserved;
 };
 static_assert(sizeof(struct pm_revoke) == 72, "pm_revoke is 72 bytes");
@@ -467,6 +473,40 @@ struct pm_engine_info {
 	uint64_t bytes_p2p_dma;   /* a device's DMA engine wrote another device's memory */
 };
 static_assert(sizeof(struct pm_engine_info) == 72, "pm_engine_info is 72 bytes");
+
+/*
+ * PM_OP_POOLS: pm_pools_req. Reply: pm_list_reply then count pm_pools_entry,
+ * every pool the caller may open (the policy's verdict for its uid),
+ * revoked and gone ones included.
+ */
+struct pm_pools_req {
+	int32_t cpu;       /* the caller's CPU (path classes from it), -1 unknown */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct pm_pools_req) == 8, "pm_pools_req is 8 bytes");
+
+/* pm_pools_entry.state (pagemap.h: enum pm_pool_state, PM_POOL_*). */
+enum pm_pools_state {
+	PM_POOLS_AVAILABLE = 1, /* no pagemap now: the first open creates it */
+	PM_POOLS_LIVE = 2,      /* a pagemap exists (active or lingering) */
+	PM_POOLS_REVOKED = 3,   /* an administrator revoked it: opens fail until RESTORE */
+	PM_POOLS_GONE = 4,      /* its device went away: served again if it comes back */
+};
+
+struct pm_pools_entry {
+	char device[PM_NAME_MAX];
+	char region[PM_REGION_MAX];
+	uint32_t kind;      /* enum pm_pool_kind */
+	int32_t numa_node;  /* -1 when none */
+	uint64_t capacity;  /* bytes */
+	uint64_t free;      /* bytes: a node's MemFree, else capacity - used */
+	uint32_t state;     /* enum pm_pools_state */
+	uint32_t reserved0;
+	char path[8];       /* path class from the caller's CPU (NODE, SYS, PIX...), "" unknown */
+	uint64_t pagemap_id; /* the live pagemap's id, else 0 */
+	uint64_t reserved[4];
+};
+static_assert(sizeof(struct pm_pools_entry) == 176, "pm_pools_entry is 176 bytes");
 
 /* PM_OP_PEERS: no request payload. Reply: pm_list_reply then count
  * pm_peer_info, one per RDMA link to a peer broker. */

@@ -90,7 +90,9 @@ void pm_disconnect(struct pm_client *c);
  * device is a NUMA node ("node1") or a device as pmtopo names it (BDF,
  * alias...). flags must be 0. Returns a new pagemap fd (O_CLOEXEC; the
  * caller closes it) or -ENOENT unknown device/region, -EACCES not allowed,
- * -ENODEV revoked or gone, -EINVAL bad argument.
+ * -ECANCELED revoked by an administrator (until pmctl restore), -ENODEV its
+ * device is gone, -EINVAL bad argument. pm_list_pools says which pools
+ * exist and their state.
  */
 int pagemap_open(struct pm_client *c, const char *device, const char *region, unsigned int flags);
 
@@ -287,6 +289,37 @@ struct pm_range {
  */
 int pm_query_range(struct pm_client *c, const void *addr, size_t len, struct pm_range *out,
 		   size_t n);
+
+/* A pool the broker serves (pm_list_pools). */
+enum pm_pool_state {
+	PM_POOL_AVAILABLE = 1, /* no pagemap now: the first pagemap_open creates it */
+	PM_POOL_LIVE = 2,      /* a pagemap exists (open, or lingering) */
+	PM_POOL_REVOKED = 3,   /* an administrator revoked it: opens fail (-ECANCELED)
+				* until pmctl restore */
+	PM_POOL_GONE = 4,      /* its device went away: opens fail (-ENODEV) until it
+				* comes back */
+};
+
+struct pm_pool_info {
+	char device[64];   /* as pagemap_open takes it */
+	char region[32];   /* "" for the device's only or default pool */
+	uint32_t kind;     /* enum pagemap_kind */
+	int32_t numa;      /* the NUMA node it is nearest, -1 none */
+	uint64_t capacity; /* bytes */
+	uint64_t free;     /* bytes: a node's free memory, else capacity - used */
+	uint32_t state;    /* enum pm_pool_state */
+	char path[8];      /* the path class from this thread's CPU, as pmtopo
+			    * names classes (NODE, SYS, PHB, PIX...); "" unknown */
+	uint64_t pagemap_id; /* the live pagemap's id, 0 when none */
+	uint64_t reserved[4];
+};
+
+/*
+ * Every pool this process may open (the broker's policy decides), like
+ * numactl -H for every memory the node reaches: fills at most n entries and
+ * returns how many pools there are, or -errno.
+ */
+int pm_list_pools(struct pm_client *c, struct pm_pool_info *out, size_t n);
 
 /* pm_load and pm_store flags. */
 /* Through a host buffer even where the storage device could DMA straight

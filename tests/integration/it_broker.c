@@ -534,13 +534,40 @@ int it_client_of_pid(struct pm_client *c, pid_t pid, struct pm_client_info *out)
 	return 0;
 }
 
-int it_revoke(struct pm_client *c, const char *device)
+static int revoke_op(struct pm_client *c, uint16_t op, const char *device, uint32_t flags)
 {
-	struct pm_revoke rv = { 0 };
+	struct pm_revoke rv = { .flags = flags };
 
 	if (pm_name_put(rv.device, sizeof(rv.device), device) < 0)
 		return -EINVAL;
-	return pm_client_call(c, PM_OP_REVOKE, &rv, sizeof(rv), NULL, 0, NULL, NULL);
+	return pm_client_call(c, op, &rv, sizeof(rv), NULL, 0, NULL, NULL);
+}
+
+int it_revoke(struct pm_client *c, const char *device)
+{
+	return revoke_op(c, PM_OP_REVOKE, device, 0);
+}
+
+int it_revoke_force(struct pm_client *c, const char *device)
+{
+	return revoke_op(c, PM_OP_REVOKE, device, PM_REVOKE_FORCE);
+}
+
+int it_restore(struct pm_client *c, const char *device)
+{
+	return revoke_op(c, PM_OP_RESTORE, device, 0);
+}
+
+int it_pool_state(struct pm_client *c, const char *device, const char *region)
+{
+	struct pm_pool_info pools[64];
+	int n = pm_list_pools(c, pools, 64);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (!strcmp(pools[i].device, device) &&
+		    (!region || !strcmp(pools[i].region, region)))
+			return (int)pools[i].state;
+	return n < 0 ? n : 0;
 }
 
 int it_open_err(struct pm_client *c, const char *device, const char *region, unsigned flags)

@@ -82,6 +82,13 @@ int it_clients(struct pm_client *c, struct pm_client_info *out, unsigned max);
 /* The client_info of the session of pid: 1 found, 0 not, or -errno. */
 int it_client_of_pid(struct pm_client *c, pid_t pid, struct pm_client_info *out);
 int it_revoke(struct pm_client *c, const char *device);
+/* The same with PM_REVOKE_FORCE (host NUMA nodes need it). */
+int it_revoke_force(struct pm_client *c, const char *device);
+/* PM_OP_RESTORE: the number of pools served again, or -errno. */
+int it_restore(struct pm_client *c, const char *device);
+/* The state (PM_POOL_*) pm_list_pools gives device's pool in region (NULL:
+ * its first), 0 when not listed, or -errno. */
+int it_pool_state(struct pm_client *c, const char *device, const char *region);
 /* pagemap_open's error, or 0 (the fd closed) when it unexpectedly succeeded. */
 int it_open_err(struct pm_client *c, const char *device, const char *region, unsigned flags);
 /* The id pagemap_query reports for fd, 0 on error. */

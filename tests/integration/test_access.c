@@ -57,7 +57,7 @@ static void test_deny_rule(void)
 	it_broker_stop(&br);
 }
 
-enum { R_REVOKE, R_NODE1, R_NODE0, R_BAR, R_BAR_KIND, R_N };
+enum { R_REVOKE, R_NODE1, R_NODE0, R_BAR, R_BAR_KIND, R_SEES_NODE1, R_SEES_NODE0, R_SEES_BAR, R_N };
 
 /* A client under another uid: its results, one int each. */
 static int nobody_tries(void *ctx, int *res, unsigned n)
@@ -70,6 +70,10 @@ static int nobody_tries(void *ctx, int *res, unsigned n)
 	if (!c)
 		return 3;
 	res[R_BAR_KIND] = 0;
+	/* What pm_list_pools shows is what this uid may open. */
+	res[R_SEES_NODE1] = it_pool_state(c, "node1", NULL) > 0;
+	res[R_SEES_NODE0] = it_pool_state(c, "node0", NULL) > 0;
+	res[R_SEES_BAR] = it_pool_state(c, IT_EMU0, "bar2") > 0;
 	res[R_REVOKE] = it_revoke(c, "node0");
 	res[R_NODE1] = it_open_err(c, "node1", NULL, 0);
 	res[R_NODE0] = it_open_err(c, "node0", NULL, 0);
@@ -128,6 +132,9 @@ static void test_other_uid(void)
 	CU_ASSERT_EQUAL(res[R_NODE1], -EACCES); /* the rule */
 	CU_ASSERT_EQUAL(res[R_NODE0], 0);       /* no rule: host memory is everyone's */
 	CU_ASSERT_EQUAL(res[R_BAR], -EACCES);   /* resource2 is root's, 0600 */
+	CU_ASSERT_EQUAL(res[R_SEES_NODE1], 0);  /* pools it may not open are not listed */
+	CU_ASSERT_EQUAL(res[R_SEES_NODE0], 1);
+	CU_ASSERT_EQUAL(res[R_SEES_BAR], 0);
 	CU_ASSERT(it_log_has(&br, "denied", "uid 65534 ", "node1", NULL));
 	CU_ASSERT(it_log_has(&br, "denied", "uid 65534 ", IT_EMU0, NULL));
 	CU_ASSERT(it_log_has(&br, "uid 65534 ", "revoking", "node0", NULL));
@@ -147,6 +154,7 @@ static void test_other_uid(void)
 	CU_ASSERT_EQUAL_FATAL(as_nobody(&br, res), 0);
 	CU_ASSERT_EQUAL(res[R_BAR], 0);
 	CU_ASSERT_EQUAL(res[R_BAR_KIND], PAGEMAP_KIND_PCI_BAR);
+	CU_ASSERT_EQUAL(res[R_SEES_BAR], 1);
 	CU_ASSERT_EQUAL(res[R_NODE1], -EACCES);
 	CU_ASSERT_EQUAL(it_stats(c, &st), 0);
 	CU_ASSERT_EQUAL(st.denied, 3);

@@ -184,7 +184,8 @@ static void test_revoke_with_chunks(void)
 	CU_ASSERT_EQUAL(pm_migrate(c, a, 4 << 20, fd, 0), 0);
 	CU_ASSERT_EQUAL(pm_query(c, a, 4 << 20, ids, 2), 2);
 	CU_ASSERT(ids[0] != 0 && ids[0] == ids[1]);
-	CU_ASSERT_EQUAL(it_revoke(c, "node0"), 1);
+	CU_ASSERT_EQUAL(it_revoke(c, "node0"), -EBUSY); /* host memory: only with force */
+	CU_ASSERT_EQUAL(it_revoke_force(c, "node0"), 1);
 	CU_ASSERT_EQUAL(pm_query(c, a, 4 << 20, ids, 2), 2);
 	CU_ASSERT(ids[0] == 0 && ids[1] == 0);
 	CU_ASSERT_EQUAL(pm_migrate(c, a, 4096, fd, 0), -ENODEV);

@@ -79,8 +79,10 @@ static void test_admin_revoke(void)
 	CU_ASSERT(poll_fd(f1dup, 0) & POLLHUP);
 	CU_ASSERT_EQUAL(pagemap_query(f1dup, &info), -ENODEV);
 	CU_ASSERT_EQUAL(it_state(c, id), 0);
-	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, NULL, 0), -ENODEV);
-	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, "mem", 0), -ENODEV);
+	/* Opens say it was revoked, as its holders were told (not "no such"). */
+	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, NULL, 0), -ECANCELED);
+	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, "mem", 0), -ECANCELED);
+	CU_ASSERT_EQUAL(it_pool_state(c, IT_EMU0, "mem"), PM_POOL_REVOKED);
 	CU_ASSERT_FALSE(it_has_fd_named(br.pid, "pagemapd:emulated:" IT_EMU0));
 
 	/* Nothing else disturbed. */
@@ -99,11 +101,25 @@ static void test_admin_revoke(void)
 	/* A lingering pagemap is revoked too, and a device without one just closes. */
 	CU_ASSERT_EQUAL(it_revoke(c, IT_EMU1), 1);
 	CU_ASSERT_EQUAL(it_state(c, ling_id), 0);
-	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU1, NULL, 0), -ENODEV);
-	CU_ASSERT_EQUAL(it_revoke(c, "node1"), 0);
-	CU_ASSERT_EQUAL(it_open_err(c, "node1", NULL, 0), -ENODEV);
+	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU1, NULL, 0), -ECANCELED);
+	/* Host memory only with force. */
+	CU_ASSERT_EQUAL(it_revoke(c, "node1"), -EBUSY);
+	CU_ASSERT_EQUAL(it_pool_state(c, "node1", NULL), PM_POOL_AVAILABLE);
+	CU_ASSERT_EQUAL(it_revoke_force(c, "node1"), 0);
+	CU_ASSERT_EQUAL(it_open_err(c, "node1", NULL, 0), -ECANCELED);
 	CU_ASSERT_EQUAL(it_revoke(c, "no-such-device"), -ENOENT);
 	CU_ASSERT_EQUAL(pagemap_query(other, &info), 0);
+	CU_ASSERT_EQUAL(it_pool_state(c, "node0", NULL), PM_POOL_LIVE);
+
+	/* Restore: served again, once; the rest stays as it was. */
+	CU_ASSERT_EQUAL(it_restore(c, IT_EMU0), 1);
+	CU_ASSERT_EQUAL(it_pool_state(c, IT_EMU0, "mem"), PM_POOL_AVAILABLE);
+	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, NULL, 0), 0);
+	CU_ASSERT_EQUAL(it_restore(c, IT_EMU0), 0);
+	CU_ASSERT_EQUAL(it_restore(c, "node1"), 1);
+	CU_ASSERT_EQUAL(it_open_err(c, "node1", NULL, 0), 0);
+	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU1, NULL, 0), -ECANCELED);
+	CU_ASSERT_EQUAL(it_restore(c, "no-such-device"), -ENOENT);
 
 	close(f1);
 	close(f2);
