@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"  --pair SRC:DST   measure SRC -> DST only (repeatable); names: system, node1,\n"
 	"                   0000:03:00.0/mem (default: every pair among system memory, the\n"
 	"                   host's nodes and the broker's device pools, both directions)\n"
-	"  --topology FILE  the topology the broker serves (its --topology), to find its pools\n"
+	"  --topology FILE  also the pools of this topology's devices (the broker lists its own)\n"
 	"  --progress       migrate asynchronously, printing progress to stderr every 200 ms\n";
 
 /* Finds or opens the pool name; its index, or -1 after saying why. */

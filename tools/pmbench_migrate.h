@@ -50,11 +50,10 @@ int migbench_split_pair(const char *arg, char *src, char *dst, size_t len);
 
 /*
  * The default pools: system memory, this host's NUMA nodes the broker serves,
- * then its non-host pools: the live ones (PM_OP_LIST) and every GPU,
- * accelerator and memory device of the topology (topology: a file as the
- * broker's --topology, NULL: this machine) that the broker opens. At most
- * max; what is left out or unusable is named on stderr. Returns the count or
- * -errno.
+ * then every other pool the broker lists for us (pm_list_pools) and, when a
+ * topology file is named, the GPU, accelerator and memory devices in it that
+ * the broker opens. At most max; what is left out or unusable is named on
+ * stderr. Returns the count or -errno.
  */
 int migbench_pools_default(struct pm_client *c, const char *topology, uint64_t min_capacity,
 			   struct migbench_pool *out, int max);

@@ -167,29 +167,26 @@ static int host_nodes(int *nodes, int max)
 	return n;
 }
 
-static void add_live(struct pm_client *c, uint64_t min_capacity, struct migbench_pool *out,
-		     int *n, int max)
+/* Every device pool the broker serves us and can open now (POOLS). */
+static void add_listed(struct pm_client *c, uint64_t min_capacity, struct migbench_pool *out,
+		       int *n, int max)
 {
-	static uint8_t buf[PM_MAX_PAYLOAD];
-	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
-	size_t len = 0;
-	uint32_t count;
-	int r = pm_client_call(c, PM_OP_LIST, NULL, 0, buf, sizeof(buf), &len, NULL);
+	struct pm_pool_info pools[MIGBENCH_MAX_POOLS * 4];
+	int np = pm_list_pools(c, pools, sizeof(pools) / sizeof(pools[0]));
 
-	if (r < 0 || len < head)
+	if (np < 0) {
+		fprintf(stderr, "pmbench migrate: listing the broker's pools: %s\n", strerror(-np));
 		return;
-	memcpy(&count, buf, sizeof(count));
-	for (uint32_t i = 0; i < count && head + (i + 1) * sizeof(struct pm_info) <= len; i++) {
-		struct pm_info in;
+	}
+	for (int i = 0; i < np && (size_t)i < sizeof(pools) / sizeof(pools[0]); i++) {
+		const struct pm_pool_info *p = &pools[i];
 		char name[MIGBENCH_NAME_MAX];
 
-		memcpy(&in, buf + head + i * sizeof(in), sizeof(in));
-		in.device[sizeof(in.device) - 1] = '\0';
-		in.region[sizeof(in.region) - 1] = '\0';
-		if (in.kind == PM_KIND_HOST_NUMA || in.state != PM_STATE_ACTIVE)
+		if (p->kind == PAGEMAP_KIND_HOST_NUMA ||
+		    (p->state != PM_POOL_AVAILABLE && p->state != PM_POOL_LIVE))
 			continue;
-		snprintf(name, sizeof(name), "%s%s%s", in.device, in.region[0] ? "/" : "",
-			 in.region);
+		snprintf(name, sizeof(name), "%s%s%s", p->device, p->region[0] ? "/" : "",
+			 p->region);
 		try_add(c, name, min_capacity, out, n, max);
 	}
 }
@@ -238,10 +235,13 @@ int migbench_pools_default(struct pm_client *c, const char *topology, uint64_t m
 		try_add(c, name, 0, out, &n, max);
 	}
 	nhost = n;
-	add_live(c, min_capacity, out, &n, max);
-	add_topology(c, topology, min_capacity, out, &n, max);
+	add_listed(c, min_capacity, out, &n, max);
+	/* A topology file adds nothing the broker does not list; kept for
+	 * command lines that still name one. */
+	if (topology)
+		add_topology(c, topology, min_capacity, out, &n, max);
 	if (n == nhost)
-		fprintf(stderr, "pmbench migrate: the broker serves no device pool found here "
-				"(when it serves an emulated machine, pass its --topology FILE)\n");
+		fprintf(stderr, "pmbench migrate: the broker serves no device pool we may open "
+				"(see pmctl pools)\n");
 	return n;
 }
