@@ -124,17 +124,14 @@ PM_EXPORT int pm_alloc(struct pm_client *c, size_t size, unsigned int flags, voi
 	e->pref_node = malloc(size / chunk * sizeof(*e->pref_node));
 	e->wp_epoch = calloc(size / chunk, sizeof(*e->wp_epoch));
 	if (!e->state || !e->pref_node || !e->wp_epoch) {
-		free(e->state);
-		free(e->pref_node);
-		free(e->wp_epoch);
-		free(e);
+		pm_alloc_entry_free(e);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < size / chunk; i++)
 		e->pref_node[i] = -1;
 	fd = create_memfd(size);
 	if (fd < 0) {
-		free(e);
+		pm_alloc_entry_free(e);
 		return fd;
 	}
 	p = bits ? map_below(fd, size, chunk, bits)
