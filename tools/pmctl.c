@@ -76,15 +76,32 @@ const char *pmctl_human_bytes(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-int pmctl_print_json(json_object *root)
+int pmctl_print_json(const char *view, json_object *val)
 {
-	const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								     JSON_C_TO_STRING_SPACED |
-								     JSON_C_TO_STRING_NOSLASHESCAPE);
-	int r = s ? 0 : -ENOMEM;
+	json_object *root = json_object_new_object();
+	const char *s;
+	int r = -ENOMEM;
 
+	if (!root || json_out_add(root, "version", json_object_new_int(PMCTL_JSON_VERSION)))
+		goto out;
+	if (view) {
+		r = json_out_add(root, view, val);
+		val = NULL;
+		if (r < 0)
+			goto out;
+	} else {
+		/* An object view: its members beside the version. */
+		json_object_object_foreach(val, k, v)
+			if (json_object_object_add(root, k, json_object_get(v)))
+				goto out;
+	}
+	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	r = s ? 0 : -ENOMEM;
 	if (s)
 		printf("%s\n", s);
+out:
+	json_object_put(val);
 	json_object_put(root);
 	return r;
 }
@@ -126,8 +143,8 @@ static void read_client(const uint8_t *rec, struct pm_client_info *ci)
 	ci->client[sizeof(ci->client) - 1] = '\0';
 }
 
-/* Prints n records of rec bytes as one JSON array, each made by to_json. */
-static int print_json_list(const uint8_t *recs, int n, size_t rec,
+/* Prints n records of rec bytes as one JSON array named view, each made by to_json. */
+static int print_json_list(const char *view, const uint8_t *recs, int n, size_t rec,
 			   json_object *(*to_json)(const uint8_t *rec))
 {
 	json_object *arr = json_object_new_array();
@@ -139,7 +156,7 @@ static int print_json_list(const uint8_t *recs, int n, size_t rec,
 			json_object_put(arr);
 			return -ENOMEM;
 		}
-	return pmctl_print_json(arr);
+	return pmctl_print_json(view, arr);
 }
 
 static json_object *pagemap_json(const uint8_t *rec)
@@ -175,7 +192,7 @@ static int cmd_pagemaps(struct pm_client *c, bool json)
 	if (n < 0)
 		return n;
 	if (json)
-		return print_json_list(recs, n, sizeof(struct pm_info), pagemap_json);
+		return print_json_list("pagemaps", recs, n, sizeof(struct pm_info), pagemap_json);
 	printf("%-6s %-16s %-8s %-11s %-9s %4s %10s %10s %4s\n", "ID", "DEVICE", "REGION",
 	       "KIND", "STATE", "REFS", "CAPACITY", "USED", "NUMA");
 	for (int i = 0; i < n; i++) {
@@ -227,7 +244,8 @@ static int cmd_clients(struct pm_client *c, bool json)
 	if (n < 0)
 		return n;
 	if (json)
-		return print_json_list(recs, n, sizeof(struct pm_client_info), client_json);
+		return print_json_list("clients", recs, n, sizeof(struct pm_client_info),
+				       client_json);
 	printf("%-8s %8s %6s %6s %7s  %s\n", "SESSION", "PID", "UID", "GID", "HANDLES", "CLIENT");
 	for (int i = 0; i < n; i++) {
 		struct pm_client_info ci;
@@ -291,7 +309,7 @@ static int cmd_stats(struct pm_client *c, bool json)
 			json_object_put(o);
 			return -ENOMEM;
 		}
-		return pmctl_print_json(o);
+		return pmctl_print_json(NULL, o);
 	}
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		printf("%-16s %12" PRIu64 "  %s\n", f[i].name, *f[i].v, f[i].help);

@@ -12,8 +12,11 @@
 
 /* "512 MiB", "1.5 GiB": binary units, one decimal only when it is not whole. */
 const char *pmctl_human_bytes(uint64_t v, char *buf, size_t len);
-/* Prints root on stdout and frees it. */
-int pmctl_print_json(json_object *root);
+/* Every JSON document pmctl prints: {"version": PMCTL_JSON_VERSION, view: val},
+ * or for view NULL val's members beside the version (val an object). Frees
+ * val. 0 or -ENOMEM. */
+#define PMCTL_JSON_VERSION 1
+int pmctl_print_json(const char *view, json_object *val);
 /*
  * A list request: the reply body is pm_list_reply's count and flags, then
  * count records of size rec. Returns the count, with *recs pointing into

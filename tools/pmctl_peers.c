@@ -83,7 +83,7 @@ int pmctl_peers(struct pm_client *c, bool json)
 				arr = NULL;
 			}
 		}
-		if (!arr || pmctl_print_json(arr) < 0) {
+		if (!arr || pmctl_print_json("peers", arr) < 0) {
 			fprintf(stderr, "pmctl: peers: %s\n", strerror(ENOMEM));
 			return 1;
 		}

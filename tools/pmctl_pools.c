@@ -13,8 +13,6 @@
 #include "pagemap.h"
 #include "pmctl.h"
 
-#define POOLS_JSON_VERSION 1
-
 static const char *pool_state_name(uint32_t s)
 {
 	switch (s) {
@@ -72,28 +70,19 @@ int pmctl_pools(struct pm_client *c, bool json)
 		return 1;
 	}
 	if (json) {
-		json_object *root = json_object_new_object(), *arr = json_object_new_array();
+		json_object *arr = json_object_new_array();
 
-		if (!root || !arr ||
-		    json_out_add(root, "version", json_object_new_int(POOLS_JSON_VERSION)) ||
-		    json_out_add(root, "pools", arr)) {
-			json_object_put(root);
-			free(pools);
+		for (int i = 0; arr && i < n; i++)
+			if (json_out_append(arr, pool_json(&pools[i]))) {
+				json_object_put(arr);
+				arr = NULL;
+			}
+		free(pools);
+		if (!arr || pmctl_print_json("pools", arr) < 0) {
 			fprintf(stderr, "pmctl: pools: %s\n", strerror(ENOMEM));
 			return 1;
 		}
-		for (int i = 0; i < n; i++) {
-			json_object *o = pool_json(&pools[i]);
-
-			if (json_out_append(arr, o)) {
-				json_object_put(root);
-				free(pools);
-				fprintf(stderr, "pmctl: pools: %s\n", strerror(ENOMEM));
-				return 1;
-			}
-		}
-		free(pools);
-		return pmctl_print_json(root) < 0 ? 1 : 0;
+		return 0;
 	}
 	printf("%-20s %-8s %-11s %4s %10s %10s %-9s %s\n", "DEVICE", "REGION", "KIND", "NUMA",
 	       "CAPACITY", "FREE", "STATE", "PATH");
@@ -162,7 +151,7 @@ int pmctl_revoke(struct pm_client *c, const char *device, bool restore, bool for
 			fprintf(stderr, "pmctl: %s %s: %s\n", verb, device, strerror(ENOMEM));
 			return 1;
 		}
-		return pmctl_print_json(o) < 0 ? 1 : 0;
+		return pmctl_print_json(NULL, o) < 0 ? 1 : 0;
 	}
 	if (restore && r)
 		printf("%s: restored %d pool%s: served again\n", device, r, r == 1 ? "" : "s");

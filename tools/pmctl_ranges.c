@@ -150,23 +150,15 @@ static void print_table(const uint8_t *buf, uint32_t count, uint64_t self)
 		printf("(no managed allocations)\n");
 }
 
-/* A location as JSON: "system", a pagemap id, or null (none). */
-static json_object *where_json(uint64_t id, bool requested)
-{
-	char buf[24];
-	const char *w = where(id, requested, buf, sizeof(buf));
-
-	if (!w)
-		return NULL;
-	return w == buf ? json_object_new_uint64(id) : json_object_new_string(w);
-}
-
-/* Adds obj[key] = where_json(), where a NULL value is JSON null, not a failure. */
+/* A location as JSON: a pagemap id, 0 for system memory; a requested
+ * location that is none is null. One type per key, whatever the value. */
 static int add_where(json_object *o, const char *key, uint64_t id, bool requested)
 {
 	if (requested && id == 0)
 		return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
-	return json_out_add(o, key, where_json(id, requested));
+	if (requested && id == PM_RUN_REQUESTED_SYSTEM)
+		id = 0;
+	return json_out_add(o, key, json_object_new_uint64(id));
 }
 
 static json_object *words_json(const char *words)
@@ -270,7 +262,7 @@ static int print_json_allocs(const uint8_t *buf, uint32_t count)
 			json_object_put(arr);
 			return -ENOMEM;
 		}
-	return pmctl_print_json(arr);
+	return pmctl_print_json("allocations", arr);
 }
 
 int pmctl_ranges(struct pm_client *c, uint64_t session_id, bool json)

@@ -48,7 +48,7 @@ holder=$!
 for _ in $(seq 100); do (($(grep -c '^open ' "$run/holder.out") == 2)) && break; sleep 0.05; done
 cat "$run/holder.out"
 "$b/tools/pmctl" pagemaps
-n=$("$b/tools/pmctl" --json pagemaps | jq '[.[] | select(.kind == "pci-bar" and .capacity == 67108864 and .state == "active")] | length')
+n=$("$b/tools/pmctl" --json pagemaps | jq '[.pagemaps[] | select(.kind == "pci-bar" and .capacity == 67108864 and .state == "active")] | length')
 ((n == 2)) || fail "want 2 active 64 MiB pci-bar pagemaps, see $n"
 
 # --- hot-remove one device under its holder
@@ -57,7 +57,7 @@ for _ in $(seq 100); do grep -q "^hup $z/bar2" "$run/holder.out" && break; sleep
 grep -q "^revoked $z/bar2 id=[0-9]* reason=-19$" "$run/holder.out" || fail "no ENODEV revoke for removed $z"
 grep -q "^hup $z/bar2$" "$run/holder.out" || fail "no hang-up for removed $z"
 grep -q "^hup $a/bar2" "$run/holder.out" && fail "$a was disturbed by $z's removal"
-[[ $("$b/tools/pmctl" --json pagemaps | jq -r '.[].device' | sort | tr '\n' ' ') == "$a " ]] ||
+[[ $("$b/tools/pmctl" --json pagemaps | jq -r '.pagemaps[].device' | sort | tr '\n' ' ') == "$a " ]] ||
 	fail "pagemaps after removal: $("$b/tools/pmctl" --json pagemaps)"
 
 # --- planned revoke of the other

@@ -52,7 +52,7 @@ for _ in $(seq 100); do (($(grep -c '^open ' "$run/holder.out") == 2)) && break;
 cat "$run/holder.out"
 "$b/tools/pmctl" pagemaps
 n=$("$b/tools/pmctl" --json pagemaps |
-	jq --argjson sz "$size" '[.[] | select(.kind == "p2pmem" and .region == "p2pmem"
+	jq --argjson sz "$size" '[.pagemaps[] | select(.kind == "p2pmem" and .region == "p2pmem"
 		and .capacity <= $sz and .capacity > 0 and .state == "active")] | length')
 ((n == 2)) || fail "want 2 active p2pmem pagemaps, see $n"
 

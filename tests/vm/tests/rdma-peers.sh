@@ -65,11 +65,11 @@ fi
 # pmctl peers on both sides: the link, its device and the port's rate.
 "$b/tools/pmctl" --socket "$run/b.sock" peers
 "$b/tools/pmctl" --socket "$run/a.sock" peers
-pj=$("$b/tools/pmctl" --socket "$run/b.sock" --json peers)
+pj=$("$b/tools/pmctl" --socket "$run/b.sock" --json peers | jq .peers)
 [[ $(jq -r '.[0] | "\(.name) \(.role) \(.state) \(.device) \(.pools)"' <<<"$pj") == "a imports ready rxe0 1" ]] ||
 	fail "pmctl peers on b: $pj"
 (($(jq '.[0].rate_mbps' <<<"$pj") > 0)) || fail "no port rate in pmctl peers: $pj"
-aj=$("$b/tools/pmctl" --socket "$run/a.sock" --json peers)
+aj=$("$b/tools/pmctl" --socket "$run/a.sock" --json peers | jq .peers)
 [[ $(jq -r '[.[] | select(.role == "exports" and .state == "ready")] | length' <<<"$aj") == 1 ]] ||
 	fail "pmctl peers on a: $aj"
 

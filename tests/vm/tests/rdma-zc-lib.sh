@@ -24,7 +24,7 @@ verbs_counter() {
 
 # link_pinned SOCKET: bytes pmctl peers says the first link holds registered.
 link_pinned() {
-	"$b/tools/pmctl" --socket "$1" --json peers | jq -r '.[0].pinned_bytes'
+	"$b/tools/pmctl" --socket "$1" --json peers | jq -r '.peers[0].pinned_bytes'
 }
 
 # numa_check SOCKET REMOTE WANT_ZERO_COPY WANT_STAGED: rdma_numa_check REMOTE
