@@ -8,8 +8,9 @@
 # Serves examples/topologies/qemu-pcie.json (emulated) and runs the example
 # with the ivshmem device 0000:03:00.0, whose pool lives in the broker: the
 # buffer goes there and comes back by CPU faults. Then with node0 (host
-# memory, moved in the client). Each run must exit 0 and say the data is
-# intact; an unknown device must fail and be named.
+# memory, moved in the client). Each run must exit 0, say where the buffer
+# was by name (0000:03:00.0/mem, node0: not a bare pagemap id) and that the
+# data is intact; an unknown device must fail and be named.
 set -uo pipefail
 
 PLACEMENT=${1:-}
@@ -52,7 +53,9 @@ if [[ ! -S $SOCK ]]; then
 fi
 
 FAILS=0
-for dev in 0000:03:00.0 node0; do
+# device, then the pool its pagemap names
+for dev_pool in 0000:03:00.0=0000:03:00.0/mem node0=node0; do
+	dev=${dev_pool%%=*} pool=${dev_pool#*=}
 	if PAGEMAP_SOCKET=$SOCK "$PLACEMENT" "$dev" >"$TMP/out" 2>"$TMP/err" &&
 		grep -q "^$dev: 8 MiB there and back, intact$" "$TMP/out"; then
 		echo "ok: placement $dev: $(tail -n1 "$TMP/out")"
@@ -60,7 +63,24 @@ for dev in 0000:03:00.0 node0; do
 		echo "FAIL: placement $dev: $(cat "$TMP/out" "$TMP/err")" >&2
 		FAILS=$((FAILS + 1))
 	fi
+	want="resident in $pool (pagemap [0-9]*), requested $pool (pagemap [0-9]*)$"
+	if grep -q -- "$want" "$TMP/out"; then
+		echo "ok: placement $dev names where: $(grep -- "$want" "$TMP/out")"
+	else
+		echo "FAIL: placement $dev: no line '$want' in: $(cat "$TMP/out")" >&2
+		FAILS=$((FAILS + 1))
+	fi
 done
+# Without a broker the example says so and what to check.
+if PAGEMAP_SOCKET=$TMP/none.sock "$PLACEMENT" node0 >"$TMP/out" 2>"$TMP/err"; then
+	echo "FAIL: placement without a broker exited 0" >&2
+	FAILS=$((FAILS + 1))
+elif grep -q "no broker" "$TMP/err"; then
+	echo "ok: no broker: $(cat "$TMP/err")"
+else
+	echo "FAIL: placement without a broker: $(cat "$TMP/err")" >&2
+	FAILS=$((FAILS + 1))
+fi
 # A missing device is named, with a non-zero exit.
 if PAGEMAP_SOCKET=$SOCK "$PLACEMENT" 0000:99:00.0 >"$TMP/out" 2>"$TMP/err"; then
 	echo "FAIL: placement of an unknown device exited 0" >&2

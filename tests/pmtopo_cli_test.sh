@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # pmtopo end to end: every view on this machine, on the example machines and
 # on hwloc's captured machines; the JSON lists every PCI function lspci lists;
-# topology files round-trip; bad input fails naming the input.
+# topology files round-trip, from stdin too (--load -); --tree honours
+# --filter; bad input fails naming the input.
 # Usage: pmtopo_cli_test.sh PMTOPO SOURCE_ROOT [SHARED_DIR]
 set -uo pipefail
 pmtopo=$1 src=$2 shared=${3:-$2/../shared}
@@ -142,6 +143,45 @@ expect_fail "bad bdf names field" "pci[0].bdf" "$pmtopo" --load "$tmp/badbdf.jso
 expect_fail "bridge is not a device" "is a PCI bridge" "$pmtopo" --load "$q" --pair 0000:01:00.0 MEM0
 expect_fail "two views" "choose one view" "$pmtopo" --tree --json
 expect_fail "unwritable dump" "$tmp/no/such/dir" "$pmtopo" --load "$q" --dump "$tmp/no/such/dir"
+# An empty list selects nothing: named, with the kinds there are, not a silent exit 2.
+expect_fail "empty filter" "--filter: empty list" "$pmtopo" --filter ""
+expect_fail "empty filter lists kinds" "gpu, accel, nic" "$pmtopo" --filter ,
+expect_fail "malformed stdin names line" "/dev/stdin:4" "$pmtopo" --load - <"$tmp/bad.json"
+
+# --- --load - reads stdin, as --dump - writes stdout
+if [[ -f "$q" ]]; then
+	"$pmtopo" --load "$q" --dump "$tmp/q.file"
+	"$pmtopo" --load - --dump - <"$q" >"$tmp/q.stdin" && cmp -s "$tmp/q.file" "$tmp/q.stdin" &&
+		ok "--load - from a redirect" || bad "--load - from a redirect differs from --load FILE"
+	[[ $(cat "$q" | "$pmtopo" --load - --pair MEM0 MEM1 | head -1) == PIX ]] &&
+		ok "--load - from a pipe" || bad "--load - from a pipe"
+fi
+
+# --- --tree --filter: endpoints of the kinds chosen, the bridges leading to them
+if [[ -f "$q" ]]; then
+	"$pmtopo" --load "$q" --tree >"$tmp/tree.all"
+	"$pmtopo" --load "$q" --tree --filter all >"$tmp/tree.filter-all"
+	cmp -s "$tmp/tree.all" "$tmp/tree.filter-all" && ok "--tree --filter all is --tree" ||
+		bad "--tree --filter all differs from --tree"
+	"$pmtopo" --load "$q" --tree --filter mem >"$tmp/tree.mem"
+	# both ivshmem functions, their switch and root port; no NVMe, NIC, ICH9
+	for want in "0000:03:00.0 mem" "0000:04:00.0 mem" "0000:01:00.0 switch-upstream" \
+		"0000:02:00.0 switch-downstream" "0000:00:03.0 root-port"; do
+		grep -qF -- "$want" "$tmp/tree.mem" && ok "--tree --filter mem shows $want" ||
+			bad "--tree --filter mem lacks $want: $(cat "$tmp/tree.mem")"
+	done
+	for unwanted in nvme0 eth0 "0000:02:02.0" "0000:00:1f.0" "pci0000:80"; do
+		grep -qF -- "$unwanted" "$tmp/tree.mem" && bad "--tree --filter mem shows $unwanted" ||
+			ok "--tree --filter mem hides $unwanted"
+	done
+	"$pmtopo" --load "$q" --tree --filter nic >"$tmp/tree.nic"
+	grep -q "eth0 rxe0" "$tmp/tree.nic" && ! grep -q "0000:03:00.0" "$tmp/tree.nic" &&
+		ok "--tree --filter nic: the NIC only" || bad "--tree --filter nic: $(cat "$tmp/tree.nic")"
+	"$pmtopo" --load "$q" --tree --filter gpu >"$tmp/tree.gpu"
+	grep -q "no PCI device of the kinds --filter chose" "$tmp/tree.gpu" &&
+		ok "--tree --filter gpu on a machine without one says so" ||
+		bad "--tree --filter gpu: $(cat "$tmp/tree.gpu")"
+fi
 
 echo "$pass passed, $fail failed"
 ((fail == 0))

@@ -74,7 +74,9 @@ static const struct {
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout, "Usage: pmbench COMMAND [OPTIONS]  (JSON on stdout)\n");
+		fprintf(argc < 2 ? stderr : stdout,
+			"Usage: pmbench COMMAND [OPTIONS]  (a summary on stdout, JSON with --json;\n"
+			"                                   pmbench COMMAND --help for its options)\n");
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 			fprintf(argc < 2 ? stderr : stdout, "  %-8s %s\n", cmds[i].name, cmds[i].help);
 		return argc < 2 ? 2 : 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pmbench: benchmarks printing JSON; each subcommand measures its baseline in the same run. */
+/* pmbench: benchmarks printing a summary, or JSON with --json; each subcommand
+ * measures its baseline in the same run. */
 #ifndef PAGEMAP_PMBENCH_H
 #define PAGEMAP_PMBENCH_H
 #include <stdbool.h>
@@ -66,10 +67,11 @@ struct bench_broker {
 	char conf[4112]; /* "" when started without a configuration file */
 	int linger_ms;   /* --linger-ms, set before starting */
 };
-/* Spawns pagemapd ($PAGEMAPD, else ../broker/pagemapd beside this binary) on
- * a socket in a fresh temporary directory, pinned to cpu unless it is -1,
- * with config (JSON text, or NULL) and an emulated topology file (or NULL),
- * and connects *out to it. 0 or -errno (what went wrong is on stderr). */
+/* Spawns pagemapd ($PAGEMAPD, else ../broker/pagemapd beside this binary,
+ * else the installed PAGEMAP_SBINDIR/pagemapd) on a socket in a fresh
+ * temporary directory, pinned to cpu unless it is -1, with config (JSON
+ * text, or NULL) and an emulated topology file (or NULL), and connects *out
+ * to it. 0 or -errno (what went wrong is on stderr). */
 int bench_broker_start(struct bench_broker *bp, const char *bench, int cpu, const char *config,
 		       const char *topology, struct pm_client **out);
 void bench_broker_stop(struct bench_broker *bp);

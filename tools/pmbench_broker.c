@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "pagemap.h"
 #include "pmbench.h"
 
@@ -103,26 +104,49 @@ static void exec_broker(const struct bench_broker *bp, const char *exe, int cpu,
 	_exit(127);
 }
 
+/*
+ * Which pagemapd to run: $PAGEMAPD when set (and only it: a wrapper or a
+ * build the user chose must not be swapped for another silently), else the
+ * build tree's (pmbench in build/tools, the broker in build/broker), else the
+ * installed one (pmbench in bindir, the broker in sbindir).
+ */
+static int find_pagemapd(const char *bench, char *exe, size_t len)
+{
+	const char *env = getenv("PAGEMAPD");
+	char dir[PATH_MAX];
+
+	if (env && *env) {
+		snprintf(exe, len, "%s", env);
+		if (access(exe, X_OK) == 0)
+			return 0;
+		fprintf(stderr, "pmbench %s: PAGEMAPD=%s: %s\n", bench, env, strerror(errno));
+		return -ENOENT;
+	}
+	bench_self_dir(dir, sizeof(dir));
+	snprintf(exe, len, "%s/../broker/pagemapd", dir);
+	if (access(exe, X_OK) == 0)
+		return 0;
+	snprintf(exe, len, "%s/pagemapd", PAGEMAP_SBINDIR);
+	if (access(exe, X_OK) == 0)
+		return 0;
+	fprintf(stderr, "pmbench %s: no pagemapd at %s/../broker/pagemapd nor at %s "
+			"(set PAGEMAPD or use --socket)\n", bench, dir, exe);
+	return -ENOENT;
+}
+
 int bench_broker_start(struct bench_broker *bp, const char *bench, int cpu, const char *config,
 		       const char *topology, struct pm_client **out)
 {
-	const char *env = getenv("PAGEMAPD"), *tmp = getenv("TMPDIR");
-	char exe[PATH_MAX + 32], dir[PATH_MAX];
+	const char *tmp = getenv("TMPDIR");
+	char exe[PATH_MAX + 32];
 	int r = -ETIMEDOUT, status, linger = bp->linger_ms;
 
 	memset(bp, 0, sizeof(*bp));
 	bp->linger_ms = linger;
-	if (env && *env) {
-		snprintf(exe, sizeof(exe), "%s", env);
-	} else {
-		bench_self_dir(dir, sizeof(dir));
-		snprintf(exe, sizeof(exe), "%s/../broker/pagemapd", dir);
-	}
-	if (access(exe, X_OK) < 0) {
-		fprintf(stderr, "pmbench %s: no pagemapd at %s (set PAGEMAPD or use --socket): %s\n",
-			bench, exe, strerror(errno));
-		return -ENOENT;
-	}
+	r = find_pagemapd(bench, exe, sizeof(exe));
+	if (r < 0)
+		return r;
+	r = -ETIMEDOUT;
 	snprintf(bp->dir, sizeof(bp->dir), "%s/pmbench-%s.XXXXXX", tmp && *tmp ? tmp : "/tmp",
 		 bench);
 	if (!mkdtemp(bp->dir)) {

@@ -30,9 +30,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "pagemap.h"
 #include "pagemap_proto.h"
 #include "pmbench.h"
+
+static const char usage_text[] =
+	"Usage: pmbench rtt [--socket PATH] [--samples N] [--pin none|same|split] [--json]\n"
+	"Round trips to pagemapd (a NOP, pagemap_open + close, pagemap_query) against a raw\n"
+	"Unix-socket ping-pong of the same sizes (the baseline), interleaved in one run.\n"
+	"  --socket PATH  measure this broker (default: start one of our own: $PAGEMAPD,\n"
+	"                 else the build tree's, else the installed pagemapd)\n"
+	"  --samples N    round trips of each kind (10..1000000, default 2000)\n"
+	"  --pin MODE     same: all ends on one CPU (default), split: the far ends on a\n"
+	"                 second CPU, none: the scheduler decides (default with --socket)\n"
+	"  --json         the whole JSON document instead of a summary\n";
 
 #define WARMUP 100
 #define ROUNDS 10
@@ -43,6 +55,9 @@
 enum { M_RAW, M_NOP, M_OPEN_CLOSE, M_QUERY, M_COUNT };
 static const char *const mnames[M_COUNT] = { "raw_unix_pingpong", "broker_nop", "open_close",
 					     "query" };
+/* What the summary calls them. */
+static const char *const mtitles[M_COUNT] = { "raw Unix ping-pong", "broker NOP",
+					      "pagemap_open + close", "pagemap_query" };
 
 enum pin { PIN_NONE, PIN_SAME, PIN_SPLIT };
 static const char *const pin_names[] = { "none", "same", "split" };
@@ -165,11 +180,85 @@ static int one(int m, int raw, struct pm_client *c, int hold, double *t)
 	return r;
 }
 
-static void print_stats(const char *name, const struct bench_stats *s)
+/* The times of s in microseconds into o. */
+static int add_stats(json_object *o, const struct bench_stats *s)
 {
-	printf("    \"%s\": {\"median_us\": %.2f, \"p5_us\": %.2f, \"p95_us\": %.2f, "
-	       "\"p99_us\": %.2f, \"samples\": %d},\n",
-	       name, s->median * 1e6, s->p5 * 1e6, s->p95 * 1e6, s->p99 * 1e6, s->samples);
+	if (json_out_add_num(o, "median_us", s->median * 1e6, 2) ||
+	    json_out_add_num(o, "p5_us", s->p5 * 1e6, 2) ||
+	    json_out_add_num(o, "p95_us", s->p95 * 1e6, 2) ||
+	    json_out_add_num(o, "p99_us", s->p99 * 1e6, 2) ||
+	    json_out_add(o, "samples", json_object_new_int(s->samples)))
+		return -ENOMEM;
+	return 0;
+}
+
+/* One row per kind; the broker's rows carry the raw ping-pong as their baseline.
+ * Each container goes into its parent first, so that the parent owns it. */
+static json_object *row_json(int m, const struct bench_stats *st)
+{
+	json_object *o = json_object_new_object(), *base;
+
+	if (!o || json_out_add(o, "id", json_object_new_string(mnames[m])) ||
+	    json_out_add(o, "name", json_object_new_string(mtitles[m])) || add_stats(o, &st[m]))
+		goto fail;
+	if (m == M_RAW)
+		return o;
+	base = json_object_new_object();
+	if (json_out_add(o, "baseline", base) ||
+	    json_out_add(base, "kind", json_object_new_string(mtitles[M_RAW])) ||
+	    add_stats(base, &st[M_RAW]) ||
+	    json_out_add_num(o, "slowdown", st[m].median / st[M_RAW].median, 2))
+		goto fail;
+	return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+static json_object *report_json(const char *sock, enum pin pin, const struct bench_stats *st,
+				const struct pagemap_info *before, const struct pagemap_info *after)
+{
+	json_object *root = json_object_new_object(), *o;
+	double nop_ratio = st[M_NOP].median / st[M_RAW].median;
+
+	if (!root || json_out_add(root, "benchmark", json_object_new_string("rtt")) ||
+	    json_out_add(root, "broker", json_object_new_string(sock ? sock : "spawned")) ||
+	    json_out_add(root, "samples", json_object_new_int(st[M_RAW].samples)) ||
+	    json_out_add(root, "warmup", json_object_new_int(WARMUP)) ||
+	    json_out_add(root, "rounds", json_object_new_int(ROUNDS)))
+		goto fail;
+	o = json_object_new_object();
+	if (json_out_add(root, "pin", o) ||
+	    json_out_add(o, "mode", json_object_new_string(pin_names[pin])) ||
+	    json_out_add(o, "client_cpu", json_object_new_int(pin_cpu[0])) ||
+	    json_out_add(o, "server_cpu", json_object_new_int(pin_cpu[1])) ||
+	    json_out_add(root, "raw_request_bytes", json_object_new_uint64(RAW_REQ)) ||
+	    json_out_add(root, "raw_reply_bytes", json_object_new_uint64(RAW_REP)) ||
+	    json_out_add(root, "unit", json_object_new_string("microseconds")))
+		goto fail;
+	o = json_object_new_array();
+	if (json_out_add(root, "rtt", o))
+		goto fail;
+	for (int m = 0; m < M_COUNT; m++)
+		if (json_out_append(o, row_json(m, st)))
+			goto fail;
+	o = json_object_new_object();
+	if (json_out_add(root, "goal", o) ||
+	    json_out_add_num(o, "broker_nop_vs_raw", nop_ratio, 2) ||
+	    json_out_add_num(o, "broker_nop_vs_raw_max", 2.5, 1) ||
+	    json_out_add(o, "met", json_object_new_boolean(nop_ratio <= 2.5)))
+		goto fail;
+	o = json_object_new_object();
+	if (json_out_add(root, "held_pagemap", o) ||
+	    json_out_add(o, "id", json_object_new_uint64(before->id)) ||
+	    json_out_add(o, "id_after", json_object_new_uint64(after->id)) ||
+	    json_out_add(o, "refs_before", json_object_new_uint64(before->refs)) ||
+	    json_out_add(o, "refs_after", json_object_new_uint64(after->refs)))
+		goto fail;
+	return root;
+fail:
+	json_object_put(root);
+	return NULL;
 }
 
 int pmbench_rtt(int argc, char **argv)
@@ -179,6 +268,7 @@ int pmbench_rtt(int argc, char **argv)
 		{ "samples", required_argument, NULL, 's' },
 		{ "pin", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct bench_broker bp = { .linger_ms = 5000 };
@@ -188,19 +278,26 @@ int pmbench_rtt(int argc, char **argv)
 	struct pm_client *c = NULL;
 	double *v[M_COUNT] = { 0 }, t;
 	enum pin pin = PIN_SAME;
-	bool pin_given = false;
+	bool pin_given = false, json = false;
 	int samples = 2000, ch, r = 0, raw = -1, hold = -1, status, exit_code = 1;
+	json_object *report;
 	pid_t echo = -1;
 	char *end;
+	long n;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'S': sock = optarg; break;
 		case 's':
 			errno = 0;
-			samples = (int)strtol(optarg, &end, 10);
-			if (errno || *end || !*optarg)
-				samples = -1;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || n < ROUNDS || n > 1000000) {
+				fprintf(stderr, "pmbench rtt: --samples: '%s' is not a number in "
+						"%d..1000000\n", optarg, ROUNDS);
+				return 2;
+			}
+			samples = (int)n;
 			break;
 		case 'p':
 			pin_given = true;
@@ -216,16 +313,20 @@ int pmbench_rtt(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'j': break; /* JSON is the only output */
-		default: return 2;
+		case 'j': json = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case ':':
+			fprintf(stderr, "pmbench rtt: option '%s' needs an argument\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "pmbench rtt: unknown option '%s'\n%s", argv[optind - 1],
+				usage_text);
+			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "pmbench rtt: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (samples < ROUNDS || samples > 1000000) {
-		fprintf(stderr, "pmbench rtt: --samples must be %d..1000000\n", ROUNDS);
 		return 2;
 	}
 	/* Someone else's broker runs where it runs: pinning only our side would
@@ -310,25 +411,13 @@ int pmbench_rtt(int argc, char **argv)
 	}
 	for (int m = 0; m < M_COUNT; m++)
 		bench_stats(v[m], samples, &st[m]);
-	printf("{\n  \"benchmark\": \"rtt\",\n  \"broker\": \"%s\",\n", sock ? sock : "spawned");
-	printf("  \"samples\": %d,\n  \"warmup\": %d,\n  \"rounds\": %d,\n", samples, WARMUP,
-	       ROUNDS);
-	printf("  \"pin\": {\"mode\": \"%s\", \"client_cpu\": %d, \"server_cpu\": %d},\n",
-	       pin_names[pin], pin_cpu[0], pin_cpu[1]);
-	printf("  \"raw_request_bytes\": %zu,\n  \"raw_reply_bytes\": %zu,\n", RAW_REQ, RAW_REP);
-	printf("  \"rtt\": {\n");
-	for (int m = 0; m < M_COUNT; m++)
-		print_stats(mnames[m], &st[m]);
-	printf("    \"unit\": \"microseconds\"\n  },\n");
-	printf("  \"ratios\": {\"broker_nop_vs_raw\": %.2f, \"open_close_vs_raw\": %.2f, "
-	       "\"query_vs_raw\": %.2f},\n",
-	       st[M_NOP].median / st[M_RAW].median, st[M_OPEN_CLOSE].median / st[M_RAW].median,
-	       st[M_QUERY].median / st[M_RAW].median);
-	printf("  \"goal\": {\"broker_nop_vs_raw_max\": 2.5, \"met\": %s},\n",
-	       st[M_NOP].median / st[M_RAW].median <= 2.5 ? "true" : "false");
-	printf("  \"held_pagemap\": {\"id\": %llu, \"id_after\": %llu, \"refs_before\": %u, "
-	       "\"refs_after\": %u}\n}\n",
-	       (unsigned long long)before.id, (unsigned long long)after.id, before.refs, after.refs);
+	report = report_json(sock, pin, st, &before, &after);
+	if (!report) {
+		fprintf(stderr, "pmbench rtt: %s\n", strerror(ENOMEM));
+		goto out;
+	}
+	bench_emit(report, json);
+	json_object_put(report);
 	exit_code = 0;
 	if (after.id != before.id || after.refs != before.refs) {
 		fprintf(stderr, "pmbench rtt: the held pagemap changed: id %llu -> %llu, refs %u -> %u\n",

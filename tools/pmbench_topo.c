@@ -8,20 +8,47 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "pmbench.h"
 #include "synth.h"
 #include "topo.h"
 
-static void print_stats(const char *name, struct bench_stats *s, bool last)
+static const char usage_text[] =
+	"Usage: pmbench topo [--sysfs-root DIR] [--synthetic N] [--samples N] [--json]\n"
+	"Topology discovery time on this machine: in this process, and as a whole pmtopo\n"
+	"--json process against lstopo-no-graphics --of xml (the baseline) in the same run;\n"
+	"then a synthetic machine of N devices (EMULATED): build, topology file load, the\n"
+	"class of every ordered pair, peer groups.\n"
+	"  --sysfs-root DIR  a captured sysfs tree instead of this machine's\n"
+	"  --synthetic N     devices of the synthetic machine (2..65536, default 4096)\n"
+	"  --samples N       timed runs of each (1..10000, default 10; synthetic: at most 3)\n"
+	"  --json            the whole JSON document instead of a summary\n";
+
+/* A row of the summary's table: name, then the times in milliseconds. */
+static json_object *stats_json(const char *id, const char *name, const struct bench_stats *s)
 {
-	printf("    \"%s\": {\"median_ms\": %.3f, \"p5_ms\": %.3f, \"p95_ms\": %.3f, \"samples\": %d}%s\n",
-	       name, s->median * 1e3, s->p5 * 1e3, s->p95 * 1e3, s->samples, last ? "" : ",");
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if ((id && json_out_add(o, "id", json_object_new_string(id))) ||
+	    (name && json_out_add(o, "name", json_object_new_string(name))) ||
+	    json_out_add_num(o, "median_ms", s->median * 1e3, 3) ||
+	    json_out_add_num(o, "p5_ms", s->p5 * 1e3, 3) ||
+	    json_out_add_num(o, "p95_ms", s->p95 * 1e3, 3) ||
+	    json_out_add(o, "samples", json_object_new_int(s->samples))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* Wall time of one run of argv with stdout/stderr to /dev/null; <0 on failure. */
@@ -122,8 +149,9 @@ static int load_from_file_text(struct topo_graph **g, double *secs, size_t *byte
 	return 0;
 }
 
-/* Builds the synthetic machine, reloads it from its file, classifies every ordered pair. */
-static int bench_synthetic(int ndev, int samples)
+/* Builds the synthetic machine, reloads it from its file, classifies every
+ * ordered pair; the figures into root["synthetic"]. */
+static int bench_synthetic(json_object *root, int ndev, int samples)
 {
 	int per_switch = 32, hbs = (ndev + 2 * per_switch - 1) / (2 * per_switch);
 	double *build = calloc((size_t)samples, sizeof(double));
@@ -131,6 +159,7 @@ static int bench_synthetic(int ndev, int samples)
 	double *grp = calloc((size_t)samples, sizeof(double));
 	double *load = calloc((size_t)samples, sizeof(double));
 	struct bench_stats sb, sc, sg, sl;
+	json_object *syn, *o;
 	size_t file_bytes = 0;
 	struct topo_path *p = malloc(sizeof(*p));
 	unsigned long long counts[8] = { 0 };
@@ -191,20 +220,32 @@ static int bench_synthetic(int ndev, int samples)
 	bench_stats(cls, samples, &sc);
 	bench_stats(grp, samples, &sg);
 	bench_stats(load, samples, &sl);
-	printf("  \"synthetic\": {\n    \"emulated\": true,\n    \"devices\": %zu,\n"
-	       "    \"ordered_pairs\": %zu,\n    \"peer_groups\": %d,\n",
-	       ndevices, npairs, ngroups);
-	printf("    \"class_counts\": {");
+	/* Each container goes into its parent first, so that the parent owns it. */
+	r = -ENOMEM;
+	syn = json_object_new_object();
+	if (json_out_add(root, "synthetic", syn) ||
+	    json_out_add(syn, "emulated", json_object_new_boolean(true)) ||
+	    json_out_add(syn, "devices", json_object_new_uint64(ndevices)) ||
+	    json_out_add(syn, "ordered_pairs", json_object_new_uint64(npairs)) ||
+	    json_out_add(syn, "peer_groups", json_object_new_int(ngroups)))
+		goto out;
+	o = json_object_new_object();
+	if (json_out_add(syn, "class_counts", o))
+		goto out;
 	for (int c = TOPO_CLASS_X; c <= TOPO_CLASS_NET; c++)
-		printf("%s\"%s\": %llu", c ? ", " : "", topo_class_name(c), counts[c]);
-	printf("},\n");
-	printf("    \"topology_file_bytes\": %zu,\n", file_bytes);
-	printf("    \"load_plus_classify_all_ms\": %.3f,\n", (sl.median + sc.median) * 1e3);
-	print_stats("build", &sb, false);
-	print_stats("file_load", &sl, false);
-	print_stats("classify_all_pairs", &sc, false);
-	print_stats("peer_groups", &sg, true);
-	printf("  }\n");
+		if (json_out_add(o, topo_class_name(c), json_object_new_uint64(counts[c])))
+			goto out;
+	if (json_out_add(syn, "topology_file_bytes", json_object_new_uint64(file_bytes)) ||
+	    json_out_add_num(syn, "load_plus_classify_all_ms", (sl.median + sc.median) * 1e3, 3))
+		goto out;
+	o = json_object_new_array();
+	if (json_out_add(syn, "stages", o) ||
+	    json_out_append(o, stats_json("build", "build the machine", &sb)) ||
+	    json_out_append(o, stats_json("file_load", "load its topology file", &sl)) ||
+	    json_out_append(o, stats_json("classify_all_pairs", "classify every ordered pair", &sc)) ||
+	    json_out_append(o, stats_json("peer_groups", "peer groups", &sg)))
+		goto out;
+	r = 0;
 out:
 	free(build);
 	free(cls);
@@ -214,6 +255,63 @@ out:
 	return r;
 }
 
+/* "N" within lo..hi into *out, else the option and the bad value named. */
+static int parse_count(const char *opt, const char *arg, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < lo || v > hi) {
+		fprintf(stderr, "pmbench topo: --%s: '%s' is not a number in %d..%d\n", opt, arg,
+			lo, hi);
+		return -EINVAL;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* The discovery rows: in process, then pmtopo's process against lstopo's.
+ * What goes into root is root's, also when this fails. */
+static int discovery_json(json_object *root, const struct bench_stats *disc,
+			  const struct bench_stats *ours, const struct bench_stats *lstopo,
+			  const char *missing)
+{
+	json_object *rows, *row, *base;
+
+	if (json_out_add(root, "unit", json_object_new_string("milliseconds")))
+		return -ENOMEM;
+	rows = json_object_new_array();
+	if (json_out_add(root, "discovery", rows) ||
+	    json_out_append(rows, stats_json("in_process", "topo_discover() in this process", disc)))
+		return -ENOMEM;
+	if (ours) {
+		row = stats_json("pmtopo_json_process", "pmtopo --json, a whole process", ours);
+		if (json_out_append(rows, row))
+			return -ENOMEM;
+		/* The baseline's kind names it in the summary ("lstopo... 9.5 ms"). */
+		base = lstopo ? stats_json(NULL, NULL, lstopo) : NULL;
+		if (lstopo &&
+		    (json_out_add(row, "baseline", base) ||
+		     json_out_add(base, "kind", json_object_new_string("lstopo-no-graphics --of xml")) ||
+		     json_out_add_num(row, "slowdown", ours->median / lstopo->median, 2)))
+			return -ENOMEM;
+	}
+	if (json_out_add_num(root, "speedup_vs_lstopo",
+			     ours && lstopo ? lstopo->median / ours->median : NAN, 2))
+		return -ENOMEM;
+	/* Say what is missing rather than leave a row out silently. */
+	if (!ours && json_out_add(root, "pmtopo_missing", json_object_new_string(missing)))
+		return -ENOMEM;
+	if (!lstopo &&
+	    json_out_add(root, "lstopo_missing",
+			 json_object_new_string("lstopo-no-graphics did not run (not installed? "
+						"apt-get install hwloc-nox)")))
+		return -ENOMEM;
+	return 0;
+}
+
 int pmbench_topo(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -221,58 +319,85 @@ int pmbench_topo(int argc, char **argv)
 		{ "synthetic", required_argument, NULL, 'n' },
 		{ "samples", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *root = NULL;
+	const char *root_dir = NULL;
 	int ndev = 4096, samples = 10, c, r;
-	char dir[PATH_MAX], pmtopo[PATH_MAX + 16];
+	char dir[PATH_MAX], pmtopo[PATH_MAX + 16], missing[PATH_MAX + 64];
 	struct bench_stats disc, ours, lstopo;
+	json_object *root = NULL;
+	bool json = false;
 	size_t npci = 0;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': root = optarg; break;
-		case 'n': ndev = atoi(optarg); break;
-		case 's': samples = atoi(optarg); break;
-		case 'j': break; /* JSON is the only output */
-		default: return 2;
+		case 'r': root_dir = optarg; break;
+		case 'n':
+			if (parse_count("synthetic", optarg, 2, 1 << 16, &ndev) < 0)
+				return 2;
+			break;
+		case 's':
+			if (parse_count("samples", optarg, 1, 10000, &samples) < 0)
+				return 2;
+			break;
+		case 'j': json = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case ':':
+			fprintf(stderr, "pmbench topo: option '%s' needs an argument\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "pmbench topo: unknown option '%s'\n%s", argv[optind - 1],
+				usage_text);
+			return 2;
 		}
 	}
-	if (ndev < 2 || ndev > 1 << 16 || samples < 1 || samples > 10000) {
-		fprintf(stderr, "pmbench topo: --synthetic must be 2..65536 and --samples 1..10000\n");
+	if (optind < argc) {
+		fprintf(stderr, "pmbench topo: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	r = sample_discovery(root, samples, &disc, &npci);
+	r = sample_discovery(root_dir, samples, &disc, &npci);
 	if (r < 0) {
-		fprintf(stderr, "pmbench topo: discovery failed: %s\n", strerror(-r));
+		fprintf(stderr, "pmbench topo: discovery of %s failed: %s\n",
+			root_dir ? root_dir : "this machine", strerror(-r));
 		return 1;
 	}
+	/* The installed pmtopo sits beside the installed pmbench, as in the build tree. */
 	bench_self_dir(dir, sizeof(dir));
 	snprintf(pmtopo, sizeof(pmtopo), "%s/pmtopo", dir);
-	char *ours_argv[] = { pmtopo, "--json", "--no-verbs", root ? "--sysfs-root" : NULL,
-			      (char *)root, NULL };
+	char *ours_argv[] = { pmtopo, "--json", "--no-verbs", root_dir ? "--sysfs-root" : NULL,
+			      (char *)root_dir, NULL };
 	char *lstopo_argv[] = { "lstopo-no-graphics", "--of", "xml", "-", NULL };
-	int have_ours = sample_process(ours_argv, NULL, samples, &ours) == 0;
-	int have_lstopo = sample_process(lstopo_argv, root, samples, &lstopo) == 0;
+	bool have_ours = sample_process(ours_argv, NULL, samples, &ours) == 0;
+	bool have_lstopo = sample_process(lstopo_argv, root_dir, samples, &lstopo) == 0;
 
-	printf("{\n  \"benchmark\": \"topo\",\n  \"source\": \"%s\",\n  \"pci_functions\": %zu,\n",
-	       root ? root : "live", npci);
-	printf("  \"discovery\": {\n");
-	print_stats("in_process", &disc, !have_ours && !have_lstopo);
-	if (have_ours)
-		print_stats("pmtopo_json_process", &ours, !have_lstopo);
-	if (have_lstopo)
-		print_stats("lstopo_xml_process_baseline", &lstopo, true);
-	printf("  },\n");
-	if (have_ours && have_lstopo)
-		printf("  \"speedup_vs_lstopo\": %.2f,\n", lstopo.median / ours.median);
-	else
-		printf("  \"speedup_vs_lstopo\": null,\n");
-	r = bench_synthetic(ndev, samples < 3 ? samples : 3);
-	printf("}\n");
+	snprintf(missing, sizeof(missing), "%s did not run (not built or installed beside pmbench?)",
+		 pmtopo);
+	root = json_object_new_object();
+	r = root ? 0 : -ENOMEM;
+	if (r == 0 &&
+	    (json_out_add(root, "benchmark", json_object_new_string("topo")) ||
+	     json_out_add(root, "source", json_object_new_string(root_dir ? root_dir : "live")) ||
+	     json_out_add(root, "pci_functions", json_object_new_uint64(npci))))
+		r = -ENOMEM;
+	if (r == 0)
+		r = discovery_json(root, &disc, have_ours ? &ours : NULL,
+				   have_lstopo ? &lstopo : NULL, missing);
 	if (r < 0) {
-		fprintf(stderr, "pmbench topo: synthetic: %s\n", strerror(-r));
+		fprintf(stderr, "pmbench topo: %s\n", strerror(-r));
+		json_object_put(root);
 		return 1;
 	}
-	return 0;
+	r = bench_synthetic(root, ndev, samples < 3 ? samples : 3);
+	if (r < 0) {
+		fprintf(stderr, "pmbench topo: the synthetic machine of %d devices: %s\n", ndev,
+			strerror(-r));
+		json_object_put(root);
+		return 1;
+	}
+	bench_emit(root, json);
+	json_object_put(root);
+	return fflush(stdout) ? 1 : 0;
 }

@@ -15,7 +15,7 @@ static void usage(FILE *f)
 	      "Show the interconnect topology: devices x devices matrix by default.\n\n"
 	      "Source (default: this machine, live):\n"
 	      "  --sysfs-root DIR      replay a captured sysfs tree (hwloc-gather-topology --io layout)\n"
-	      "  --load FILE           read a topology file (docs/topology-format.md)\n"
+	      "  --load FILE           read a topology file (docs/topology-format.md; '-' for stdin)\n"
 	      "  --no-verbs            do not query libibverbs (sysfs only)\n\n"
 	      "Views:\n"
 	      "  (none)                matrix of path classes, like nvidia-smi topo -m\n"
@@ -26,6 +26,7 @@ static void usage(FILE *f)
 	      "  --export nccl-xml     NCCL_TOPO_FILE format\n"
 	      "  --dump FILE           write the topology file ('-' for stdout)\n\n"
 	      "  --filter LIST         device kinds: gpu,accel,nic,nvme,mem,other,numa,all\n"
+	      "                        (--tree keeps the bridges that lead to them)\n"
 	      "  -h, --help            this text;  --version\n\n"
 	      "Devices are named by BDF (0000:17:00.0 or 17:00.0), RDMA name (mlx5_0),\n"
 	      "netdev (eth0), DRM node (card0, renderD128), NVMe (nvme0), alias (GPU0) or\n"
@@ -63,7 +64,13 @@ static int parse_filter(const char *list, unsigned *mask)
 		*mask |= kinds[i].bits;
 	}
 	free(dup);
-	return *mask ? 0 : -EINVAL;
+	/* "", "," and the like select nothing: say so rather than print nothing. */
+	if (!*mask) {
+		fprintf(stderr, "pmtopo: --filter: empty list '%s'; kinds are gpu, accel, nic, "
+				"nvme, mem, other, numa, all\n", list);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int pmtopo_selected(const struct pmtopo_view *v, int **idx)
@@ -166,7 +173,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (load) {
-		r = topo_file_load(load, &g, err, sizeof(err));
+		/* Through the file loader, so stdin gets its size limit, NUL check
+		 * and line:column errors, named as /dev/stdin. */
+		r = topo_file_load(strcmp(load, "-") ? load : "/dev/stdin", &g, err, sizeof(err));
 	} else {
 		dopts.sysfs_root = sysfs_root;
 		dopts.errbuf = err;
@@ -177,8 +186,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pmtopo: %s\n", err[0] ? err : strerror(-r));
 		return 1;
 	}
-	/* Pairs, dot and JSON describe everything unless filtered. */
-	if (!filter_set && (view == VIEW_JSON || view == VIEW_DOT))
+	/* Pairs, dot, JSON and the tree describe everything unless filtered. */
+	if (!filter_set && (view == VIEW_JSON || view == VIEW_DOT || view == VIEW_TREE))
 		v.kinds = ~0u;
 	v.g = g;
 	switch (view) {

@@ -11,7 +11,54 @@ struct tree {
 	const struct pmtopo_view *v;
 	int *order; /* pci indices sorted by BDF */
 	size_t n;
+	bool *shown;    /* per pci function: passes --filter or leads to one that does */
+	bool *hb_shown; /* per host bridge: something below it is shown */
 };
+
+/* As --dot selects: an endpoint of a chosen kind, or the function of an RDMA
+ * device when NICs are chosen (a NIC whose class code says otherwise). */
+static bool selected(const struct pmtopo_view *v, int i)
+{
+	const struct topo_graph *g = v->g;
+	enum topo_dev_kind k = topo_pci_kind(&g->pci[i]);
+
+	if (g->pci[i].port != TOPO_PORT_ENDPOINT)
+		return false;
+	if (k != TOPO_DEV_BRIDGE && (k & v->kinds))
+		return true;
+	for (size_t r = 0; r < g->n_rdma && (v->kinds & TOPO_DEV_NIC); r++)
+		if (g->rdma[r].pci == i)
+			return true;
+	return false;
+}
+
+/*
+ * What the tree shows. Unfiltered (every kind) it is everything, empty root
+ * ports included, as lspci -tv. Filtered, a bridge alone says nothing: keep
+ * the chosen endpoints and the bridges on their way up, so the tree still
+ * shows where each one hangs.
+ */
+static void mark_shown(struct tree *t)
+{
+	const struct topo_graph *g = t->v->g;
+	bool all = t->v->kinds == ~0u;
+
+	for (size_t i = 0; i < g->n_pci; i++) {
+		size_t hops = 0;
+
+		if (g->pci[i].removed || !(all || selected(t->v, (int)i)))
+			continue;
+		t->shown[i] = true;
+		for (int up = g->pci[i].parent; up >= 0 && hops < g->n_pci && !g->pci[up].removed;
+		     up = g->pci[up].parent, hops++)
+			t->shown[up] = true;
+		if (g->pci[i].hostbridge >= 0 && (size_t)g->pci[i].hostbridge < g->n_hostbridges)
+			t->hb_shown[g->pci[i].hostbridge] = true;
+	}
+	/* An empty host bridge is news on an unfiltered tree only. */
+	for (size_t h = 0; all && h < g->n_hostbridges; h++)
+		t->hb_shown[h] = true;
+}
 
 static int cmp_bdf(const void *a, const void *b, void *arg)
 {
@@ -83,7 +130,7 @@ static void print_subtree(struct tree *t, int parent, int hb, const char *prefix
 	for (size_t k = 0; k < t->n; k++) {
 		const struct topo_pci *p = &g->pci[t->order[k]];
 
-		if (!p->removed && p->parent == parent && p->hostbridge == hb)
+		if (t->shown[t->order[k]] && p->parent == parent && p->hostbridge == hb)
 			last = t->order[k];
 	}
 	for (size_t k = 0; k < t->n; k++) {
@@ -91,7 +138,7 @@ static void print_subtree(struct tree *t, int parent, int hb, const char *prefix
 		const struct topo_pci *p = &g->pci[i];
 		char sub[256];
 
-		if (p->removed || p->parent != parent || p->hostbridge != hb)
+		if (!t->shown[i] || p->parent != parent || p->hostbridge != hb)
 			continue;
 		fprintf(f, "%s%s %s %s", prefix, i == last ? "\\-" : "+-", p->bdf,
 			p->port == TOPO_PORT_ENDPOINT ? topo_dev_kind_name(topo_pci_kind(p))
@@ -112,8 +159,9 @@ static void print_hostbridges(struct tree *t, int numa, bool unknown)
 	for (size_t h = 0; h < g->n_hostbridges; h++) {
 		const struct topo_hostbridge *hb = &g->hostbridges[h];
 
-		if (unknown ? hb->numa >= 0 && topo_graph_find_numa(g, hb->numa) >= 0
-			    : hb->numa != numa)
+		if (!t->hb_shown[h] ||
+		    (unknown ? hb->numa >= 0 && topo_graph_find_numa(g, hb->numa) >= 0
+			     : hb->numa != numa))
 			continue;
 		fprintf(t->v->out, "  %s\n", hb->name);
 		print_subtree(t, -1, (int)h, "  ");
@@ -124,11 +172,18 @@ int pmtopo_print_tree(const struct pmtopo_view *v)
 {
 	const struct topo_graph *g = v->g;
 	struct tree t = { .v = v, .n = g->n_pci };
-	bool any_unknown = false;
+	bool any_unknown = false, any_shown = false;
 
 	t.order = malloc((t.n ? t.n : 1) * sizeof(int));
-	if (!t.order)
+	t.shown = calloc(t.n ? t.n : 1, sizeof(bool));
+	t.hb_shown = calloc(g->n_hostbridges ? g->n_hostbridges : 1, sizeof(bool));
+	if (!t.order || !t.shown || !t.hb_shown) {
+		free(t.order);
+		free(t.shown);
+		free(t.hb_shown);
 		return -ENOMEM;
+	}
+	mark_shown(&t);
 	for (size_t i = 0; i < t.n; i++)
 		t.order[i] = (int)i;
 	qsort_r(t.order, t.n, sizeof(int), cmp_bdf, (void *)g);
@@ -150,12 +205,19 @@ int pmtopo_print_tree(const struct pmtopo_view *v)
 			print_hostbridges(&t, -1, false);
 	}
 	for (size_t h = 0; h < g->n_hostbridges && g->n_numa != 1; h++)
-		if (g->hostbridges[h].numa < 0 || topo_graph_find_numa(g, g->hostbridges[h].numa) < 0)
+		if (t.hb_shown[h] && (g->hostbridges[h].numa < 0 ||
+				      topo_graph_find_numa(g, g->hostbridges[h].numa) < 0))
 			any_unknown = true;
 	if (any_unknown) {
 		fprintf(v->out, "unknown NUMA node\n");
 		print_hostbridges(&t, -1, true);
 	}
+	for (size_t h = 0; h < g->n_hostbridges; h++)
+		any_shown |= t.hb_shown[h];
+	if (!any_shown && v->kinds != ~0u)
+		fprintf(v->out, "(no PCI device of the kinds --filter chose)\n");
 	free(t.order);
+	free(t.shown);
+	free(t.hb_shown);
 	return 0;
 }
