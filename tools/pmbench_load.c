@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "config.h"
 #include "json_out.h"
 #include "pagemap.h"
 #include "pmbench.h"
@@ -60,6 +61,7 @@ struct opts {
 	unsigned clients, requests, kill;
 	uint64_t seed;
 	const char *socket, *topology;
+	bool json;
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -244,14 +246,18 @@ static int cmp_float(const void *a, const void *b)
 static void usage(FILE *f)
 {
 	fputs("Usage: pmbench load [--clients N] [--requests N] [--kill N] [--seed S]\n"
-	      "                    [--socket PATH | --topology FILE]\n"
+	      "                    [--socket PATH | --topology FILE] [--json]\n"
 	      "  N client processes (default 256), each making N requests (default 10000) of a\n"
 	      "  random mix; --kill N SIGKILLs N of them at random points. Without --socket a\n"
 	      "  broker of its own serves an EMULATED machine (--topology, default the QEMU\n"
-	      "  test machine) with per-uid limits raised for the client count.\n",
+	      "  test machine) with per-uid limits raised for the client count. A summary\n"
+	      "  (p50/p99 per request kind, errors, RSS, what the broker still holds) by\n"
+	      "  default; --json: the whole JSON document. Exit 1 on any error or leak.\n",
 	      f);
 }
 
+/* The QEMU test machine's topology: from the source tree ($PAGEMAP_SOURCE_ROOT
+ * or beside the build tree), else where an install keeps it. */
 static const char *default_topology(char *buf, size_t len)
 {
 	const char *root = getenv("PAGEMAP_SOURCE_ROOT");
@@ -263,6 +269,8 @@ static const char *default_topology(char *buf, size_t len)
 	}
 	bench_self_dir(dir, sizeof(dir));
 	snprintf(buf, len, "%s/../../examples/topologies/qemu-pcie.json", dir);
+	if (access(buf, R_OK) < 0)
+		snprintf(buf, len, "%s/topologies/qemu-pcie.json", PAGEMAP_DATADIR);
 	return buf;
 }
 
@@ -272,7 +280,8 @@ int pmbench_load(int argc, char **argv)
 		{ "clients", required_argument, NULL, 'c' }, { "requests", required_argument, NULL, 'n' },
 		{ "kill", required_argument, NULL, 'k' },    { "seed", required_argument, NULL, 'S' },
 		{ "socket", required_argument, NULL, 's' },  { "topology", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },          { 0 },
+		{ "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	struct opts o = { .clients = 256, .requests = 10000, .seed = 1 };
 	/* Pagemaps left unused go soon after the run: what is still open then
@@ -304,6 +313,7 @@ int pmbench_load(int argc, char **argv)
 		case 'S': o.seed = v; break;
 		case 's': o.socket = optarg; break;
 		case 't': o.topology = optarg; break;
+		case 'j': o.json = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -497,8 +507,7 @@ int pmbench_load(int argc, char **argv)
 		json_object_object_add(inv, "allocations_left",
 				       json_object_new_int64((int64_t)st.allocations));
 		json_object_object_add(root, "after", inv);
-		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		bench_emit(root, o.json);
 		if (errors || data_errors || unfinished || st.sessions > 1 || st.handles ||
 		    st.allocations || (bp.pid && fds_end != fds0))
 			ret = 1;
