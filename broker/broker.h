@@ -261,6 +261,9 @@ int registry_restore_device(struct broker *b, const char *device);
 /* A PCI function came back (rescan, hot-add): its pools that went away with
  * it are served again. The number restored. */
 int registry_device_added(struct broker *b, const char *bdf);
+/* The same for every gone pool whose sysfs directory is back: what a missed
+ * uevent (or a build without libudev) would not tell. */
+void registry_check_returned(struct broker *b);
 /* Tears down lingering pagemaps whose time is up (or all, under pressure). */
 void registry_expire(struct broker *b, bool pressure);
 uint64_t registry_next_deadline(const struct broker *b);

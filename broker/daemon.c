@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,11 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "daemon.h"
 
-#define SD_LISTEN_FDS_START 3
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 int broker_dir_ours(const char *dir, mode_t mode, bool repair)
 {
@@ -122,17 +126,105 @@ static int listen_on(const char *path)
 	return fd;
 }
 
-static int systemd_socket(void)
+/* The socket file of our own: the configured path, else the default one. */
+static int own_socket(struct broker *b)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int fd;
 
-	if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
-		return -1;
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	return SD_LISTEN_FDS_START;
+	if (!b->conf.socket_path[0] &&
+	    default_socket(b->conf.socket_path, sizeof(b->conf.socket_path)) < 0) {
+		blog(LOG_ERR, "no socket path: set --socket or XDG_RUNTIME_DIR");
+		return -ENOENT;
+	}
+	fd = listen_on(b->conf.socket_path);
+	if (fd < 0) {
+		blog(LOG_ERR, "%s: %s", b->conf.socket_path, strerror(-fd));
+		return fd;
+	}
+	/* Only now: a path another broker answers on is never ours to unlink. */
+	b->owns_path = true;
+	return fd;
 }
+
+/* A start that fails leaves no socket file that nobody will ever answer. */
+static void own_socket_drop(struct broker *b)
+{
+	if (!b->owns_path)
+		return;
+	unlink(b->conf.socket_path);
+	b->owns_path = false;
+}
+
+#if HAVE_LIBSYSTEMD
+/* The path systemd bound, for the log (the unit's ListenStream=). */
+static void systemd_socket_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_un sa;
+	socklen_t salen = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
+	    salen <= offsetof(struct sockaddr_un, sun_path) || !sa.sun_path[0])
+		return;
+	snprintf(buf, len, " %.*s", (int)(salen - offsetof(struct sockaddr_un, sun_path)),
+		 sa.sun_path);
+}
+
+/*
+ * The socket a service manager passed (pagemapd.socket): exactly one
+ * listening AF_UNIX stream socket. Anything else is a unit written wrong,
+ * and guessing which fd to serve could hand pagemaps out where nobody
+ * meant to. The fd, -ENOENT when none was passed, else -errno.
+ */
+static int systemd_socket(char *name, size_t len)
+{
+	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START, r;
+
+	if (n == 0)
+		return -ENOENT;
+	if (n < 0) {
+		blog(LOG_ERR, "the sockets systemd passed: %s", strerror(-n));
+		return n;
+	}
+	if (n > 1) {
+		blog(LOG_ERR, "systemd passed %d sockets: pagemapd serves one "
+		     "(one ListenStream= in pagemapd.socket)", n);
+		return -EINVAL;
+	}
+	r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
+	if (r <= 0) {
+		blog(LOG_ERR, "the socket systemd passed (fd %d) is not a listening AF_UNIX "
+		     "stream socket%s%s", fd, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		return r < 0 ? r : -EINVAL;
+	}
+	/* As our own socket: accept() must not block on a client that left. */
+	r = fcntl(fd, F_GETFL);
+	if (r < 0 || fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0)
+		return -errno;
+	systemd_socket_name(fd, name, len);
+	return fd;
+}
+#else
+/*
+ * Without libsystemd passed sockets are not served (nor expected: the
+ * units are not installed then). A manager that passes some anyway waits
+ * for a broker on them: say so and stop, rather than serve elsewhere.
+ */
+static int systemd_socket(char *name, size_t len)
+{
+	const char *pid = getenv("LISTEN_PID");
+	char self[24];
+
+	(void)name;
+	(void)len;
+	snprintf(self, sizeof(self), "%ld", (long)getpid());
+	if (!getenv("LISTEN_FDS") || !pid || strcmp(pid, self))
+		return -ENOENT;
+	blog(LOG_ERR, "systemd passed sockets (LISTEN_FDS), but this pagemapd is built "
+	     "without libsystemd (meson -Dsystemd=enabled)");
+	return -EOPNOTSUPP;
+}
+#endif
 
 static void timer_fired(struct broker *b, struct watch *w, uint32_t events)
 {
@@ -189,6 +281,9 @@ static void raise_fd_limit(struct broker *b)
 	     b->conf.max_fds_per_uid);
 }
 
+/* Where a passed socket listens (" PATH"), for the log; "" when our own. */
+static char systemd_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
+
 static int setup(struct broker *b, bool signals)
 {
 	struct topo_discover_opts o = { 0 };
@@ -221,20 +316,11 @@ static int setup(struct broker *b, bool signals)
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->epfd < 0)
 		return -errno;
-	listen_fd = systemd_socket();
-	b->owns_path = listen_fd < 0;
-	if (listen_fd < 0) {
-		if (!b->conf.socket_path[0] &&
-		    default_socket(b->conf.socket_path, sizeof(b->conf.socket_path)) < 0) {
-			blog(LOG_ERR, "no socket path: set --socket or XDG_RUNTIME_DIR");
-			return -ENOENT;
-		}
-		listen_fd = listen_on(b->conf.socket_path);
-		if (listen_fd < 0) {
-			blog(LOG_ERR, "%s: %s", b->conf.socket_path, strerror(-listen_fd));
-			return listen_fd;
-		}
-	}
+	listen_fd = systemd_socket(systemd_name, sizeof(systemd_name));
+	if (listen_fd == -ENOENT)
+		listen_fd = own_socket(b);
+	if (listen_fd < 0)
+		return listen_fd;
 	b->listen.fd = listen_fd;
 	b->listen.cb = session_accept;
 	if ((r = loop_add(b, &b->listen, EPOLLIN)) < 0)
@@ -267,22 +353,28 @@ int broker_start(struct broker *b, bool signals)
 	int r = setup(b, signals);
 
 	if (r < 0)
-		return r;
+		goto fail;
 	r = engine_init(b);
 	if (r < 0) {
 		blog(LOG_ERR, "migration engine: %s", strerror(-r));
-		return r;
+		goto fail;
 	}
 	r = peers_init(b);
 	if (r < 0) {
 		blog(LOG_ERR, "peer brokers: %s", strerror(-r));
-		return r;
+		goto fail;
 	}
-	blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)",
-	     b->conf.socket_path[0] ? b->conf.socket_path : "systemd socket", b->topo->source,
-	     b->topo->n_numa, b->topo->emulated ? ", EMULATED" : "");
+	if (b->owns_path)
+		blog(LOG_INFO, "listening on %s (%s, %zu NUMA nodes%s)", b->conf.socket_path,
+		     b->topo->source, b->topo->n_numa, b->topo->emulated ? ", EMULATED" : "");
+	else
+		blog(LOG_INFO, "listening on systemd socket%s (%s, %zu NUMA nodes%s)", systemd_name,
+		     b->topo->source, b->topo->n_numa, b->topo->emulated ? ", EMULATED" : "");
 	b->running = true;
 	return 0;
+fail:
+	own_socket_drop(b);
+	return r;
 }
 
 int broker_dispatch(struct broker *b, int timeout_ms)
@@ -307,6 +399,7 @@ void broker_stop(struct broker *b)
 	/* Nothing in a device pool is lost to a restart: it goes home first. */
 	if (b->engine)
 		registry_shutdown(b);
+	hotplug_fini(b);
 	session_free_all(b);
 	engine_fini(b);
 	peers_fini(b);
@@ -329,3 +422,100 @@ void broker_stop(struct broker *b)
 	if (b->epfd > 0)
 		close(b->epfd);
 }
+
+/* ---- the service manager (Type=notify) ---- */
+
+#if HAVE_LIBSYSTEMD
+/* What the last STATUS= said and when: updates are rate-limited. */
+static struct {
+	bool on; /* $NOTIFY_SOCKET was set when we became ready */
+	char sent[128];
+	uint64_t sent_ms;
+} status;
+
+static void status_line(const struct broker *b, char *buf, size_t len)
+{
+	unsigned pools = 0;
+
+	for (const struct pool *p = b->pools; p; p = p->next)
+		pools++;
+	snprintf(buf, len, "serving %u pool%s, %llu pagemap%s, %llu session%s", pools,
+		 pools == 1 ? "" : "s", (unsigned long long)b->stats.pagemaps,
+		 b->stats.pagemaps == 1 ? "" : "s", (unsigned long long)b->stats.sessions,
+		 b->stats.sessions == 1 ? "" : "s");
+}
+
+/* first: what goes before STATUS= in the same datagram ("READY=1\n"). */
+static void status_send(const char *first, const char *line)
+{
+	snprintf(status.sent, sizeof(status.sent), "%s", line);
+	status.sent_ms = now_ms();
+	sd_notifyf(0, "%sSTATUS=%s", first, line);
+}
+
+void daemon_notify_ready(struct broker *b)
+{
+	char line[sizeof(status.sent)];
+
+	status.on = getenv("NOTIFY_SOCKET") != NULL;
+	if (!status.on)
+		return;
+	status_line(b, line, sizeof(line));
+	status_send("READY=1\n", line);
+}
+
+/*
+ * Sessions come and go by the thousand a second under load: one datagram
+ * to the manager per change would be its load too. A change within a
+ * second of the last update waits for the second to end.
+ */
+int daemon_notify_status(struct broker *b)
+{
+	char line[sizeof(status.sent)];
+	uint64_t now;
+
+	if (!status.on)
+		return -1;
+	status_line(b, line, sizeof(line));
+	if (!strcmp(line, status.sent))
+		return -1;
+	now = now_ms();
+	if (now - status.sent_ms < 1000)
+		return (int)(status.sent_ms + 1000 - now);
+	status_send("", line);
+	return -1;
+}
+
+void daemon_notify_stopping(struct broker *b)
+{
+	(void)b;
+	if (status.on)
+		sd_notify(0, "STOPPING=1\nSTATUS=stopping: device data goes home first");
+}
+
+void daemon_notify_failed(int err)
+{
+	sd_notifyf(0, "STATUS=failed to start: %s\nERRNO=%d", strerror(-err), -err);
+}
+#else
+void daemon_notify_ready(struct broker *b)
+{
+	(void)b;
+}
+
+int daemon_notify_status(struct broker *b)
+{
+	(void)b;
+	return -1;
+}
+
+void daemon_notify_stopping(struct broker *b)
+{
+	(void)b;
+}
+
+void daemon_notify_failed(int err)
+{
+	(void)err;
+}
+#endif

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* pagemapd: one broker per node, handing out pagemap fds. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "config.h"
+#include "daemon.h"
 
 static void usage(FILE *f)
 {
@@ -15,7 +19,7 @@ static void usage(FILE *f)
 	      "The pagemap broker: hands out pagemap fds for this node's memory pools.\n\n"
 	      "  --socket PATH      listen here (default $PAGEMAP_SOCKET, then\n"
 	      "                     $XDG_RUNTIME_DIR/pagemap/broker.sock, /run/pagemap/broker.sock\n"
-	      "                     for root; systemd sockets are used when LISTEN_FDS says so)\n"
+	      "                     for root; a socket systemd passes is used instead)\n"
 	      "  --config FILE      pools, access rules, limits (docs/pagemapd.md)\n"
 	      "  --topology FILE    serve an EMULATED machine from a topology file\n"
 	      "  --sysfs-root DIR   read a captured sysfs tree instead of this machine's\n"
@@ -28,6 +32,66 @@ static void usage(FILE *f)
 	      "                     memory) here, so a crash loses none of them (tmpfs)\n"
 	      "  -v, --verbose      debug log;  -h, --help;  --version\n",
 	      f);
+}
+
+/* The version, and what this build can do as a service. */
+static void version(void)
+{
+	printf("pagemapd %s (%csystemd %clibudev)\n", PAGEMAP_VERSION, HAVE_LIBSYSTEMD ? '+' : '-',
+	       HAVE_LIBUDEV ? '+' : '-');
+}
+
+/*
+ * json-c's message for a file it cannot open names neither the option nor
+ * the errno: say both before config_load() reads it. O_NONBLOCK: a FIFO
+ * with no writer yet must not hang the check.
+ */
+static int config_readable(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (S_ISDIR(st.st_mode))
+		r = -EISDIR;
+	close(fd);
+	return r;
+}
+
+static int load_config(struct config *conf, const char *path)
+{
+	char err[512];
+	int r = config_readable(path);
+
+	if (r < 0) {
+		fprintf(stderr, "pagemapd: --config %s: %s (%s)\n", path, strerror(-r),
+			strerrorname_np(-r));
+		return r;
+	}
+	r = config_load(conf, path, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "pagemapd: %s\n", err);
+	return r;
+}
+
+/* The loop, telling the service manager how it goes between turns. */
+static void serve(struct broker *b)
+{
+	int timeout = -1, r;
+
+	daemon_notify_ready(b);
+	while (b->running) {
+		r = broker_dispatch(b, timeout);
+		if (r < 0) {
+			blog(LOG_ERR, "epoll_wait: %s", strerror(-r));
+			break;
+		}
+		timeout = daemon_notify_status(b);
+	}
+	daemon_notify_stopping(b);
 }
 
 int main(int argc, char **argv)
@@ -94,7 +158,7 @@ int main(int argc, char **argv)
 			break;
 		case 'v': log_max = LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("pagemapd %s\n", PAGEMAP_VERSION); return 0;
+		case 'V': version(); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -103,10 +167,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	config_defaults(&b.conf);
-	if (config && config_load(&b.conf, config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "pagemapd: %s\n", err);
+	if (config && load_config(&b.conf, config) < 0)
 		return 2;
-	}
 	/* The command line wins over the file. */
 	if (socket_arg)
 		snprintf(b.conf.socket_path, sizeof(b.conf.socket_path), "%s", socket_arg);
@@ -131,15 +193,11 @@ int main(int argc, char **argv)
 	if (state_arg)
 		snprintf(b.conf.state_dir, sizeof(b.conf.state_dir), "%s", state_arg);
 	r = broker_start(&b, true);
-	if (r < 0)
+	if (r < 0) {
+		daemon_notify_failed(r);
 		return 1;
-	while (b.running) {
-		r = broker_dispatch(&b, -1);
-		if (r < 0) {
-			blog(LOG_ERR, "epoll_wait: %s", strerror(-r));
-			break;
-		}
 	}
+	serve(&b);
 	broker_stop(&b);
 	return 0;
 }

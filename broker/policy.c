@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -387,16 +388,84 @@ static int read_root(struct cfg_ctx *x, struct config *c, json_object *root)
 	return 0;
 }
 
+/* A configuration is a few KiB: anything past this is not one. */
+#define CONFIG_MAX (1u << 20)
+
+/* The line of text[off], for a parse error. */
+static unsigned line_of(const char *text, size_t off)
+{
+	unsigned line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
+/* Whether anything but white space follows the JSON that ends at off. */
+static bool trailing(const char *text, size_t off, size_t len)
+{
+	for (; off < len; off++)
+		if (!text[off] || !strchr(" \t\r\n", text[off]))
+			return true;
+	return false;
+}
+
+/*
+ * The file's JSON, or NULL with err naming the file and what is wrong: the
+ * errno when it cannot be read, the line where the JSON breaks (json-c's
+ * own messages name neither).
+ */
+static json_object *config_parse(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	struct json_tokener *tok;
+	json_object *root = NULL;
+	char *text;
+	size_t len;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s (%s)", path, strerror(errno), strerrorname_np(errno));
+		return NULL;
+	}
+	text = malloc(CONFIG_MAX + 1);
+	len = text ? fread(text, 1, CONFIG_MAX + 1, f) : 0;
+	if (!text || ferror(f))
+		snprintf(err, errlen, "%s: %s", path, text ? strerror(errno) : "out of memory");
+	else if (len > CONFIG_MAX)
+		snprintf(err, errlen, "%s: larger than %u bytes: not a configuration", path,
+			 CONFIG_MAX);
+	else if (!(tok = json_tokener_new()))
+		snprintf(err, errlen, "%s: out of memory", path);
+	else {
+		root = json_tokener_parse_ex(tok, text, (int)len);
+		if (root && trailing(text, json_tokener_get_parse_end(tok), len)) {
+			snprintf(err, errlen, "%s: line %u: text after the configuration's object",
+				 path, line_of(text, json_tokener_get_parse_end(tok)));
+			json_object_put(root);
+			root = NULL;
+		} else if (!root) {
+			enum json_tokener_error e = json_tokener_get_error(tok);
+
+			snprintf(err, errlen, "%s: line %u: not valid JSON: %s", path,
+				 line_of(text, json_tokener_get_parse_end(tok)),
+				 e == json_tokener_continue ? "it ends too early"
+							    : json_tokener_error_desc(e));
+		}
+		json_tokener_free(tok);
+	}
+	free(text);
+	fclose(f);
+	return root;
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx x = { .file = path, .err = err, .errlen = errlen };
-	json_object *root = json_object_from_file(path);
+	json_object *root = config_parse(path, err, errlen);
 	int r;
 
-	if (!root) {
-		snprintf(err, errlen, "%s: cannot read or parse: %s", path, json_util_get_last_err());
+	if (!root)
 		return -EINVAL;
-	}
 	r = read_root(&x, c, root);
 	json_object_put(root);
 	return r;

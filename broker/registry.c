@@ -394,6 +394,14 @@ int registry_device_added(struct broker *b, const char *bdf)
 	return n;
 }
 
+void registry_check_returned(struct broker *b)
+{
+	for (struct pool *p = b->pools; p; p = p->next)
+		if (p->gone && p->revoked_by == -ENODEV && p->sysfs[0] &&
+		    access(p->sysfs, F_OK) == 0)
+			registry_device_added(b, p->device);
+}
+
 void registry_expire(struct broker *b, bool pressure)
 {
 	uint64_t now = now_ms();

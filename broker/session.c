@@ -118,6 +118,8 @@ static int op_open(struct broker *b, struct session *s, const struct pm_msg *m)
 	p = pool_find(b, device, region);
 	if (!p)
 		return reply_status(s, m, -ENOENT);
+	if (p->gone)
+		registry_check_returned(b);
 	/* Revoked by an administrator (-ECANCELED, as its holders were told)
 	 * or gone with its device (-ENODEV): not the same as no such pool. */
 	if (p->gone)
@@ -246,6 +248,7 @@ static int op_pools(struct broker *b, struct session *s, const struct pm_msg *m)
 
 	if (m->hdr.length != sizeof(*q) || q->reserved)
 		return reply_status(s, m, -EINVAL);
+	registry_check_returned(b);
 	memset(rep, 0, sizeof(*rep));
 	for (const struct pool *p = b->pools; p; p = p->next) {
 		/* What the caller may not open it does not see either. */

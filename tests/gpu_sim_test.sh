@@ -27,7 +27,7 @@ T="timeout 120"
 say() { echo "gpu-sim [$SIM] $*"; }
 bad() { echo "FAIL [$SIM] $cur: $*"; fail=1 case_fail=1; }
 # show FILE: a log without the broker's debug lines
-show() { grep -v '^<7>' "$1" | sed 's/^/    /'; }
+show() { grep -v '^pagemapd: debug: ' "$1" | sed 's/^/    /'; }
 
 [[ ":${LD_LIBRARY_PATH:-}:" == *":$(dirname "$lib"):"* && -f $lib ]] ||
 	{ echo "FAIL: LD_LIBRARY_PATH does not lead to the $SIM ($lib)"; exit 1; }
@@ -52,7 +52,7 @@ start() {
 	[[ -S $PAGEMAP_SOCKET ]] || bad "the broker did not start"
 }
 
-# stop [REGEX]: SIGTERM; exit 0; ERROR lines (<3>) only those matching REGEX,
+# stop [REGEX]: SIGTERM; exit 0; ERROR lines ("pagemapd: error: ") only those matching REGEX,
 # which must be there when given; no warning from the driver (leaks).
 stop() {
 	local want=${1:-} rc errs
@@ -61,10 +61,10 @@ stop() {
 	rc=$?
 	broker=
 	((rc == 0)) || bad "broker exit $rc after SIGTERM"
-	errs=$(grep '^<3>' "$d/$cur.log")
+	errs=$(grep '^pagemapd: error: ' "$d/$cur.log")
 	[[ -n $want ]] && errs=$(grep -Ev "$want" <<<"$errs")
 	[[ -z $errs ]] || bad "ERROR in the broker log that this case did not cause: $errs"
-	[[ -z $want ]] || grep -Eq "^<3>.*($want)" "$d/$cur.log" ||
+	[[ -z $want ]] || grep -Eq "^pagemapd: error: .*($want)" "$d/$cur.log" ||
 		bad "the broker did not log the injected error ($want)"
 	! grep -q "$SIM: \(warning\|error\)" "$d/$cur.log" ||
 		bad "the driver reports a leak or misuse: $(grep "$SIM: \(warning\|error\)" "$d/$cur.log")"
@@ -114,7 +114,7 @@ injected() {
 
 # logged TEXT: an ERROR line of the broker's that says TEXT.
 logged() {
-	grep -qF "$1" <(grep '^<3>' "$d/$cur.log") || bad "the broker did not log '$1'"
+	grep -qF "$1" <(grep '^pagemapd: error: ' "$d/$cur.log") || bad "the broker did not log '$1'"
 }
 
 # The pools, pm_gpu_check with a peer path between the two devices.
@@ -252,7 +252,7 @@ stop "cuda0: cuCtxSetCurrent: unknown error \($SIM\)|copy host -> cuda0 failed"
 
 # (f) A device the driver cannot describe is left out, and the log says why.
 start enum FAKE_CUDA_FAIL=cuDeviceTotalMem:2
-grep -q "^<4>pagemapd: CUDA device 1: no GPU pool: cuDeviceTotalMem: unknown error ($SIM)" \
+grep -q "^pagemapd: warning: CUDA device 1: no GPU pool: cuDeviceTotalMem: unknown error ($SIM)" \
 	"$d/$cur.log" || bad "the broker did not log why device 1 has no pool"
 ! grep -q "GPU pool cuda1/vram" "$d/$cur.log" || bad "a pool for device 1 anyway"
 $T "$check" >"$d/check.out" || { cat "$d/check.out"; bad "pm_gpu_check on cuda0 alone"; }
@@ -302,7 +302,7 @@ $T "$fcheck" trips 3 || bad "pm_gpu_fault_check trips 3"
 injected cuMemHostRegister_v2 2
 engines bytes_zero_copy "== $((46 * M))"
 engines bytes_staged "== $((50 * M))"
-grep -q "^<4>pagemapd: cuda0: cuMemHostRegister: unknown error ($SIM); host -> VRAM copies that cannot be registered are staged" \
+grep -q "^pagemapd: warning: cuda0: cuMemHostRegister: unknown error ($SIM); host -> VRAM copies that cannot be registered are staged" \
 	"$d/$cur.log" || bad "the broker did not say why a copy was staged"
 stop
 (($(zc refused) == 1)) || bad "want 1 registration refused, not $(zc refused)"

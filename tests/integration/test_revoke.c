@@ -151,7 +151,7 @@ static int make_file(const char *path, off_t size, mode_t mode)
  */
 static void test_sysfs_vanish(void)
 {
-	char cfg[600], dev[300];
+	char cfg[600], dev[300], target[600] = "";
 	struct it_opts o = { .linger_ms = 4000, .config = cfg, .no_topology = true };
 	struct pagemap_info info;
 	struct it_broker br;
@@ -183,12 +183,23 @@ static void test_sysfs_vanish(void)
 	id = info.id;
 
 	/* Hot-removal: the device's sysfs entry goes away. */
+	CU_ASSERT_FATAL(readlink(dev, target, sizeof(target) - 1) > 0);
 	CU_ASSERT_EQUAL(unlink(dev), 0);
 	check_revoked(bar, id, -ENODEV);
 	CU_ASSERT_EQUAL(it_open_err(c, IT_EMU0, "bar2", 0), -ENODEV);
+	CU_ASSERT_EQUAL(it_pool_state(c, IT_EMU0, "bar2"), PM_POOL_GONE);
 	CU_ASSERT_EQUAL(pagemap_query(other, &info), 0);
 	CU_ASSERT_EQUAL(info.state, PAGEMAP_STATE_ACTIVE);
 	CU_ASSERT(it_log_has(&br, IT_EMU0, "vanished", NULL));
+
+	/* It comes back (a rescan): served again, a new pagemap. */
+	CU_ASSERT_EQUAL_FATAL(symlink(target, dev), 0);
+	CU_ASSERT_EQUAL(it_pool_state(c, IT_EMU0, "bar2"), PM_POOL_AVAILABLE);
+	close(bar);
+	bar = pagemap_open(c, IT_EMU0, "bar2", 0);
+	CU_ASSERT(bar >= 0);
+	CU_ASSERT(bar >= 0 && it_pagemap_id(bar) != id);
+	CU_ASSERT(it_log_has(&br, IT_EMU0, "is back", NULL));
 	close(bar);
 	close(other);
 	pm_disconnect(c);
