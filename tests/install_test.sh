@@ -219,6 +219,30 @@ run "pmbench rtt (its own broker: sbin/pagemapd)" "$P/bin/pmbench" rtt --samples
 run "pmbench topo (runs the installed pmtopo)" "$P/bin/pmbench" topo --samples 1 --synthetic 16 \
 	--json && jq -e '[.discovery[].id] | index("pmtopo_json_process") != null' "$TMP/out" \
 	>/dev/null || bad "pmbench topo did not run $P/bin/pmtopo: $(cat "$TMP/out")"
+# What a newcomer reads: man pmctl from the installed pages.
+if command -v man >/dev/null; then
+	MANPATH=$P/share/man MANWIDTH=80 man -P cat pmctl >"$TMP/man" 2>/dev/null &&
+		grep -q "restore" "$TMP/man" && ok "man pmctl (installed) renders" ||
+		bad "man pmctl: $(head -5 "$TMP/man")"
+	MANPATH=$P/share/man man -P cat pm_free >"$TMP/man" 2>/dev/null &&
+		grep -q "pm_alloc" "$TMP/man" && ok "man pm_free (a link page) renders" ||
+		bad "man pm_free: $(head -5 "$TMP/man")"
+else
+	echo "note: no man(1): installed pages not rendered"
+fi
+# An unprivileged user of the root broker: the installed pmctl pools and the
+# placement example built outside, with the installed library.
+if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+	chmod -R a+rX "$TMP"
+	chmod 666 "$SOCK"
+	nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	run "pmctl pools as uid 65534" nobody "$P/bin/pmctl" --socket "$SOCK" pools &&
+		grep -q "^node0 " "$TMP/out" || bad "pmctl pools as nobody: $(cat "$TMP/out")"
+	PAGEMAP_SOCKET=$SOCK run "placement as uid 65534" nobody "$out/placement" 0000:03:00.0 &&
+		grep -q "intact" "$TMP/out" || bad "placement as nobody: $(cat "$TMP/out")"
+else
+	echo "note: not root (or no setpriv): the unprivileged user's run is not exercised"
+fi
 kill -0 "$BROKER_PID" 2>/dev/null && ok "the installed broker is still up" ||
 	bad "the installed broker died: $(cat "$TMP/broker.log")"
 
