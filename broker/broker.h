@@ -116,6 +116,11 @@ extern const struct pool_ops pool_p2pmem_ops;
 
 /* pool_p2pmem.c: a pool per function that published p2pmem (real machines). */
 int p2pmem_pools_add(struct broker *b);
+/* Whether p's p2pmem is still published (its driver still bound). */
+bool p2pmem_present(const struct pool *p);
+/* Whether p's device is there: its sysfs directory, and for p2pmem the
+ * published memory. */
+bool pool_device_present(const struct pool *p);
 
 /* pool_gpu.c: a pool per CUDA device when the driver loads; none otherwise. */
 int gpu_pools_add(struct broker *b);
@@ -409,7 +414,8 @@ struct io_file {
 
 /* Whether the client's fd may be read (load) or written (store) by the
  * workers; fills f. 0, or -EBADF (O_PATH, wrong access mode), -EINVAL (not
- * a regular file or block device), -EOPNOTSUPP (FUSE). */
+ * a regular file or block device), -EOPNOTSUPP (not a local kernel file
+ * system's file, nor a PCI device's disk). */
 int file_io_check(const struct broker *b, int fd, bool store, struct io_file *f);
 /* Why bytes of a transfer into or out of pool p (NULL: host memory) went
  * through host memory: fallback is the DMA attempt's error, 0 none made. */

@@ -34,6 +34,7 @@ struct copy_io {
 	uint64_t chunk_off; /* the chunk's offset in the memfd (drop_host) */
 	/* Set by the worker. */
 	uint64_t done;   /* bytes read from or written to the file */
+	bool dropped;    /* drop_host: the replica is gone */
 	int fallback;    /* why DMA was refused and the bytes bounced: -errno, 0 */
 };
 

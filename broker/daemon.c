@@ -336,6 +336,9 @@ static int setup(struct broker *b, bool signals)
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A client's pm_store past its file's size limit fails with EFBIG
+	 * rather than killing the broker. */
+	signal(SIGXFSZ, SIG_IGN);
 	b->signals.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	b->signals.cb = signal_fired;
 	if (b->signals.fd < 0 || (r = loop_add(b, &b->signals, EPOLLIN)) < 0)

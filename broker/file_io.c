@@ -13,12 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
 #include "broker.h"
 
-#define FUSE_SUPER_MAGIC 0x65735546
+/*
+ * The file systems whose files the workers may read and write: kernel ones
+ * backed by local block devices or memory, whose I/O always ends. Anything
+ * served by a process (FUSE, or overlayfs and loop devices stacked on it),
+ * by a network, or by the kernel on the broker's behalf (procfs, sysfs:
+ * their handlers check the reader's credentials, which would be ours) is
+ * refused.
+ */
+static const char *const fs_allowed[] = {
+	"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "tmpfs",
+};
 
 /* Whether s starts with a PCI address: dddd:bb:dd.f */
 static bool is_bdf(const char *s, size_t n)
@@ -58,11 +67,34 @@ static void storage_of(const struct broker *b, dev_t dev, char *out, size_t len)
 	free(path);
 }
 
+/* The type of the file system mount mnt_id is ("ext4"), from the mount
+ * table: asking the file system itself (fstatfs) could block in its server. */
+static int fs_type_of(uint64_t mnt_id, char *type, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	int r = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (r == -ENOENT && fgets(line, sizeof(line), f)) {
+		unsigned long long id;
+		const char *sep = strstr(line, " - ");
+
+		if (sscanf(line, "%llu", &id) == 1 && id == mnt_id && sep &&
+		    sscanf(sep + 3, "%63s", type) == 1 && len > 63)
+			r = 0;
+	}
+	fclose(f);
+	return r;
+}
+
 int file_io_check(const struct broker *b, int fd, bool store, struct io_file *f)
 {
-	struct statfs sf;
-	struct stat st;
+	struct statx stx;
+	char type[64];
 	int fl = fcntl(fd, F_GETFL), acc;
+	bool ok = false;
 
 	if (fl < 0)
 		return -errno;
@@ -71,22 +103,30 @@ int file_io_check(const struct broker *b, int fd, bool store, struct io_file *f)
 	 * or one opened the other way round reads or writes nothing here. */
 	if ((fl & O_PATH) || (store ? acc == O_RDONLY : acc == O_WRONLY))
 		return -EBADF;
-	if (fstat(fd, &st) < 0)
+	/* Cached attributes only: a FUSE server could make a fresh getattr
+	 * wait for ever, on the loop thread. */
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MNT_ID,
+		  &stx) < 0)
 		return -errno;
 	/* Pipes, sockets and character devices could block a worker forever,
 	 * and have no offset to read at. */
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+	if (!S_ISREG(stx.stx_mode) && !S_ISBLK(stx.stx_mode))
 		return -EINVAL;
-	/* Neither could a file system served by a process. */
-	if (fstatfs(fd, &sf) < 0)
-		return -errno;
-	if (sf.f_type == FUSE_SUPER_MAGIC)
-		return -EOPNOTSUPP;
 	f->fd = fd;
 	f->direct = fl & O_DIRECT;
-	storage_of(b, S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev, f->storage,
-		   sizeof(f->storage));
-	return 0;
+	storage_of(b, S_ISBLK(stx.stx_mode) ? makedev(stx.stx_rdev_major, stx.stx_rdev_minor)
+					    : makedev(stx.stx_dev_major, stx.stx_dev_minor),
+		   f->storage, sizeof(f->storage));
+	/* A block device must be a PCI device's disk: loop, nbd and
+	 * device-mapper devices may sit on a file or a server that never
+	 * answers. */
+	if (S_ISBLK(stx.stx_mode))
+		return f->storage[0] ? 0 : -EOPNOTSUPP;
+	if (!(stx.stx_mask & STATX_MNT_ID) || fs_type_of(stx.stx_mnt_id, type, sizeof(type)) < 0)
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < sizeof(fs_allowed) / sizeof(fs_allowed[0]); i++)
+		ok = ok || !strcmp(type, fs_allowed[i]);
+	return ok ? 0 : -EOPNOTSUPP;
 }
 
 void file_io_explain(const struct broker *b, const struct io_file *f, const struct pool *p,

@@ -123,7 +123,7 @@ void hotplug_fini(struct broker *b)
 void hotplug_check_sysfs(struct broker *b)
 {
 	for (struct pool *p = b->pools; p; p = p->next)
-		if (p->pm && p->sysfs[0] && !p->gone && access(p->sysfs, F_OK) < 0) {
+		if (p->pm && !p->gone && !pool_device_present(p)) {
 			blog(LOG_INFO, "%s vanished from sysfs: its pagemaps are revoked", p->device);
 			registry_revoke_device(b, p->device, -ENODEV);
 		}

@@ -57,6 +57,8 @@ static int config_readable(const char *path)
 		r = -errno;
 	else if (S_ISDIR(st.st_mode))
 		r = -EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL; /* a FIFO or device: reading it could wait for ever */
 	close(fd);
 	return r;
 }

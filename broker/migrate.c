@@ -92,6 +92,10 @@ struct engine {
 	 * COPY_BATCH bytes or the run breaks, then it goes to the workers. */
 	struct copy *open;
 	bool check_peers;       /* an RDMA copy failed: is its link down? */
+	/* File transfers in flight, and how many may be: fewer than the
+	 * workers, so a slow or stuck storage device never holds them all
+	 * (every fault and migration waits on a free worker). */
+	unsigned io_inflight, max_io_inflight;
 };
 
 bool engine_peer_path(const struct broker *b, const struct pool *a, const struct pool *c)
@@ -353,7 +357,7 @@ static int plan_io(struct broker *b, struct mig_job *j, struct mig_range *mr, ui
 	uint64_t lo = i * al->chunk_size, hi = lo + al->chunk_size, delta;
 	struct copy *cp;
 
-	if (pending_before(e, j, al, i))
+	if (pending_before(e, j, al, i) || e->io_inflight >= e->max_io_inflight)
 		return PLAN_WAIT;
 	if (lo < io->start)
 		lo = io->start;
@@ -394,6 +398,7 @@ static int plan_io(struct broker *b, struct mig_job *j, struct mig_range *mr, ui
 		ch->where->busy++;
 	j->inflight++;
 	e->inflight++;
+	e->io_inflight++;
 	e->inflight_bytes += al->chunk_size;
 	flush_open(e);
 	copy_queue_push(&e->q, cp);
@@ -694,6 +699,7 @@ static void complete_io(struct broker *b, struct copy *cp)
 		cp->from->busy--;
 	j->inflight--;
 	b->engine->inflight--;
+	b->engine->io_inflight--;
 	b->engine->inflight_bytes -= al->chunk_size;
 	io->rep.bytes_done += cp->io.done;
 	io->rep.bytes_p2p_dma += cp->tally.p2p;
@@ -708,15 +714,20 @@ static void complete_io(struct broker *b, struct copy *cp)
 			blog(LOG_INFO, "allocation %llu: %s", (unsigned long long)al->id,
 			     io->rep.reason);
 	}
+	/* The replica went before the load began (xfer_block.c), whatever
+	 * came of it: the device side may hold new bytes. */
+	if (cp->io.drop_host && cp->io.dropped)
+		ch->host_copy = false;
 	if (cp->err) {
-		ch->error = cp->err;
+		/* A failed load leaves the chunk's bytes undefined; a failed
+		 * store only the client's file. */
+		if (!io->store)
+			ch->error = cp->err;
 		blog(LOG_ERR, "allocation %llu chunk %llu: %s %s failed: %s",
 		     (unsigned long long)al->id, (unsigned long long)cp->chunk,
 		     io->store ? "store from" : "load into", p ? p->device : "host memory",
 		     strerror(-cp->err));
 		job_fail(j, cp->err);
-	} else if (cp->io.drop_host) {
-		ch->host_copy = false;
 	}
 	free(cp);
 	if (al->dead)
@@ -1048,6 +1059,7 @@ int engine_init(struct broker *b)
 	if (r < 0)
 		goto fail;
 	e->max_inflight_bytes = 2ull * n * COPY_BATCH;
+	e->max_io_inflight = n > 1 ? n / 2 : 1;
 	r = loop_add(b, &e->ev, EPOLLIN);
 	if (r < 0) {
 		copy_queue_stop(&e->q);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "cpuset.h"
@@ -198,6 +199,15 @@ uint64_t pool_free(const struct broker *b, const struct pool *p)
 	}
 	fclose(f);
 	return free_bytes;
+}
+
+bool pool_device_present(const struct pool *p)
+{
+	if (!p->sysfs[0])
+		return true;
+	if (access(p->sysfs, F_OK) < 0)
+		return false;
+	return p->ops != &pool_p2pmem_ops || p2pmem_present(p);
 }
 
 /* The path class from the NUMA node of cpu to p's device, as pmtopo's

@@ -84,6 +84,18 @@ static void p2pmem_destroy(struct pool *p)
 	p->capacity = p->k.p2p.size;
 }
 
+bool p2pmem_present(const struct pool *p)
+{
+	uint64_t published = 0;
+	char path[640];
+
+	/* A driver unbind takes the p2pmem away (and zaps our mapping) while
+	 * the function's own sysfs directory stays. */
+	snprintf(path, sizeof(path), "%s/p2pmem/allocate", p->sysfs);
+	return access(path, F_OK) == 0 && p2pmem_attr(p->sysfs, "published", &published) == 0 &&
+	       published == 1;
+}
+
 const struct pool_ops pool_p2pmem_ops = {
 	.kind = PM_KIND_P2PMEM,
 	.name = "p2pmem",

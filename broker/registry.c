@@ -367,7 +367,7 @@ int registry_restore_device(struct broker *b, const char *device)
 		if (!p->gone || p->revoked_by != -ECANCELED)
 			continue;
 		/* Back to what the device itself says: gone if it left meanwhile. */
-		if (p->sysfs[0] && access(p->sysfs, F_OK) < 0) {
+		if (!pool_device_present(p)) {
 			p->revoked_by = -ENODEV;
 			continue;
 		}
@@ -384,7 +384,7 @@ int registry_device_added(struct broker *b, const char *bdf)
 
 	for (struct pool *p = b->pools; p; p = p->next)
 		if (!strcmp(p->device, bdf) && p->gone && p->revoked_by == -ENODEV &&
-		    !p->pm) {
+		    !p->pm && pool_device_present(p)) {
 			p->gone = false;
 			p->revoked_by = 0;
 			n++;
@@ -397,8 +397,7 @@ int registry_device_added(struct broker *b, const char *bdf)
 void registry_check_returned(struct broker *b)
 {
 	for (struct pool *p = b->pools; p; p = p->next)
-		if (p->gone && p->revoked_by == -ENODEV && p->sysfs[0] &&
-		    access(p->sysfs, F_OK) == 0)
+		if (p->gone && p->revoked_by == -ENODEV && p->sysfs[0] && pool_device_present(p))
 			registry_device_added(b, p->device);
 }
 

@@ -61,7 +61,7 @@ static int file_rw(int fd, bool store, uint8_t *buf, uint64_t len, off_t off, ui
  * transfer can still go through host memory. */
 static bool dma_refused(int err)
 {
-	return err == -EREMOTEIO || err == -EFAULT || err == -EINVAL || err == -EOPNOTSUPP ||
+	return err == -EREMOTEIO || err == -EFAULT || err == -EOPNOTSUPP ||
 	       err == -524 /* ENOTSUPP, the kernel's own */;
 }
 
@@ -146,6 +146,17 @@ int xfer_block_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 
 	cp->io.done = 0;
 	cp->io.fallback = 0;
+	cp->io.dropped = false;
+	/* The device chunk is about to change under a READ_MOSTLY host
+	 * replica: the replica goes first, so that whatever comes of the
+	 * load, the client's next touch faults the device's bytes home
+	 * rather than reading the old ones. */
+	if (cp->io.drop_host) {
+		if (fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)cp->io.chunk_off, (off_t)cp->chunk_len) < 0)
+			return -errno;
+		cp->io.dropped = true;
+	}
 	if (!mem && !cp->rsrc) {
 		/* A host chunk: its memfd pages, mapped while the I/O runs. */
 		host = mmap(NULL, cp->len, PROT_READ | PROT_WRITE, MAP_SHARED, cp->memfd,
@@ -160,11 +171,5 @@ int xfer_block_run(struct copy *cp, uint8_t *bounce, struct xfer_tally *t)
 		r = via_bounce(cp, mem, 0, bounce, t);
 	if (host)
 		munmap(host, cp->len);
-	/* The device chunk changed under a READ_MOSTLY host replica: the
-	 * replica goes, and the client's next touch faults the new data home. */
-	if (!r && cp->io.drop_host &&
-	    fallocate(cp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)cp->io.chunk_off, (off_t)cp->chunk_len) < 0)
-		r = -errno;
 	return r;
 }

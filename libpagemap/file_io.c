@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -25,8 +26,13 @@ static int reopen_direct(int fd, off_t offset)
 {
 	char path[40];
 	int fl = fcntl(fd, F_GETFL);
+	struct stat st;
 
-	if (fl < 0 || (fl & (O_DIRECT | O_PATH)) || offset % PM_IO_ALIGN)
+	/* Only files and disks: opening a FIFO again could wait for a writer,
+	 * a character device again could have side effects (the broker
+	 * refuses both anyway). */
+	if (fl < 0 || (fl & (O_DIRECT | O_PATH)) || offset % PM_IO_ALIGN || fstat(fd, &st) < 0 ||
+	    (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
 		return -1;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	return open(path, (fl & O_ACCMODE) | O_DIRECT | O_CLOEXEC);

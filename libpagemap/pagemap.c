@@ -256,6 +256,7 @@ PM_EXPORT int pm_list_pools(struct pm_client *c, struct pm_pool_info *out, size_
 	if (r >= 0) {
 		memcpy(&count, buf, sizeof(count));
 		if (len < head || count != (uint32_t)r ||
+		    count > (PM_MAX_PAYLOAD - head) / sizeof(struct pm_pools_entry) ||
 		    len != head + (size_t)count * sizeof(struct pm_pools_entry))
 			r = -EPROTO;
 	}

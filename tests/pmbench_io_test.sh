@@ -7,7 +7,9 @@
 # Args: PMBENCH PAGEMAPD SOURCE_ROOT
 set -euo pipefail
 PMBENCH=$1 PAGEMAPD=$2 SRC=$3
-TMP=$(mktemp -d)
+# tmpfs: the broker reads only files of local kernel file systems (/tmp may
+# be overlayfs).
+TMP=$(mktemp -d -p /dev/shm)
 trap 'kill "$BROKER" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 fails=0
 ok() { echo "ok: $*"; }

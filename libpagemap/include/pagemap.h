@@ -361,7 +361,10 @@ struct pm_io_result {
  *
  * Returns the bytes read from the file, or -errno: -EBADF fd not open for
  * reading, -EINVAL a pipe, socket or character device, -EOPNOTSUPP a file
- * on FUSE, -EIO the device failed (the range's contents are undefined).
+ * on a file system other than ext2/3/4, xfs, btrfs, f2fs or tmpfs (FUSE,
+ * overlayfs, NFS, procfs...) or a block device that is not a PCI device's
+ * disk (loop, nbd, device-mapper), -EIO the device failed (the range's
+ * contents are undefined).
  */
 ssize_t pm_load(struct pm_client *c, void *addr, size_t len, int fd, off_t offset,
 		unsigned int flags, struct pm_io_result *res);

@@ -25,6 +25,19 @@
 #define POOL "0000:03:00.0"
 
 static struct it_broker br;
+/* The files the tests read and write live on tmpfs: the broker reads only
+ * files of local kernel file systems (not overlayfs, which /tmp may be). */
+static char files[64];
+
+static const char *file_path(const char *name)
+{
+	static char buf[4][128];
+	static unsigned k;
+	char *p = buf[k++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", files, name);
+	return p;
+}
 
 static bool up(void)
 {
@@ -37,12 +50,10 @@ static bool up(void)
 	return br.pid != 0;
 }
 
-/* A file in b's directory holding size bytes of seed's pattern; its fd,
- * opened with flags. */
-static int pattern_file_in(const struct it_broker *b, const char *name, size_t size,
-			   uint64_t seed, int flags)
+/* A file holding size bytes of seed's pattern; its fd, opened with flags. */
+static int pattern_file(const char *name, size_t size, uint64_t seed, int flags)
 {
-	const char *path = it_path(b, name);
+	const char *path = file_path(name);
 	uint8_t *buf = malloc(size);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -56,10 +67,6 @@ static int pattern_file_in(const struct it_broker *b, const char *name, size_t s
 	return fd;
 }
 
-static int pattern_file(const char *name, size_t size, uint64_t seed, int flags)
-{
-	return pattern_file_in(&br, name, size, seed, flags);
-}
 
 /* Whether [0, len) of fd holds seed's pattern, laid out from base_off. */
 static bool file_has(int fd, size_t len, size_t base_off, uint64_t seed)
@@ -135,7 +142,7 @@ static void test_load_store_where_it_lives(void)
 	CU_ASSERT_EQUAL(res.bytes_dma + res.bytes_bounced, size);
 	/* Where the file system takes O_DIRECT, every byte was DMA'd into
 	 * the memory that holds it (host pages, the pool's memfd). */
-	if (direct_io_works(it_path(&br, "in"))) {
+	if (direct_io_works(file_path("in"))) {
 		CU_ASSERT_EQUAL(res.bytes_dma, size);
 		CU_ASSERT_STRING_EQUAL(res.reason, "");
 	} else {
@@ -150,7 +157,7 @@ static void test_load_store_where_it_lives(void)
 	CU_ASSERT(e1.copies - e0.copies >= size / (64 * KiB));
 
 	/* Stored from where it is (the pool half read in place), then read. */
-	out = open(it_path(&br, "out"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	out = open(file_path("out"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CU_ASSERT_FATAL(out >= 0);
 	CU_ASSERT_EQUAL(pm_store(c, p, size, out, 0, 0, &res), (ssize_t)size);
 	CU_ASSERT_EQUAL(res.bytes_done, size);
@@ -321,7 +328,7 @@ static void test_refused(void)
 	struct pm_client *c;
 	struct pm_file_io q = { .len = 64 * KiB };
 	uint64_t id;
-	int s, pfd[2], wr, rd, opath, memfd;
+	int s, pfd[2], wr, rd, opath, memfd, fd;
 	uint8_t *p;
 
 	if (!up())
@@ -341,6 +348,11 @@ static void test_refused(void)
 	CU_ASSERT_EQUAL(pm_load(c, &q, 4096, rd, 0, 0, NULL), -EINVAL); /* not managed */
 	CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
 	CU_ASSERT_EQUAL(pm_load(c, p, 64 * KiB, pfd[0], 0, 0, NULL), -EINVAL);
+	/* procfs: its handlers check the reader's credentials, the broker's. */
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pm_load(c, p, 4096, fd, 0, 0, NULL), -EOPNOTSUPP);
+	close(fd);
 	CU_ASSERT_EQUAL(pm_free(c, p), 0);
 	pm_disconnect(c);
 
@@ -349,7 +361,7 @@ static void test_refused(void)
 	CU_ASSERT_FATAL(s >= 0);
 	CU_ASSERT_EQUAL_FATAL(it_raw_hello(s), 0);
 	CU_ASSERT_EQUAL_FATAL(it_raw_alloc(s, 1 * MiB, 64 * KiB, &id, &memfd), 0);
-	opath = open(it_path(&br, "rd"), O_PATH | O_CLOEXEC);
+	opath = open(file_path("rd"), O_PATH | O_CLOEXEC);
 	CU_ASSERT_FATAL(opath >= 0);
 	q.alloc_id = id;
 	CU_ASSERT_EQUAL(raw_file_io(s, &q, -1), -EPROTO);
@@ -444,7 +456,7 @@ static void test_p2pmem_pool(void)
 	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, info.id), 1);
 	CU_ASSERT_EQUAL(pagemap_query(pm, &info), 0);
 	CU_ASSERT_EQUAL(info.used, size);
-	in = pattern_file_in(&pb, "p2pin", size, 11, O_RDONLY);
+	in = pattern_file("p2pin", size, 11, O_RDONLY);
 	CU_ASSERT_EQUAL(pm_load(c, p, size, in, 0, 0, &res), (ssize_t)size);
 	CU_ASSERT_EQUAL(res.bytes_p2p_dma, 0);
 	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, info.id), 1);
@@ -471,6 +483,8 @@ static void test_stop(void)
 
 int main(void)
 {
+	char cmd[128];
+	int r;
 	static const struct cu_test tests[] = {
 		{ "load and store where chunks live", test_load_store_where_it_lives },
 		{ "parts of chunks, past the end of the file", test_partial_and_eof },
@@ -482,5 +496,14 @@ int main(void)
 		{ NULL, NULL },
 	};
 
-	return cu_run("file-io", tests);
+	snprintf(files, sizeof(files), "/dev/shm/pm-it-file-io.XXXXXX");
+	if (!mkdtemp(files)) {
+		perror("mkdtemp in /dev/shm");
+		return 1;
+	}
+	r = cu_run("file-io", tests);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", files);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", files);
+	return r;
 }
