@@ -43,31 +43,8 @@ if ! command -v systemd-socket-activate >/dev/null; then
 	exit 77
 fi
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $*"; }
-fail() {
-	FAILS=$((FAILS + 1))
-	echo "FAIL: $*" >&2
-}
-# wait_for SECONDS CMD...: until CMD succeeds, polling every 0.05 s.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
+# shellcheck source=test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 # notified PID REGEX: the notify socket got a line matching REGEX from PID.
 notified() { grep -qE "^$1 $2" "$TMP/notify.out"; }
 

@@ -25,27 +25,8 @@ if [[ -z $PAGEMAPD || ! -x $PAGEMAPD || ! -f $TOPO ]]; then
 	exit 2
 fi
 
-TMP=$(mktemp -d)
-BPID=
-cleanup() {
-	[[ -n $BPID ]] && kill -9 "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $*"; }
-fail() {
-	FAILS=$((FAILS + 1))
-	echo "FAIL: $*" >&2
-}
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
+# shellcheck source=test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 
 # A topology not marked emulated: the broker warns, then serves it anyway.
 sed 's/"emulated": true/"emulated": false/' "$TOPO" >"$TMP/topo.json"

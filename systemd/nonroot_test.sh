@@ -42,27 +42,8 @@ if ! nobody "$PMCTL" --version >/dev/null 2>&1; then
 	exit 77
 fi
 
-TMP=$(mktemp -d)
-BPID=
-cleanup() {
-	[[ -n $BPID ]] && kill -9 "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $*"; }
-fail() {
-	FAILS=$((FAILS + 1))
-	echo "FAIL: $*" >&2
-}
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
+# shellcheck source=test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 
 # $TMP stands in for /run: searchable by all, as /run is.
 chmod 0755 "$TMP"

@@ -46,27 +46,8 @@ if [[ -z $BDF ]]; then
 	exit 77
 fi
 
-TMP=$(mktemp -d)
-BPID=
-cleanup() {
-	[[ -n $BPID ]] && kill -9 "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $*"; }
-fail() {
-	FAILS=$((FAILS + 1))
-	echo "FAIL: $*" >&2
-}
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
+# shellcheck source=test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 logged() { grep -qF "$1" "$TMP/broker.log"; }
 open_dev() { PAGEMAP_SOCKET=$TMP/s.sock "$INFO" "$BDF" >"$TMP/info" 2>&1; }
 

@@ -35,14 +35,8 @@ if ! command -v systemd-analyze >/dev/null; then
 	exit 77
 fi
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-FAILS=0
-ok() { echo "ok: $*"; }
-fail() {
-	FAILS=$((FAILS + 1))
-	echo "FAIL: $*" >&2
-}
+# shellcheck source=test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 
 # unit_copy DIR: the units in DIR, the service's ExecStart at the build's broker.
 unit_copy() {
