@@ -926,3 +926,23 @@ int it_reap(pid_t pid, int timeout_ms)
 		it_sleep_ms(2);
 	}
 }
+
+struct pm_engine_info it_engine(struct pm_client *c, const char *name)
+{
+	uint8_t buf[sizeof(struct pm_list_reply) + 8 * sizeof(struct pm_engine_info)];
+	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
+	struct pm_engine_info e = { 0 };
+	size_t len = 0;
+	int n = pm_client_call(c, PM_OP_ENGINES, NULL, 0, buf, sizeof(buf), &len, NULL);
+
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(len, head + (size_t)n * sizeof(e));
+	for (int i = 0; i < n; i++) {
+		memcpy(&e, buf + head + (size_t)i * sizeof(e), sizeof(e));
+		if (!strncmp(e.name, name, sizeof(e.name)))
+			return e;
+	}
+	cu_check_at(false, __FILE__, __LINE__, "no engine named %s", name);
+	memset(&e, 0, sizeof(e));
+	return e;
+}

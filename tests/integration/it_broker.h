@@ -71,6 +71,10 @@ int it_copy_tree(const char *from, const char *to);
 /* A libpagemap client of b, or NULL. */
 struct pm_client *it_connect(const struct it_broker *b);
 
+/* The counters of the copy engine named name (PM_OP_ENGINES); asserts it
+ * is listed. */
+struct pm_engine_info it_engine(struct pm_client *c, const char *name);
+
 /* Admin requests, as pmctl makes them. */
 int it_stats(struct pm_client *c, struct pm_stats_reply *st);
 int it_list(struct pm_client *c, struct pm_info *out, unsigned max); /* count or -errno */

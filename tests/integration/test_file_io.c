@@ -89,24 +89,37 @@ static bool direct_io_works(const char *path)
 	return fd >= 0;
 }
 
-/* The block engine's counters (PM_OP_ENGINES). */
-static struct pm_engine_info block_engine(struct pm_client *c)
-{
-	uint8_t buf[sizeof(struct pm_list_reply) + 8 * sizeof(struct pm_engine_info)];
-	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
-	struct pm_engine_info e = { 0 };
-	size_t len = 0;
-	int n = pm_client_call(c, PM_OP_ENGINES, NULL, 0, buf, sizeof(buf), &len, NULL);
+/* A connection, the emulated pool's pagemap, and size bytes of managed
+ * memory in chunks of 1 << shift (0: the default) filled with seed's
+ * pattern, still in system memory. */
+struct fixture {
+	struct pm_client *c;
+	int pm;
+	uint8_t *p;
+};
 
-	CU_ASSERT_FATAL(n > 0);
-	for (int i = 0; i < n; i++) {
-		memcpy(&e, buf + head + (size_t)i * sizeof(e), sizeof(e));
-		if (!strncmp(e.name, "block", sizeof(e.name)))
-			return e;
-	}
-	CU_FAIL("no block engine");
-	memset(&e, 0, sizeof(e));
-	return e;
+static bool fixture_up(struct fixture *f, size_t size, unsigned shift, uint64_t seed)
+{
+	void *a;
+
+	if (!up())
+		return false;
+	f->c = it_connect(&br);
+	CU_ASSERT_FATAL(f->c != NULL);
+	f->pm = pagemap_open(f->c, POOL, NULL, 0);
+	CU_ASSERT_FATAL(f->pm >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(f->c, size, shift ? PM_ALLOC_CHUNK_SHIFT(shift) : 0, &a),
+			      0);
+	f->p = a;
+	it_pattern_fill(f->p, 0, size, seed);
+	return true;
+}
+
+static void fixture_down(struct fixture *f)
+{
+	CU_ASSERT_EQUAL(pm_free(f->c, f->p), 0);
+	close(f->pm);
+	pm_disconnect(f->c);
 }
 
 /*
@@ -120,21 +133,19 @@ static void test_load_store_where_it_lives(void)
 	const size_t size = 4 * MiB;
 	struct pm_engine_info e0, e1;
 	struct pm_io_result res;
+	struct fixture f;
 	struct pm_client *c;
 	int pm, in, out;
 	uint8_t *p;
 
-	if (!up())
+	if (!fixture_up(&f, size, 16, 1))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, POOL, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), (void **)&p), 0);
-	it_pattern_fill(p, 0, size, 1);
+	c = f.c;
+	pm = f.pm;
+	p = f.p;
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p + size / 2, size / 2, pm, 0), 0);
 	in = pattern_file("in", size, 2, O_RDONLY);
-	e0 = block_engine(c);
+	e0 = it_engine(c, "block");
 
 	CU_ASSERT_EQUAL(pm_load(c, p, size, in, 0, 0, &res), (ssize_t)size);
 	CU_ASSERT_EQUAL(res.bytes_done, size);
@@ -151,7 +162,7 @@ static void test_load_store_where_it_lives(void)
 	/* Nothing moved: half is still in the pool. */
 	CU_ASSERT_EQUAL(it_chunks_in(c, p + size / 2, size / 2, it_pagemap_id(pm)),
 			(int)(size / 2 / (64 * KiB)));
-	e1 = block_engine(c);
+	e1 = it_engine(c, "block");
 	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
 	CU_ASSERT_EQUAL(e1.failed - e0.failed, 0);
 	CU_ASSERT(e1.copies - e0.copies >= size / (64 * KiB));
@@ -169,9 +180,7 @@ static void test_load_store_where_it_lives(void)
 
 	close(in);
 	close(out);
-	CU_ASSERT_EQUAL(pm_free(c, p), 0);
-	close(pm);
-	pm_disconnect(c);
+	fixture_down(&f);
 }
 
 /*
@@ -183,18 +192,16 @@ static void test_partial_and_eof(void)
 {
 	const size_t size = 256 * KiB;
 	struct pm_io_result res;
+	struct fixture f;
 	struct pm_client *c;
 	int pm, in;
 	uint8_t *p;
 
-	if (!up())
+	if (!fixture_up(&f, size, 16, 3))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, POOL, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), (void **)&p), 0);
-	it_pattern_fill(p, 0, size, 3);
+	c = f.c;
+	pm = f.pm;
+	p = f.p;
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, p, size, pm, 0), 0);
 	in = pattern_file("part", 64 * KiB, 4, O_RDONLY);
 
@@ -219,9 +226,7 @@ static void test_partial_and_eof(void)
 			break;
 		}
 	close(in);
-	CU_ASSERT_EQUAL(pm_free(c, p), 0);
-	close(pm);
-	pm_disconnect(c);
+	fixture_down(&f);
 }
 
 /*
@@ -233,18 +238,16 @@ static void test_bounce_and_replica(void)
 {
 	const size_t size = 1 * MiB;
 	struct pm_io_result res;
+	struct fixture f;
 	struct pm_client *c;
 	int pm, in;
 	uint8_t *p;
 
-	if (!up())
+	if (!fixture_up(&f, size, 0, 5))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, POOL, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, 0, (void **)&p), 0);
-	it_pattern_fill(p, 0, size, 5);
+	c = f.c;
+	pm = f.pm;
+	p = f.p;
 	in = pattern_file("bounce", size, 6, O_RDONLY);
 
 	CU_ASSERT_EQUAL(pm_load(c, p, size, in, 0, PM_FILE_BOUNCE, &res), (ssize_t)size);
@@ -265,9 +268,7 @@ static void test_bounce_and_replica(void)
 		CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 7), SIZE_MAX);
 	}
 	close(in);
-	CU_ASSERT_EQUAL(pm_free(c, p), 0);
-	close(pm);
-	pm_disconnect(c);
+	fixture_down(&f);
 }
 
 /*
@@ -279,18 +280,16 @@ static void test_ordered_with_migration(void)
 {
 	const size_t size = 8 * MiB;
 	struct pm_migrate_result mres;
+	struct fixture f;
 	struct pm_client *c;
 	int pm, in, done;
 	uint8_t *p;
 
-	if (!up())
+	if (!fixture_up(&f, size, 16, 8))
 		return;
-	c = it_connect(&br);
-	CU_ASSERT_FATAL(c != NULL);
-	pm = pagemap_open(c, POOL, NULL, 0);
-	CU_ASSERT_FATAL(pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, PM_ALLOC_CHUNK_SHIFT(16), (void **)&p), 0);
-	it_pattern_fill(p, 0, size, 8);
+	c = f.c;
+	pm = f.pm;
+	p = f.p;
 	in = pattern_file("ordered", size, 9, O_RDONLY);
 	done = pm_migrate(c, p, size, pm, PM_MIGRATE_ASYNC);
 	CU_ASSERT_FATAL(done >= 0);
@@ -302,9 +301,7 @@ static void test_ordered_with_migration(void)
 	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, it_pagemap_id(pm)), (int)(size / (64 * KiB)));
 	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 9), SIZE_MAX);
 	close(in);
-	CU_ASSERT_EQUAL(pm_free(c, p), 0);
-	close(pm);
-	pm_disconnect(c);
+	fixture_down(&f);
 }
 
 static int raw_file_io(int s, const struct pm_file_io *q, int fd)

@@ -37,27 +37,6 @@ static bool up(void)
 	return br.pid != 0;
 }
 
-/* The engine named name, from PM_OP_ENGINES; asserts it is there. */
-static struct pm_engine_info engine(struct pm_client *c, const char *name)
-{
-	uint8_t buf[sizeof(struct pm_list_reply) + 8 * sizeof(struct pm_engine_info)];
-	const size_t head = sizeof(struct pm_list_reply) - sizeof(struct pm_reply);
-	struct pm_engine_info e = { 0 };
-	size_t len = 0;
-	int n = pm_client_call(c, PM_OP_ENGINES, NULL, 0, buf, sizeof(buf), &len, NULL);
-
-	CU_ASSERT_FATAL(n > 0);
-	CU_ASSERT_EQUAL_FATAL(len, head + (size_t)n * sizeof(e));
-	for (int i = 0; i < n; i++) {
-		memcpy(&e, buf + head + (size_t)i * sizeof(e), sizeof(e));
-		if (!strncmp(e.name, name, sizeof(e.name)))
-			return e;
-	}
-	cu_check_at(false, __FILE__, __LINE__, "no engine named %s", name);
-	memset(&e, 0, sizeof(e));
-	return e;
-}
-
 /* A connection, the pagemap of device dev, and size bytes of managed
  * memory in chunks of 1 << shift (0: the default) filled with seed's
  * pattern. */
@@ -108,10 +87,10 @@ static void test_engines_listed(void)
 		return;
 	c = it_connect(&br);
 	CU_ASSERT_FATAL(c != NULL);
-	CU_ASSERT_STRING_EQUAL(engine(c, "cpu").name, "cpu");
-	CU_ASSERT_STRING_EQUAL(engine(c, "cuda").name, "cuda");
-	CU_ASSERT_STRING_EQUAL(engine(c, "verbs").name, "verbs");
-	CU_ASSERT_STRING_EQUAL(engine(c, "block").name, "block");
+	CU_ASSERT_STRING_EQUAL(it_engine(c, "cpu").name, "cpu");
+	CU_ASSERT_STRING_EQUAL(it_engine(c, "cuda").name, "cuda");
+	CU_ASSERT_STRING_EQUAL(it_engine(c, "verbs").name, "verbs");
+	CU_ASSERT_STRING_EQUAL(it_engine(c, "block").name, "block");
 	CU_ASSERT_EQUAL(pm_client_call(c, PM_OP_ENGINES, junk, sizeof(junk), buf, sizeof(buf), &len,
 				       NULL),
 			-EINVAL);
@@ -131,9 +110,9 @@ static void test_cpu_counts_and_batches(void)
 
 	if (!fixture_up(&f, NEAR_A, size, 16, 11))
 		return;
-	e0 = engine(f.c, "cpu");
+	e0 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
-	e1 = engine(f.c, "cpu");
+	e1 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
 	CU_ASSERT_EQUAL(e1.bytes_staged - e0.bytes_staged, 0);
 	CU_ASSERT_EQUAL(e1.bytes_zero_copy - e0.bytes_zero_copy, 0);
@@ -144,7 +123,7 @@ static void test_cpu_counts_and_batches(void)
 		    __FILE__, __LINE__, "%llu copies for %zu chunks",
 		    (unsigned long long)(e1.copies - e0.copies), size / ck);
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, PM_FD_SYSTEM, 0), 0);
-	e2 = engine(f.c, "cpu");
+	e2 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
 	CU_ASSERT(e2.copies - e1.copies <= size / ck / 8);
 	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 11), SIZE_MAX);
@@ -172,13 +151,13 @@ static void test_bounce_is_staged(void)
 	CU_ASSERT_EQUAL_FATAL(pm_alloc(c, size, 0, &a), 0);
 	it_pattern_fill(a, 0, size, 12);
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, a_fd, 0), 0);
-	e0 = engine(c, "cpu");
+	e0 = it_engine(c, "cpu");
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, b_fd, 0), 0);
-	e1 = engine(c, "cpu");
+	e1 = it_engine(c, "cpu");
 	CU_ASSERT_EQUAL(e1.bytes - e0.bytes, size);
 	CU_ASSERT_EQUAL(e1.bytes_staged - e0.bytes_staged, 0);
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(c, a, size, x_fd, 0), 0);
-	e2 = engine(c, "cpu");
+	e2 = it_engine(c, "cpu");
 	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
 	CU_ASSERT_EQUAL(e2.bytes_staged - e1.bytes_staged, size);
 	CU_ASSERT_EQUAL(it_pattern_check(a, 0, size, 12), SIZE_MAX);
@@ -216,9 +195,9 @@ static void test_fault_ahead(void)
 	CU_ASSERT_EQUAL(ids[76], pid);
 	CU_ASSERT_EQUAL(ids[78], pid);
 
-	e1 = engine(f.c, "cpu");
+	e1 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 13), SIZE_MAX);
-	e2 = engine(f.c, "cpu");
+	e2 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL_FATAL(it_stats(f.c, &s2), 0);
 	/* Every chunk came home once... */
 	CU_ASSERT_EQUAL(s2.faults - s1.faults, n - 1);
