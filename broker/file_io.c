@@ -29,25 +29,14 @@ static const char *const fs_allowed[] = {
 	"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "tmpfs",
 };
 
-/* Whether s starts with a PCI address: dddd:bb:dd.f */
-static bool is_bdf(const char *s, size_t n)
-{
-	static const char pat[] = "xxxx:xx:xx.x";
-
-	if (n != sizeof(pat) - 1)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (pat[i] == 'x' ? !s[i] || !strchr("0123456789abcdef", s[i]) : s[i] != pat[i])
-			return false;
-	return true;
-}
-
 /* The PCI function the block device dev hangs under (the last PCI address
  * on its sysfs path: a partition's disk's controller), "" when none. */
 static void storage_of(const struct broker *b, dev_t dev, char *out, size_t len)
 {
-	char link[600], *path;
-	const char *c, *best = NULL;
+	char link[600], *path, *save = NULL;
+	const char *best = NULL;
+	uint32_t dom;
+	uint8_t bus, slot, fn;
 
 	out[0] = '\0';
 	snprintf(link, sizeof(link), "%s/sys/dev/block/%u:%u", b->conf.sysfs_root, major(dev),
@@ -55,15 +44,11 @@ static void storage_of(const struct broker *b, dev_t dev, char *out, size_t len)
 	path = realpath(link, NULL);
 	if (!path)
 		return;
-	for (c = path; (c = strchr(c, '/')); c++) {
-		const char *end = strchr(c + 1, '/');
-		size_t n = end ? (size_t)(end - c - 1) : strlen(c + 1);
-
-		if (is_bdf(c + 1, n))
-			best = c + 1;
-	}
+	for (char *name = strtok_r(path, "/", &save); name; name = strtok_r(NULL, "/", &save))
+		if (topo_parse_bdf(name, false, &dom, &bus, &slot, &fn))
+			best = name;
 	if (best)
-		snprintf(out, len, "%.12s", best);
+		topo_bdf_canonical(best, out, len);
 	free(path);
 }
 

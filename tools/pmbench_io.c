@@ -20,7 +20,7 @@
 #include "json_out.h"
 #include "pagemap.h"
 #include "pmbench.h"
-#include "proto.h"
+#include "pmbench_migrate.h"
 
 static const char usage_text[] =
 	"Usage: pmbench io --pagemap DEVICE[/REGION] --file PATH [--size BYTES] [--offset BYTES]\n"
@@ -167,14 +167,6 @@ static int verify(struct iobench *x, uint64_t want, char *why, size_t wlen)
 	return bench_verify(x->buf, x->size, CHUNK, 1, want, why, wlen);
 }
 
-static int open_pagemap(struct pm_client *c, const char *spec, char *dev, size_t dlen)
-{
-	const char *slash = strchr(spec, '/');
-
-	snprintf(dev, dlen, "%.*s", slash ? (int)(slash - spec) : (int)strlen(spec), spec);
-	return pagemap_open(c, dev, slash ? slash + 1 : NULL, 0);
-}
-
 int pmbench_io(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -192,9 +184,9 @@ int pmbench_io(int argc, char **argv)
 	struct iobench *x = &bench;
 	const char *sock = NULL, *spec = NULL, *path = NULL;
 	json_object *root = NULL, *results;
-	struct pagemap_info info;
+	struct migbench_pool pool;
 	bool json = false;
-	char why[400] = "", dev[128];
+	char why[400] = "";
 	int ch, r, exit_code = 1;
 	uint64_t want;
 	char *end;
@@ -262,12 +254,13 @@ int pmbench_io(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	x->pm = open_pagemap(x->c, spec, dev, sizeof(dev));
-	if (x->pm < 0) {
+	r = migbench_pool_open(x->c, spec, &pool);
+	if (r < 0 || pool.fd == PM_FD_SYSTEM) {
 		fprintf(stderr, "pmbench io: --pagemap: cannot open '%s': %s\n", spec,
-			strerror(-x->pm));
+			r < 0 ? strerror(-r) : "system memory is no pagemap");
 		goto out;
 	}
+	x->pm = pool.fd;
 	r = pm_alloc(x->c, x->size, PM_ALLOC_CHUNK_SHIFT(21), (void **)&x->buf);
 	if (r < 0) {
 		fprintf(stderr, "pmbench io: pm_alloc of %zu bytes: %s\n", x->size, strerror(-r));
@@ -281,10 +274,10 @@ int pmbench_io(int argc, char **argv)
 	}
 	root = json_object_new_object();
 	results = json_object_new_array();
-	if (!root || !results || pagemap_query(x->pm, &info) < 0 ||
+	if (!root || !results ||
 	    json_out_add(root, "bench", json_object_new_string("io")) ||
 	    json_out_add(root, "pagemap", json_object_new_string(spec)) ||
-	    json_out_add(root, "kind", json_object_new_string(pm_kind_name(info.kind))) ||
+	    json_out_add(root, "kind", json_object_new_string(migbench_kind_name(pool.kind))) ||
 	    json_out_add(root, "file", json_object_new_string(path)) ||
 	    json_out_add(root, "size", json_object_new_uint64(x->size)) ||
 	    json_out_add(root, "samples", json_object_new_int(x->samples)) ||
