@@ -149,8 +149,11 @@ struct pool *pool_find(struct broker *b, const char *device, const char *region)
 const char *pool_canonical_device(const struct broker *b, const char *device);
 /* Bytes free: a node's MemFree for host pools, capacity - used otherwise. */
 uint64_t pool_free(const struct broker *b, const struct pool *p);
-/* p as PM_OP_POOLS describes it, path classes from cpu (-1: none). */
-void pool_describe(const struct broker *b, const struct pool *p, int cpu,
+/* The topology device of the NUMA node whose CPUs include cpu, or -1. */
+int pool_caller_node(const struct broker *b, int cpu);
+/* p as PM_OP_POOLS describes it, the path class from the topology device
+ * from (pool_caller_node; -1: none). */
+void pool_describe(const struct broker *b, const struct pool *p, int from,
 		   struct pm_pools_entry *out);
 /* Whether chunks placed in p live in the broker's mapping (not host pages). */
 static inline bool pool_is_device(const struct pool *p)

@@ -210,28 +210,34 @@ bool pool_device_present(const struct pool *p)
 	return p->ops != &pool_p2pmem_ops || p2pmem_present(p);
 }
 
-/* The path class from the NUMA node of cpu to p's device, as pmtopo's
- * matrix names it; the caller's own node is NODE. "" when unknown. */
-static void path_from_cpu(const struct broker *b, const struct pool *p, int cpu, char *out,
-			  size_t len)
+int pool_caller_node(const struct broker *b, int cpu)
 {
 	const struct topo_graph *g = b->topo;
-	struct topo_path *path;
 	char node[16];
-	int from = -1, to;
 
-	out[0] = '\0';
 	for (size_t i = 0; cpu >= 0 && cpu < CPUSET_WORDS * 64 && i < g->n_numa; i++) {
 		struct cpuset cs;
 
 		if (cpuset_parse_list(g->numa[i].cpulist, &cs) == 0 &&
 		    (cs.w[cpu / 64] >> (cpu % 64) & 1)) {
 			snprintf(node, sizeof(node), "node%d", g->numa[i].id);
-			from = topo_graph_lookup(g, node);
-			break;
+			return topo_graph_lookup(g, node);
 		}
 	}
-	to = topo_graph_lookup(g, p->device);
+	return -1;
+}
+
+/* The path class from the topology device from (the caller's node) to p's
+ * device, as pmtopo's matrix names it; the caller's own node is NODE. ""
+ * when unknown. */
+static void path_from(const struct broker *b, const struct pool *p, int from, char *out,
+		      size_t len)
+{
+	const struct topo_graph *g = b->topo;
+	struct topo_path *path;
+	int to = topo_graph_lookup(g, p->device);
+
+	out[0] = '\0';
 	if (from < 0 || to < 0)
 		return;
 	if (from == to) {
@@ -244,7 +250,7 @@ static void path_from_cpu(const struct broker *b, const struct pool *p, int cpu,
 	free(path);
 }
 
-void pool_describe(const struct broker *b, const struct pool *p, int cpu,
+void pool_describe(const struct broker *b, const struct pool *p, int from,
 		   struct pm_pools_entry *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -259,5 +265,5 @@ void pool_describe(const struct broker *b, const struct pool *p, int cpu,
 	else
 		out->state = p->pm ? PM_POOLS_LIVE : PM_POOLS_AVAILABLE;
 	out->pagemap_id = p->pm ? p->pm->id : 0;
-	path_from_cpu(b, p, cpu, out->path, sizeof(out->path));
+	path_from(b, p, from, out->path, sizeof(out->path));
 }

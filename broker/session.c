@@ -245,10 +245,12 @@ static int op_pools(struct broker *b, struct session *s, const struct pm_msg *m)
 	struct pm_list_reply *rep = (void *)buf;
 	unsigned max = (sizeof(buf) - sizeof(*rep)) / sizeof(struct pm_pools_entry), n = 0;
 	struct pm_pools_entry *out = (struct pm_pools_entry *)(rep + 1);
+	int from;
 
 	if (m->hdr.length != sizeof(*q) || q->reserved)
 		return reply_status(s, m, -EINVAL);
 	registry_check_returned(b);
+	from = pool_caller_node(b, q->cpu);
 	memset(rep, 0, sizeof(*rep));
 	for (const struct pool *p = b->pools; p; p = p->next) {
 		/* What the caller may not open it does not see either. */
@@ -258,7 +260,7 @@ static int op_pools(struct broker *b, struct session *s, const struct pm_msg *m)
 			rep->flags |= PM_LIST_TRUNCATED;
 			break;
 		}
-		pool_describe(b, p, q->cpu, &out[n++]);
+		pool_describe(b, p, from, &out[n++]);
 	}
 	rep->count = n;
 	rep->r.status = (int32_t)n;

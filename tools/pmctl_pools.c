@@ -46,24 +46,14 @@ static json_object *pool_json(const struct pm_pool_info *p)
 
 int pmctl_pools(struct pm_client *c, bool json)
 {
-	struct pm_pool_info *pools = NULL;
-	int n = pm_list_pools(c, NULL, 0), got;
+	/* One reply of the broker holds at most this many: one call. */
+	const size_t max = (PM_MAX_PAYLOAD - sizeof(struct pm_list_reply)) /
+			   sizeof(struct pm_pools_entry);
+	struct pm_pool_info *pools = calloc(max, sizeof(*pools));
+	int n = pools ? pm_list_pools(c, pools, max) : -ENOMEM;
 
-	/* Asked twice: the count first, then room for all of them. */
-	while (n > 0) {
-		free(pools);
-		pools = calloc((size_t)n, sizeof(*pools));
-		if (!pools) {
-			n = -ENOMEM;
-			break;
-		}
-		got = pm_list_pools(c, pools, (size_t)n);
-		if (got <= n) {
-			n = got;
-			break;
-		}
-		n = got;
-	}
+	if (n > (int)max)
+		n = (int)max;
 	if (n < 0) {
 		fprintf(stderr, "pmctl: pools: %s\n", strerror(-n));
 		free(pools);
