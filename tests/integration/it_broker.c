@@ -946,3 +946,25 @@ struct pm_engine_info it_engine(struct pm_client *c, const char *name)
 	memset(&e, 0, sizeof(e));
 	return e;
 }
+
+void it_fixture_up(struct it_fixture *f, const struct it_broker *b, const char *dev, size_t size,
+		   unsigned shift, uint64_t seed)
+{
+	void *a;
+
+	f->c = it_connect(b);
+	CU_ASSERT_FATAL(f->c != NULL);
+	f->pm = pagemap_open(f->c, dev, NULL, 0);
+	CU_ASSERT_FATAL(f->pm >= 0);
+	CU_ASSERT_EQUAL_FATAL(pm_alloc(f->c, size, shift ? PM_ALLOC_CHUNK_SHIFT(shift) : 0, &a),
+			      0);
+	f->p = a;
+	it_pattern_fill(f->p, 0, size, seed);
+}
+
+void it_fixture_down(struct it_fixture *f)
+{
+	CU_ASSERT_EQUAL(pm_free(f->c, f->p), 0);
+	close(f->pm);
+	pm_disconnect(f->c);
+}

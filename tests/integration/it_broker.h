@@ -71,6 +71,19 @@ int it_copy_tree(const char *from, const char *to);
 /* A libpagemap client of b, or NULL. */
 struct pm_client *it_connect(const struct it_broker *b);
 
+/* A connection to b, the pagemap of device dev, and size bytes of managed
+ * memory in chunks of 1 << shift (0: the default) filled with seed's
+ * pattern, still in system memory. Asserts each step. */
+struct it_fixture {
+	struct pm_client *c;
+	int pm;
+	uint8_t *p;
+};
+void it_fixture_up(struct it_fixture *f, const struct it_broker *b, const char *dev, size_t size,
+		   unsigned shift, uint64_t seed);
+/* Frees the memory, closes the pagemap and the connection. */
+void it_fixture_down(struct it_fixture *f);
+
 /* The counters of the copy engine named name (PM_OP_ENGINES); asserts it
  * is listed. */
 struct pm_engine_info it_engine(struct pm_client *c, const char *name);

@@ -89,39 +89,6 @@ static bool direct_io_works(const char *path)
 	return fd >= 0;
 }
 
-/* A connection, the emulated pool's pagemap, and size bytes of managed
- * memory in chunks of 1 << shift (0: the default) filled with seed's
- * pattern, still in system memory. */
-struct fixture {
-	struct pm_client *c;
-	int pm;
-	uint8_t *p;
-};
-
-static bool fixture_up(struct fixture *f, size_t size, unsigned shift, uint64_t seed)
-{
-	void *a;
-
-	if (!up())
-		return false;
-	f->c = it_connect(&br);
-	CU_ASSERT_FATAL(f->c != NULL);
-	f->pm = pagemap_open(f->c, POOL, NULL, 0);
-	CU_ASSERT_FATAL(f->pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(f->c, size, shift ? PM_ALLOC_CHUNK_SHIFT(shift) : 0, &a),
-			      0);
-	f->p = a;
-	it_pattern_fill(f->p, 0, size, seed);
-	return true;
-}
-
-static void fixture_down(struct fixture *f)
-{
-	CU_ASSERT_EQUAL(pm_free(f->c, f->p), 0);
-	close(f->pm);
-	pm_disconnect(f->c);
-}
-
 /*
  * 4 MiB loaded into memory half in host memory, half in an emulated pool:
  * the chunks stay where they are, every byte comes back as the file holds
@@ -133,13 +100,14 @@ static void test_load_store_where_it_lives(void)
 	const size_t size = 4 * MiB;
 	struct pm_engine_info e0, e1;
 	struct pm_io_result res;
-	struct fixture f;
+	struct it_fixture f;
 	struct pm_client *c;
 	int pm, in, out;
 	uint8_t *p;
 
-	if (!fixture_up(&f, size, 16, 1))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, POOL, size, 16, 1);
 	c = f.c;
 	pm = f.pm;
 	p = f.p;
@@ -180,7 +148,7 @@ static void test_load_store_where_it_lives(void)
 
 	close(in);
 	close(out);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /*
@@ -192,13 +160,14 @@ static void test_partial_and_eof(void)
 {
 	const size_t size = 256 * KiB;
 	struct pm_io_result res;
-	struct fixture f;
+	struct it_fixture f;
 	struct pm_client *c;
 	int pm, in;
 	uint8_t *p;
 
-	if (!fixture_up(&f, size, 16, 3))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, POOL, size, 16, 3);
 	c = f.c;
 	pm = f.pm;
 	p = f.p;
@@ -226,7 +195,7 @@ static void test_partial_and_eof(void)
 			break;
 		}
 	close(in);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /*
@@ -238,13 +207,14 @@ static void test_bounce_and_replica(void)
 {
 	const size_t size = 1 * MiB;
 	struct pm_io_result res;
-	struct fixture f;
+	struct it_fixture f;
 	struct pm_client *c;
 	int pm, in;
 	uint8_t *p;
 
-	if (!fixture_up(&f, size, 0, 5))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, POOL, size, 0, 5);
 	c = f.c;
 	pm = f.pm;
 	p = f.p;
@@ -268,7 +238,7 @@ static void test_bounce_and_replica(void)
 		CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 7), SIZE_MAX);
 	}
 	close(in);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /*
@@ -280,13 +250,14 @@ static void test_ordered_with_migration(void)
 {
 	const size_t size = 8 * MiB;
 	struct pm_migrate_result mres;
-	struct fixture f;
+	struct it_fixture f;
 	struct pm_client *c;
 	int pm, in, done;
 	uint8_t *p;
 
-	if (!fixture_up(&f, size, 16, 8))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, POOL, size, 16, 8);
 	c = f.c;
 	pm = f.pm;
 	p = f.p;
@@ -301,7 +272,7 @@ static void test_ordered_with_migration(void)
 	CU_ASSERT_EQUAL(it_chunks_in(c, p, size, it_pagemap_id(pm)), (int)(size / (64 * KiB)));
 	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 9), SIZE_MAX);
 	close(in);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 static int raw_file_io(int s, const struct pm_file_io *q, int fd)

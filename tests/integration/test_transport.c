@@ -37,40 +37,6 @@ static bool up(void)
 	return br.pid != 0;
 }
 
-/* A connection, the pagemap of device dev, and size bytes of managed
- * memory in chunks of 1 << shift (0: the default) filled with seed's
- * pattern. */
-struct fixture {
-	struct pm_client *c;
-	int pm;
-	uint8_t *p;
-};
-
-static bool fixture_up(struct fixture *f, const char *dev, size_t size, unsigned shift,
-		       uint64_t seed)
-{
-	void *a;
-
-	if (!up())
-		return false;
-	f->c = it_connect(&br);
-	CU_ASSERT_FATAL(f->c != NULL);
-	f->pm = pagemap_open(f->c, dev, NULL, 0);
-	CU_ASSERT_FATAL(f->pm >= 0);
-	CU_ASSERT_EQUAL_FATAL(pm_alloc(f->c, size, shift ? PM_ALLOC_CHUNK_SHIFT(shift) : 0, &a),
-			      0);
-	f->p = a;
-	it_pattern_fill(f->p, 0, size, seed);
-	return true;
-}
-
-static void fixture_down(struct fixture *f)
-{
-	CU_ASSERT_EQUAL(pm_free(f->c, f->p), 0);
-	close(f->pm);
-	pm_disconnect(f->c);
-}
-
 static uint8_t touch(const void *p)
 {
 	return *(const volatile uint8_t *)p;
@@ -106,10 +72,11 @@ static void test_cpu_counts_and_batches(void)
 {
 	const size_t ck = 64 * KiB, size = 4 * MiB;
 	struct pm_engine_info e0, e1, e2;
-	struct fixture f;
+	struct it_fixture f;
 
-	if (!fixture_up(&f, NEAR_A, size, 16, 11))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, NEAR_A, size, 16, 11);
 	e0 = it_engine(f.c, "cpu");
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
 	e1 = it_engine(f.c, "cpu");
@@ -127,7 +94,7 @@ static void test_cpu_counts_and_batches(void)
 	CU_ASSERT_EQUAL(e2.bytes - e1.bytes, size);
 	CU_ASSERT(e2.copies - e1.copies <= size / ck / 8);
 	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 11), SIZE_MAX);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /* Between pools with no peer path the bytes go through host memory:
@@ -179,10 +146,11 @@ static void test_fault_ahead(void)
 	struct pm_stats_reply s0, s1, s2;
 	struct pm_engine_info e1, e2;
 	uint64_t ids[128], pid;
-	struct fixture f;
+	struct it_fixture f;
 
-	if (!fixture_up(&f, NEAR_A, size, 16, 13))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, NEAR_A, size, 16, 13);
 	pid = it_id(f.pm);
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
 
@@ -206,7 +174,7 @@ static void test_fault_ahead(void)
 	cu_check_at(e2.copies - e1.copies <= n / 8, __FILE__, __LINE__,
 		    "%llu copies brought %zu chunks home",
 		    (unsigned long long)(e2.copies - e1.copies), n - 1);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /* Whether every page of [p, p + len) is mapped in this process (/proc/self/pagemap). */
@@ -239,16 +207,17 @@ static bool all_mapped(const void *p, size_t len)
 static void test_copies_home_mapped(void)
 {
 	const size_t size = 8 * MiB;
-	struct fixture f;
+	struct it_fixture f;
 
-	if (!fixture_up(&f, NEAR_A, size, 0, 14))
+	if (!up())
 		return;
+	it_fixture_up(&f, &br, NEAR_A, size, 0, 14);
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, f.pm, 0), 0);
 	CU_ASSERT_FALSE(all_mapped(f.p, 4096)); /* punched: nothing mapped */
 	CU_ASSERT_EQUAL_FATAL(pm_migrate(f.c, f.p, size, PM_FD_SYSTEM, 0), 0);
 	CU_ASSERT_TRUE(all_mapped(f.p, size));
 	CU_ASSERT_EQUAL(it_pattern_check(f.p, 0, size, 14), SIZE_MAX);
-	fixture_down(&f);
+	it_fixture_down(&f);
 }
 
 /* PM_OP_UFFD at the wire, with fd attached when >= 0: the reply's status. */
