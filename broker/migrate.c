@@ -850,6 +850,29 @@ static void job_queue(struct broker *b, struct mig_job *j)
 	engine_kick(b);
 }
 
+/* A job of nranges ranges for request m of session s, charged to its uid
+ * (max_jobs_per_uid) until job_finish; NULL with *err when refused. */
+static struct mig_job *job_new(struct broker *b, struct session *s, const struct pm_msg *m,
+			       unsigned nranges, int *err)
+{
+	struct mig_job *j;
+
+	*err = uid_charge(b, s->cred.uid, UID_JOBS, 1);
+	if (*err < 0)
+		return NULL;
+	j = calloc(1, sizeof(*j) + nranges * sizeof(j->r[0]));
+	if (!j) {
+		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	j->uid = s->cred.uid;
+	j->s = s;
+	j->request_id = m->hdr.request_id;
+	j->done_fd = -1;
+	return j;
+}
+
 int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 {
 	const struct pm_migrate_req *rq = (const void *)m->payload;
@@ -863,19 +886,10 @@ int engine_migrate(struct broker *b, struct session *s, struct pm_msg *m)
 	/* A fault brings one range home; it is no place for the rest. */
 	if ((rq->flags & PM_MIG_FAULT) && (rq->nranges != 1 || (rq->flags & ~PM_MIG_FAULT)))
 		return -EINVAL;
-	r = uid_charge(b, s->cred.uid, UID_JOBS, 1);
-	if (r < 0)
+	j = job_new(b, s, m, rq->nranges, &r);
+	if (!j)
 		return r;
-	j = calloc(1, sizeof(*j) + rq->nranges * sizeof(j->r[0]));
-	if (!j) {
-		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
-		return -ENOMEM;
-	}
-	j->uid = s->cred.uid;
-	j->s = s;
-	j->request_id = m->hdr.request_id;
 	j->flags = rq->flags;
-	j->done_fd = -1;
 	for (unsigned i = 0; i < rq->nranges; i++) {
 		r = parse_range(b, s, &en[i], m, &j->r[i]);
 		/* A chunk twice in one request would be decided twice (and
@@ -946,28 +960,21 @@ int engine_file_io(struct broker *b, struct session *s, struct pm_msg *m)
 	r = file_io_check(b, m->fds[0], q.flags & PM_IO_STORE, &f);
 	if (r < 0)
 		return r;
-	r = uid_charge(b, s->cred.uid, UID_JOBS, 1);
-	if (r < 0)
+	j = job_new(b, s, m, 1, &r);
+	if (!j)
 		return r;
 	/* The fd it holds counts with the uid's other fds. */
-	r = uid_charge(b, s->cred.uid, UID_HANDLES, 1);
-	if (r < 0) {
-		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
+	r = uid_charge(b, j->uid, UID_HANDLES, 1);
+	j->io = r < 0 ? NULL : calloc(1, sizeof(*j->io));
+	if (!j->io) {
+		if (r == 0) {
+			uid_uncharge(b, j->uid, UID_HANDLES, 1);
+			r = -ENOMEM;
+		}
+		uid_uncharge(b, j->uid, UID_JOBS, 1);
+		free(j);
 		return r;
 	}
-	j = calloc(1, sizeof(*j) + sizeof(j->r[0]));
-	if (j)
-		j->io = calloc(1, sizeof(*j->io));
-	if (!j || !j->io) {
-		free(j);
-		uid_uncharge(b, s->cred.uid, UID_HANDLES, 1);
-		uid_uncharge(b, s->cred.uid, UID_JOBS, 1);
-		return -ENOMEM;
-	}
-	j->uid = s->cred.uid;
-	j->s = s;
-	j->request_id = m->hdr.request_id;
-	j->done_fd = -1;
 	j->io->f = f;
 	j->io->f.fd = pm_msg_take_fd(m, 0);
 	j->io->start = q.start;
