@@ -431,6 +431,20 @@ static void test_p2pmem_pool(void)
 	CU_ASSERT_EQUAL(it_pattern_check(p, 0, size, 11), SIZE_MAX);
 	close(in);
 
+	/* The driver unbinds: its p2pmem goes (allocate with it) while the
+	 * function stays. The pagemap is revoked; published again, the pool
+	 * is served again. */
+	snprintf(path, sizeof(path), "%s/allocate", dir);
+	CU_ASSERT_EQUAL(rename(path, it_path(&pb, "allocate.away")), 0);
+	CU_ASSERT_TRUE(it_readable(pm, 10000));
+	CU_ASSERT_EQUAL(it_pool_state(c, nvme, "p2pmem"), PM_POOL_GONE);
+	CU_ASSERT_EQUAL(it_open_err(c, nvme, "p2pmem", 0), -ENODEV);
+	CU_ASSERT_EQUAL(rename(it_path(&pb, "allocate.away"), path), 0);
+	CU_ASSERT_EQUAL(it_pool_state(c, nvme, "p2pmem"), PM_POOL_AVAILABLE);
+	close(pm);
+	pm = pagemap_open(c, nvme, "p2pmem", 0);
+	CU_ASSERT_FATAL(pm >= 0);
+
 	/* Hot-removal: the pool's pagemap is revoked. */
 	CU_ASSERT_EQUAL(pm_migrate(c, p, size, pm, 0), 0);
 	snprintf(path, sizeof(path), "%s/%s", it_path(&pb, "sysfs/sys/bus/pci/devices"), nvme);
