@@ -33,11 +33,13 @@ struct regcache_ent {
 	unsigned refs;
 	bool ready;  /* registered (else the getter is registering it) */
 	bool linked; /* in its bucket: lookups may find it */
+	bool testing; /* its user's valid() runs: lookups wait for the verdict */
 	bool idle;   /* in the LRU list */
 };
 
 struct regcache {
 	pthread_mutex_t lock;
+	pthread_cond_t tested; /* an entry's valid() test ended */
 	const struct regcache_ops *ops;
 	void *ctx;
 	uint64_t cap, pinned, peak;
@@ -168,6 +170,7 @@ struct regcache *regcache_new(const struct regcache_ops *ops, void *ctx, uint64_
 	if (!rc)
 		return NULL;
 	pthread_mutex_init(&rc->lock, NULL);
+	pthread_cond_init(&rc->tested, NULL);
 	rc->ops = ops;
 	rc->ctx = ctx;
 	rc->cap = cap;
@@ -216,6 +219,7 @@ void regcache_destroy(struct regcache *rc)
 		return;
 	drop_matching(rc, match_all, NULL);
 	assert(!rc->nlive && !rc->nidle); /* nothing in use */
+	pthread_cond_destroy(&rc->tested);
 	pthread_mutex_destroy(&rc->lock);
 	free(rc);
 }
@@ -257,6 +261,13 @@ int regcache_get(struct regcache *rc, void *dom, int fd, off_t off, uint64_t len
 				break;
 		if (!e)
 			break;
+		/* Being tested (a sweep, another get): its verdict decides
+		 * whether it is reused or made anew, so wait for it rather
+		 * than register the range a second time. */
+		if (e->testing) {
+			pthread_cond_wait(&rc->tested, &rc->lock);
+			continue;
+		}
 		was_idle = e->idle;
 		if (was_idle)
 			lru_remove(rc, e);
@@ -264,11 +275,12 @@ int regcache_get(struct regcache *rc, void *dom, int fd, off_t off, uint64_t len
 		/* A registration kept while idle may have gone stale meanwhile
 		 * (its pages punched out of the file): the user's test says. */
 		if (was_idle && rc->ops->valid) {
-			e->ready = false; /* other lookups pass it over meanwhile */
+			e->testing = true; /* other lookups wait meanwhile */
 			pthread_mutex_unlock(&rc->lock);
 			ok = rc->ops->valid(rc->ctx, dom, e->handle, (uint64_t)(off - e->off), len);
 			pthread_mutex_lock(&rc->lock);
-			e->ready = true;
+			e->testing = false;
+			pthread_cond_broadcast(&rc->tested);
 		}
 		if (ok) {
 			rc->hits++;
@@ -351,13 +363,13 @@ void regcache_sweep(struct regcache *rc, unsigned max)
 	if (!rc->ops->valid)
 		return;
 	pthread_mutex_lock(&rc->lock);
-	/* Out of the list while tested, so that nothing evicts them meanwhile
-	 * and lookups pass them over; chained newest first, so that putting
-	 * each back at the oldest end keeps their order. */
+	/* Out of the list while tested, so that nothing evicts them meanwhile,
+	 * and lookups wait for the verdict; chained newest first, so that
+	 * putting each back at the oldest end keeps their order. */
 	for (unsigned n = 0; n < max && (e = oldest_idle(rc, false)); n++) {
 		lru_remove(rc, e);
 		e->refs++;
-		e->ready = false;
+		e->testing = true;
 		e->newer = took;
 		took = e;
 	}
@@ -368,7 +380,8 @@ void regcache_sweep(struct regcache *rc, unsigned max)
 		next = e->newer;
 		ok = rc->ops->valid(rc->ctx, e->dom, e->handle, e->last, page);
 		pthread_mutex_lock(&rc->lock);
-		e->ready = true;
+		e->testing = false;
+		pthread_cond_broadcast(&rc->tested);
 		e->refs--;
 		if (!ok && e->linked) {
 			unlink_ent(rc, e);
